@@ -1,0 +1,54 @@
+# The Makefile is the index of what a developer can do: `make help` lists it.
+# Everything downloaded or generated goes under .cache/ (ignored by git); every target installs what it needs.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export CGO_ENABLED := 1
+GO ?= go
+BIN := bin
+
+.PHONY: help
+help: ## List the targets.
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: demo
+demo: ## Run the pipeline on the local stack: log source -> reader -> Kafka -> ClickHouse, and show the rows.
+	dev/demo.sh
+
+.PHONY: test
+test: ## Run every test (Go unit + integration, DAG, CDK synth) against a local stack it starts and stops.
+	dev/test.sh
+
+.PHONY: build
+build: ## Build the reader, the log source and the Lambdas into bin/.
+	mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./tasks/... ./functions/...
+
+.PHONY: stack-up
+stack-up: ## Start (or reuse) the local stack: Kafka (KRaft, PLAINTEXT + SASL_SSL), Secrets Manager emulator, ClickHouse.
+	dev/stack.sh up
+
+.PHONY: stack-down
+stack-down: ## Stop the local stack and leave no process behind.
+	dev/stack.sh down
+
+.PHONY: stack-status
+stack-status: ## Show what of the local stack is running.
+	dev/stack.sh status
+
+.PHONY: unit
+unit: ## Go unit tests only (no stack needed).
+	$(GO) test -short ./...
+
+.PHONY: vet
+vet: ## go vet.
+	$(GO) vet ./...
+
+.PHONY: fmt
+fmt: ## gofmt the tree.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: clean
+clean: ## Remove build output (keeps the download cache).
+	rm -rf $(BIN) cdk.out

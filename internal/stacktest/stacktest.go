@@ -1,0 +1,109 @@
+// Package stacktest gives integration tests the addresses and credentials of the local stack that
+// dev/stack.sh starts. It never skips: a test that needs the stack and cannot find it fails with the
+// command that starts it, so a missing stack is loud rather than a silent pass.
+package stacktest
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Stack holds what dev/stack.sh wrote to its env file.
+type Stack struct {
+	vars map[string]string
+}
+
+var (
+	once    sync.Once
+	loaded  *Stack
+	loadErr error
+)
+
+// Load reads the stack's env file (STACK_ENV, or .cache/stack/stack.env at the repository root) once per
+// test binary. It fails the test when the file is missing.
+func Load(tb testing.TB) *Stack {
+	tb.Helper()
+	once.Do(func() { loaded, loadErr = load() })
+	if loadErr != nil {
+		tb.Fatalf("local stack not available (start it with `make stack-up`): %v", loadErr)
+	}
+	return loaded
+}
+
+// Get returns the value of key, failing the test when the stack did not define it.
+func (s *Stack) Get(tb testing.TB, key string) string {
+	tb.Helper()
+	v, ok := s.vars[key]
+	if !ok || v == "" {
+		tb.Fatalf("local stack env has no %s (is the stack up to date? run `make stack-up`)", key)
+	}
+	return v
+}
+
+// Lookup returns the value of key and whether it is set.
+func (s *Stack) Lookup(key string) (string, bool) {
+	v, ok := s.vars[key]
+	return v, ok
+}
+
+// RepoRoot returns the repository root (the directory holding go.mod).
+func RepoRoot(tb testing.TB) string {
+	tb.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		tb.Fatalf("finding repository root: %v", err)
+	}
+	return root
+}
+
+func load() (*Stack, error) {
+	path := os.Getenv("STACK_ENV")
+	if path == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return nil, err
+		}
+		path = filepath.Join(root, ".cache", "stack", "stack.env")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	vars := make(map[string]string)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		line = strings.TrimPrefix(line, "export ")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		vars[k] = strings.Trim(v, `'"`)
+	}
+	return &Stack{vars: vars}, sc.Err()
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", os.ErrNotExist
+		}
+		dir = parent
+	}
+}
