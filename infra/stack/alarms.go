@@ -1,0 +1,58 @@
+package stack
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	cw "github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// The health Lambda's CloudWatch metrics (internal/health writes them as Embedded Metric Format lines).
+const (
+	MetricsNamespace         = "LogPipeline"
+	MetricHealthOK           = "HealthOK"
+	MetricDeadLetterMessages = "DeadLetterMessages"
+	ServiceDimension         = "log-pipeline"
+)
+
+func healthMetric(name, statistic string) cw.Metric {
+	return cw.NewMetric(&cw.MetricProps{
+		Namespace:     jsii.String(MetricsNamespace),
+		MetricName:    jsii.String(name),
+		DimensionsMap: &map[string]*string{"Service": jsii.String(ServiceDimension)},
+		Statistic:     jsii.String(statistic),
+		Period:        awscdk.Duration_Minutes(jsii.Number(5)),
+	})
+}
+
+// newAlarms watches the health verdict and the dead-letter topic. Both read the health Lambda's metrics:
+// it sees the dead-letter topic whichever way the reader runs (service or scheduled), where a log filter
+// on the reader's summary line would only see bounded runs, which print it when they exit.
+func newAlarms(s awscdk.Stack, p *Pipeline) {
+	cw.NewAlarm(s, jsii.String("HealthFailing"), &cw.AlarmProps{
+		AlarmDescription:   jsii.String("A pipeline health check failed in 2 of the last 3 runs, or the checks stopped reporting"),
+		Metric:             healthMetric(MetricHealthOK, "Minimum"),
+		Threshold:          jsii.Number(1),
+		ComparisonOperator: cw.ComparisonOperator_LESS_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(3),
+		DatapointsToAlarm:  jsii.Number(2),
+		// No data means the health Lambda did not run or crashed: that is a failing check too.
+		TreatMissingData: cw.TreatMissingData_BREACHING,
+	})
+
+	growth := cw.NewMathExpression(&cw.MathExpressionProps{
+		Expression: jsii.String("DIFF(dlq)"),
+		UsingMetrics: &map[string]cw.IMetric{
+			"dlq": healthMetric(MetricDeadLetterMessages, "Maximum"),
+		},
+		Label:  jsii.String("Dead letters added in 5 minutes"),
+		Period: awscdk.Duration_Minutes(jsii.Number(5)),
+	})
+	cw.NewAlarm(s, jsii.String("DeadLettersGrowing"), &cw.AlarmProps{
+		AlarmDescription:   jsii.String("Lines were dead-lettered since the previous health check"),
+		Metric:             growth,
+		Threshold:          jsii.Number(0),
+		ComparisonOperator: cw.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(1),
+		TreatMissingData:   cw.TreatMissingData_NOT_BREACHING,
+	})
+}

@@ -1,0 +1,71 @@
+package stack
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// newLambdas defines the health and bootstrap functions: Go binaries for provided.al2023 on arm64, built by
+// dev/cdk.sh into LambdaDir/<name>/bootstrap. Both run in the private subnets, reaching Kafka, ClickHouse
+// and Secrets Manager through the NAT gateway, and the reader's health endpoint directly.
+func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.PolicyStatement) {
+	sg := awsec2.NewSecurityGroup(s, jsii.String("FunctionsSecurityGroup"), &awsec2.SecurityGroupProps{
+		Vpc:              p.Vpc,
+		Description:      jsii.String("Lambdas: outbound to Kafka, ClickHouse, Secrets Manager and the reader"),
+		AllowAllOutbound: jsii.Bool(true),
+	})
+	if props.ReaderHealthURL != "" {
+		p.TaskSecurityGrp.AddIngressRule(sg, awsec2.Port_Tcp(jsii.Number(MetricsPort)),
+			jsii.String("health Lambda reads /healthz"), nil)
+	}
+
+	healthEnv := map[string]*string{
+		"HEALTH_SECRET_NAME": jsii.String(props.SecretName),
+		"HEALTH_TOPIC":       jsii.String(props.Topic),
+		"HEALTH_DLQ_TOPIC":   jsii.String(props.DLQTopic),
+		"HEALTH_TIMEOUT":     jsii.String("10s"),
+	}
+	if props.ReaderHealthURL != "" {
+		healthEnv["HEALTH_READER_URL"] = jsii.String(props.ReaderHealthURL)
+	}
+	p.Health = goFunction(s, "Health", props, p.Vpc, sg, &awslambda.FunctionProps{
+		Description: jsii.String("Checks the Kafka credentials, brokers, topics and reader; emits metrics"),
+		Code:        lambdaAsset(props, "health"),
+		Environment: &healthEnv,
+		// Every check has a 10s limit; five of them fit with room to spare.
+		Timeout: awscdk.Duration_Seconds(jsii.Number(90)),
+	})
+	p.Health.AddToRolePolicy(readSecret)
+
+	bootstrapEnv := map[string]*string{
+		"SECRET_NAME": jsii.String(props.SecretName),
+		"KAFKA_TOPIC": jsii.String(props.Topic),
+	}
+	if props.ClickHouseURL != "" {
+		bootstrapEnv["CLICKHOUSE_URL"] = jsii.String(props.ClickHouseURL)
+	}
+	p.Bootstrap = goFunction(s, "Bootstrap", props, p.Vpc, sg, &awslambda.FunctionProps{
+		Description: jsii.String("Applies the ClickHouse DDL idempotently; invoke it from the console"),
+		Code:        lambdaAsset(props, "bootstrap"),
+		Environment: &bootstrapEnv,
+		Timeout:     awscdk.Duration_Minutes(jsii.Number(2)),
+	})
+	p.Bootstrap.AddToRolePolicy(readSecret)
+}
+
+// goFunction fills in what both functions share: runtime, architecture, network and a log group with
+// retention.
+func goFunction(s awscdk.Stack, id string, props Props, vpc awsec2.IVpc, sg awsec2.ISecurityGroup, fp *awslambda.FunctionProps) awslambda.Function {
+	fp.Runtime = awslambda.Runtime_PROVIDED_AL2023()
+	fp.Architecture = awslambda.Architecture_ARM_64()
+	fp.Handler = jsii.String("bootstrap")
+	fp.MemorySize = jsii.Number(256)
+	fp.Vpc = vpc
+	fp.VpcSubnets = privateSubnets()
+	fp.SecurityGroups = &[]awsec2.ISecurityGroup{sg}
+	fp.LogGroup = logGroup(s, id+"Logs", props)
+	return awslambda.NewFunction(s, jsii.String(id), fp)
+}

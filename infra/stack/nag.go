@@ -1,0 +1,109 @@
+package stack
+
+import (
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+)
+
+// CheckWithNag runs cdk-nag's AwsSolutions pack over every stack of app. Findings become error and warning
+// annotations: an unsuppressed error fails `cdk synth` and the stack tests.
+func CheckWithNag(app awscdk.App) {
+	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+}
+
+// Suppression is one accepted cdk-nag finding on one construct, and why it is accepted.
+type Suppression struct {
+	// Path is the construct's path under the stack, e.g. "ReaderTask/ExecutionRole".
+	Path string
+	// ID is the rule, e.g. "AwsSolutions-IAM5".
+	ID string
+	// AppliesTo narrows a granular rule to these findings (exact, as cdk-nag prints them).
+	AppliesTo []string
+	Reason    string
+}
+
+const (
+	lambdaBasicPolicy = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+	lambdaVPCPolicy   = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+)
+
+// Suppressions lists every cdk-nag finding the stack accepts, given its props. Each names the construct,
+// the rule and, for granular rules, the exact finding, so a new finding of the same rule still fails.
+func (p *Pipeline) Suppressions(props Props) []Suppression {
+	props = props.WithDefaults()
+	out := []Suppression{
+		{
+			Path: "ReaderTask", ID: "AwsSolutions-ECS2",
+			Reason: "The environment holds configuration only (source address, topics, secret name, region); " +
+				"the Kafka credentials are read from Secrets Manager by the reader at run time, never injected.",
+		},
+		{
+			Path: "ReaderTask/ExecutionRole", ID: "AwsSolutions-IAM5", AppliesTo: []string{"Resource::*"},
+			Reason: "CDK's execution-role policy: ecr:GetAuthorizationToken supports no resource-level " +
+				"permissions; image pulls and log writes are scoped to the image repository and the log group.",
+		},
+	}
+	for _, fn := range []string{"Health", "Bootstrap"} {
+		out = append(out, Suppression{
+			Path: fn + "/ServiceRole", ID: "AwsSolutions-IAM4", AppliesTo: []string{lambdaBasicPolicy, lambdaVPCPolicy},
+			Reason: "AWS-maintained minimal policies for a Lambda in a VPC: writing its own logs and managing " +
+				"its network interfaces (ec2:CreateNetworkInterface has no resource-level scoping).",
+		})
+	}
+	if props.ScheduledReader {
+		out = append(out, Suppression{
+			Path: "ReaderTask/EventsRole", ID: "AwsSolutions-IAM5",
+			AppliesTo: []string{"Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:*:task/<" + p.clusterLogicalID() + ">/*"},
+			Reason: "CDK's EventBridge role for the scheduled run tags the tasks it starts: task ids are not " +
+				"known in advance, and the pattern is limited to this stack's cluster.",
+		})
+	}
+	if props.LoadBalancer {
+		out = append(out, Suppression{
+			Path: "ReaderLoadBalancer", ID: "AwsSolutions-ELB2",
+			Reason: "Network Load Balancer access logs only record TLS listeners; this one passes TCP through, " +
+				"and the reader logs each connection itself.",
+		})
+	}
+	if props.SourceMode == SourceListen && props.VpcID == "" && props.AllowedSourceCIDR == "" {
+		out = append(out, Suppression{
+			Path: "ReaderSecurityGroup", ID: "CdkNagValidationFailure", AppliesTo: []string{"AwsSolutions-EC23"},
+			Reason: "The listen port is open to the new VPC's own CIDR, a token cdk-nag cannot resolve at synth " +
+				"time; no rule of this stack opens it to 0.0.0.0/0.",
+		})
+	}
+	if props.SourceMode == SourceListen && props.AllowedSourceCIDR == "0.0.0.0/0" {
+		out = append(out, Suppression{
+			Path: "ReaderSecurityGroup", ID: "AwsSolutions-EC23",
+			Reason: "allowedSourceCidr=0.0.0.0/0 was set explicitly: log sources connect from anywhere to the " +
+				"listen port, and only to it.",
+		})
+	}
+	return out
+}
+
+func (p *Pipeline) clusterLogicalID() string {
+	return *p.Stack.GetLogicalId(p.Cluster.Node().DefaultChild().(awscdk.CfnElement))
+}
+
+func addNagSuppressions(s awscdk.Stack, p *Pipeline, props Props) {
+	for _, sup := range p.Suppressions(props) {
+		ns := &cdknag.NagPackSuppression{Id: jsii.String(sup.ID), Reason: jsii.String(sup.Reason)}
+		if len(sup.AppliesTo) > 0 {
+			applies := make([]any, len(sup.AppliesTo))
+			for i, a := range sup.AppliesTo {
+				applies[i] = a
+			}
+			ns.AppliesTo = &applies
+		}
+		var target constructs.IConstruct = s
+		for _, seg := range strings.Split(sup.Path, "/") {
+			target = target.Node().FindChild(jsii.String(seg))
+		}
+		cdknag.NagSuppressions_AddResourceSuppressions(target, &[]*cdknag.NagPackSuppression{ns}, jsii.Bool(true))
+	}
+}

@@ -1,0 +1,32 @@
+package stack
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// newOutputs publishes what the MWAA DAG needs to launch the task definition (EcsRunTaskOperator) and what
+// a user needs to find things.
+func newOutputs(s awscdk.Stack, p *Pipeline) {
+	out := func(id, desc string, value *string) {
+		awscdk.NewCfnOutput(s, jsii.String(id), &awscdk.CfnOutputProps{Value: value, Description: jsii.String(desc)})
+	}
+	out("ClusterName", "ECS cluster of the reader", p.Cluster.ClusterName())
+	out("ClusterArn", "ECS cluster ARN", p.Cluster.ClusterArn())
+	out("TaskDefinitionArn", "Reader task definition (run it in bounded mode with READER_DURATION)", p.TaskDefinition.TaskDefinitionArn())
+	out("TaskRoleArn", "Reader task role (whoever runs the task needs iam:PassRole on it)", p.TaskDefinition.TaskRole().RoleArn())
+	out("ExecutionRoleArn", "Reader execution role (iam:PassRole too)", p.TaskDefinition.ExecutionRole().RoleArn())
+	out("ContainerName", "Container to override when running the task", jsii.String(ContainerName))
+
+	var subnets []string
+	for _, sn := range *p.Vpc.SelectSubnets(privateSubnets()).SubnetIds {
+		subnets = append(subnets, *sn)
+	}
+	out("Subnets", "Private subnets for the task (comma-separated)", awscdk.Fn_Join(jsii.String(","), jsii.Strings(subnets...)))
+	out("SecurityGroup", "Security group for the task", p.TaskSecurityGrp.SecurityGroupId())
+	out("HealthFunctionName", "Scheduled health-check Lambda", p.Health.FunctionName())
+	out("BootstrapFunctionName", "ClickHouse bootstrap Lambda (invoke from the console)", p.Bootstrap.FunctionName())
+	if p.Service != nil {
+		out("ServiceName", "Always-on reader service", p.Service.ServiceName())
+	}
+}

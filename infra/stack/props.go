@@ -1,0 +1,217 @@
+// Package stack defines the AWS side of the log pipeline as one CDK stack: the reader as a Fargate service
+// (and, optionally, as a bounded task on a schedule), the health and bootstrap Lambdas, their schedules and
+// alarms, least-privilege access to the Kafka secret, and the VPC they run in.
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+)
+
+// ErrInvalidProps reports a context value that cannot work; the message names the context key.
+var ErrInvalidProps = errors.New("invalid stack props")
+
+// Source modes of the reader (its --source-mode flag).
+const (
+	SourceConnect = "connect"
+	SourceListen  = "listen"
+)
+
+// Props configures the stack. Every field has a context key (in parentheses) so that `cdk deploy -c key=value`
+// and cdk.json set it; FromContext reads them and fills the defaults.
+type Props struct {
+	awscdk.StackProps
+
+	// VpcID names an existing VPC to deploy into (vpcId). Empty creates a small VPC: two AZs, public and
+	// private subnets, one NAT gateway.
+	VpcID string
+	// SourceMode is connect (default: the reader dials SourceAddr) or listen (sources dial the reader).
+	SourceMode string
+	// SourceAddr is the log source to dial in connect mode, or the address to listen on in listen mode
+	// (sourceAddr; required).
+	SourceAddr string
+	// LoadBalancer puts a Network Load Balancer in front of the reader in listen mode (loadBalancer).
+	LoadBalancer bool
+	// PublicLoadBalancer makes that load balancer internet-facing (publicLoadBalancer; default internal).
+	PublicLoadBalancer bool
+	// AllowedSourceCIDR may connect to the listen port (allowedSourceCidr; default the VPC's CIDR).
+	AllowedSourceCIDR string
+	// Topic and DLQTopic are the Kafka topics (topic, dlqTopic; defaults logs_4 and logs_4_dlq).
+	Topic, DLQTopic string
+	// SecretName is the existing Secrets Manager secret with the Kafka credentials (secretName; default
+	// MWAA_Secrets). The stack only references it by name; it never creates or reads it.
+	SecretName string
+	// ReaderDesiredCount is the number of always-on reader tasks (readerDesiredCount; default 1, or 0 when
+	// ScheduledReader is on). 0 creates no service.
+	ReaderDesiredCount int
+	// ScheduledReader runs the reader in bounded mode (READER_DURATION=4m) every 5 minutes, the cadence the
+	// MWAA DAG had (scheduledReader).
+	ScheduledReader bool
+	// ReaderHealthURL is the reader /healthz the health Lambda checks (readerHealthUrl; empty skips it).
+	ReaderHealthURL string
+	// LambdaDir holds <name>/bootstrap for each Lambda, built by dev/cdk.sh (lambdaDir; default bin/lambda).
+	LambdaDir string
+	// RepoRoot is the Docker build context of the reader image (repoRoot; default ".").
+	RepoRoot string
+	// LogRetentionDays is the retention of every log group the stack creates (logRetentionDays; default 30).
+	LogRetentionDays int
+	// ClickHouseURL is the ClickHouse HTTP(S) endpoint the bootstrap Lambda applies the DDL to (clickhouseUrl).
+	ClickHouseURL string
+}
+
+// Context is the part of a construct's node the props are read from; awscdk.App's Node() satisfies it.
+type Context interface {
+	TryGetContext(key *string) any
+}
+
+// FromContext reads Props from the app's context (cdk.json and -c flags) and validates them.
+func FromContext(ctx Context) (Props, error) {
+	str := func(key string) string {
+		v := ctx.TryGetContext(&key)
+		if v == nil {
+			return ""
+		}
+		return strings.TrimSpace(fmt.Sprint(v))
+	}
+	var p Props
+	p.VpcID = str("vpcId")
+	p.SourceMode = str("sourceMode")
+	p.SourceAddr = str("sourceAddr")
+	p.AllowedSourceCIDR = str("allowedSourceCidr")
+	p.Topic = str("topic")
+	p.DLQTopic = str("dlqTopic")
+	p.SecretName = str("secretName")
+	p.ReaderHealthURL = str("readerHealthUrl")
+	p.LambdaDir = str("lambdaDir")
+	p.RepoRoot = str("repoRoot")
+	p.ClickHouseURL = str("clickhouseUrl")
+	var err error
+	if p.LoadBalancer, err = parseBool("loadBalancer", str("loadBalancer")); err != nil {
+		return p, err
+	}
+	if p.PublicLoadBalancer, err = parseBool("publicLoadBalancer", str("publicLoadBalancer")); err != nil {
+		return p, err
+	}
+	if p.ScheduledReader, err = parseBool("scheduledReader", str("scheduledReader")); err != nil {
+		return p, err
+	}
+	p.ReaderDesiredCount = -1
+	if s := str("readerDesiredCount"); s != "" {
+		if p.ReaderDesiredCount, err = strconv.Atoi(s); err != nil || p.ReaderDesiredCount < 0 {
+			return p, fmt.Errorf("%w: readerDesiredCount %q is not a count", ErrInvalidProps, s)
+		}
+	}
+	if s := str("logRetentionDays"); s != "" {
+		if p.LogRetentionDays, err = strconv.Atoi(s); err != nil {
+			return p, fmt.Errorf("%w: logRetentionDays %q is not a number", ErrInvalidProps, s)
+		}
+	}
+	p = p.WithDefaults()
+	return p, p.Validate()
+}
+
+func parseBool(key, s string) (bool, error) {
+	if s == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("%w: %s %q is not true or false", ErrInvalidProps, key, s)
+	}
+	return b, nil
+}
+
+// WithDefaults fills the zero fields with their defaults. A negative ReaderDesiredCount means "unset".
+func (p Props) WithDefaults() Props {
+	if p.SourceMode == "" {
+		p.SourceMode = SourceConnect
+	}
+	if p.Topic == "" {
+		p.Topic = "logs_4"
+	}
+	if p.DLQTopic == "" {
+		p.DLQTopic = "logs_4_dlq"
+	}
+	if p.SecretName == "" {
+		p.SecretName = "MWAA_Secrets"
+	}
+	if p.ReaderDesiredCount < 0 {
+		p.ReaderDesiredCount = 1
+		if p.ScheduledReader {
+			// The scheduled bounded runs replace the always-on reader: two readers would split one source.
+			p.ReaderDesiredCount = 0
+		}
+	}
+	if p.LambdaDir == "" {
+		p.LambdaDir = "bin/lambda"
+	}
+	if p.RepoRoot == "" {
+		p.RepoRoot = "."
+	}
+	if p.LogRetentionDays == 0 {
+		p.LogRetentionDays = 30
+	}
+	return p
+}
+
+// Validate reports the first field that cannot work, naming its context key.
+func (p Props) Validate() error {
+	switch p.SourceMode {
+	case SourceConnect, SourceListen:
+	default:
+		return fmt.Errorf("%w: sourceMode %q (want connect or listen)", ErrInvalidProps, p.SourceMode)
+	}
+	if p.SourceAddr == "" {
+		return fmt.Errorf("%w: sourceAddr is required (the log source's host:port, or the listen address)", ErrInvalidProps)
+	}
+	if _, err := p.ListenPort(); err != nil {
+		return err
+	}
+	if p.LoadBalancer && p.SourceMode != SourceListen {
+		return fmt.Errorf("%w: loadBalancer needs sourceMode listen (in connect mode the reader dials out)", ErrInvalidProps)
+	}
+	if p.ScheduledReader && p.SourceMode != SourceConnect {
+		return fmt.Errorf("%w: scheduledReader needs sourceMode connect (a bounded run dials the source)", ErrInvalidProps)
+	}
+	if p.AllowedSourceCIDR != "" {
+		if _, _, err := net.ParseCIDR(p.AllowedSourceCIDR); err != nil {
+			return fmt.Errorf("%w: allowedSourceCidr %q: %w", ErrInvalidProps, p.AllowedSourceCIDR, err)
+		}
+	}
+	if _, ok := retentions[p.LogRetentionDays]; !ok {
+		return fmt.Errorf("%w: logRetentionDays %d is not a CloudWatch Logs retention (1, 3, 5, 7, 14, 30, 60, 90, 180, 365, ...)", ErrInvalidProps, p.LogRetentionDays)
+	}
+	return nil
+}
+
+// ListenPort is the port of SourceAddr in listen mode (0 in connect mode).
+func (p Props) ListenPort() (int, error) {
+	_, port, err := net.SplitHostPort(p.SourceAddr)
+	if err != nil {
+		return 0, fmt.Errorf("%w: sourceAddr %q is not host:port: %w", ErrInvalidProps, p.SourceAddr, err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%w: sourceAddr %q has no valid port", ErrInvalidProps, p.SourceAddr)
+	}
+	if p.SourceMode != SourceListen {
+		return 0, nil
+	}
+	return n, nil
+}
+
+// EnvFromCLI pins the stack to the account and region the CDK CLI resolved (CDK_DEFAULT_ACCOUNT,
+// CDK_DEFAULT_REGION), which a vpcId lookup needs. Without them the stack stays environment-agnostic, so
+// `cdk synth` works offline with no AWS credentials.
+func EnvFromCLI(getenv func(string) string) *awscdk.Environment {
+	account, region := getenv("CDK_DEFAULT_ACCOUNT"), getenv("CDK_DEFAULT_REGION")
+	if account == "" || region == "" {
+		return nil
+	}
+	return &awscdk.Environment{Account: &account, Region: &region}
+}

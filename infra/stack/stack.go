@@ -1,0 +1,113 @@
+package stack
+
+import (
+	"path/filepath"
+	"strconv"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Names other parts of the project rely on: the DAG overrides the container by name, and the health
+// Lambda's metrics are what the alarms watch.
+const (
+	ContainerName  = "reader"
+	MetricsPort    = 9108
+	BoundedRunTime = "4m"
+)
+
+// Pipeline is the stack and the constructs its tests and outputs refer to.
+type Pipeline struct {
+	awscdk.Stack
+
+	Vpc             awsec2.IVpc
+	Cluster         awsecs.Cluster
+	TaskDefinition  awsecs.FargateTaskDefinition
+	TaskSecurityGrp awsec2.SecurityGroup
+	Service         awsecs.FargateService // nil when ReaderDesiredCount is 0
+	Health          awslambda.Function
+	Bootstrap       awslambda.Function
+}
+
+// NewPipelineStack defines the whole AWS side of the pipeline. props must have passed Validate.
+func NewPipelineStack(scope constructs.Construct, id string, props Props) *Pipeline {
+	props = props.WithDefaults()
+	s := awscdk.NewStack(scope, &id, &props.StackProps)
+	p := &Pipeline{Stack: s}
+
+	p.Vpc = newVpc(s, props)
+	secretArn := secretArnPattern(s, props.SecretName)
+	readSecret := awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadKafkaSecret"),
+		Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
+		Resources: jsii.Strings(secretArn),
+	})
+
+	newReader(s, p, props, readSecret)
+	newLambdas(s, p, props, readSecret)
+	newSchedules(s, p, props)
+	newAlarms(s, p)
+	newOutputs(s, p)
+	addNagSuppressions(s, p, props)
+	return p
+}
+
+// secretArnPattern is the ARN of the named secret in this stack's account and region. Secrets Manager
+// appends six random characters to a secret's name in its ARN, so the pattern ends in "-??????": it matches
+// that one secret and not another whose name merely starts the same way.
+func secretArnPattern(s awscdk.Stack, name string) string {
+	return *s.FormatArn(&awscdk.ArnComponents{
+		Service:      jsii.String("secretsmanager"),
+		Resource:     jsii.String("secret"),
+		ResourceName: jsii.String(name + "-??????"),
+		ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
+	})
+}
+
+func newVpc(s awscdk.Stack, props Props) awsec2.IVpc {
+	if props.VpcID != "" {
+		return awsec2.Vpc_FromLookup(s, jsii.String("Vpc"), &awsec2.VpcLookupOptions{VpcId: jsii.String(props.VpcID)})
+	}
+	flowLogs := logGroup(s, "VpcFlowLogs", props)
+	return awsec2.NewVpc(s, jsii.String("Vpc"), &awsec2.VpcProps{
+		MaxAzs:      jsii.Number(2),
+		NatGateways: jsii.Number(1),
+		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
+			{Name: jsii.String("public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
+			{Name: jsii.String("private"), SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS, CidrMask: jsii.Number(24)},
+		},
+		// Nothing in the stack uses the default security group; restricting it would take a custom
+		// resource Lambda of CDK's own that the stack otherwise does without.
+		RestrictDefaultSecurityGroup: jsii.Bool(false),
+		FlowLogs: &map[string]*awsec2.FlowLogOptions{
+			"rejected": {
+				Destination: awsec2.FlowLogDestination_ToCloudWatchLogs(flowLogs, nil),
+				TrafficType: awsec2.FlowLogTrafficType_REJECT,
+			},
+		},
+	})
+}
+
+// logGroup creates a log group with the configured retention, removed with the stack.
+func logGroup(scope constructs.Construct, id string, props Props) awslogs.LogGroup {
+	return awslogs.NewLogGroup(scope, jsii.String(id), &awslogs.LogGroupProps{
+		Retention:     retentions[props.LogRetentionDays],
+		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+	})
+}
+
+func privateSubnets() *awsec2.SubnetSelection {
+	return &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS}
+}
+
+func lambdaAsset(props Props, name string) awslambda.Code {
+	return awslambda.Code_FromAsset(jsii.String(filepath.Join(props.LambdaDir, name)), nil)
+}
+
+func itoa(n int) *string { return jsii.String(strconv.Itoa(n)) }

@@ -1,0 +1,179 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/secrets"
+)
+
+// The names of the checks, as they appear in the verdict and in the Check metric dimension.
+const (
+	CheckSecret   = "secret"
+	CheckBrokers  = "brokers"
+	CheckTopic    = "topic"
+	CheckDLQTopic = "dlq_topic"
+	CheckReader   = "reader"
+)
+
+// Result is the outcome of one check.
+type Result struct {
+	Name      string `json:"name"`
+	OK        bool   `json:"ok"`
+	Error     string `json:"error,omitempty"`
+	LatencyMS int64  `json:"latency_ms"`
+
+	err error
+}
+
+// Err returns the check's error (nil when it passed), for errors.Is against this package's sentinels.
+func (r Result) Err() error { return r.err }
+
+// Verdict is what one run of the checks found. OK is true only when every check passed.
+type Verdict struct {
+	OK        bool      `json:"ok"`
+	CheckedAt time.Time `json:"checked_at"`
+	Checks    []Result  `json:"checks"`
+	// DeadLetterMessages is the dead-letter topic's total message count (the sum of its partitions' high
+	// watermarks), present when the dlq_topic check passed. Its growth between runs is what the dead-letter
+	// alarm watches.
+	DeadLetterMessages *int64 `json:"dead_letter_messages,omitempty"`
+}
+
+// Check returns the result named name.
+func (v Verdict) Check(name string) (Result, bool) {
+	for _, r := range v.Checks {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Result{}, false
+}
+
+// SecretLoader loads the Kafka credentials. secrets.FromSecretsManager is the one the Lambda uses.
+type SecretLoader func(ctx context.Context, opts secrets.Options) (secrets.Kafka, error)
+
+// Checker runs the checks of a Config. It is safe for concurrent use: each Run builds its own clients.
+type Checker struct {
+	cfg    Config
+	load   SecretLoader
+	client *http.Client
+	now    func() time.Time
+}
+
+// NewChecker returns a Checker for cfg (which FromEnv has validated) that loads the secret with load.
+func NewChecker(cfg Config, load SecretLoader) *Checker {
+	return &Checker{
+		cfg:    cfg.withDefaults(),
+		load:   load,
+		client: &http.Client{},
+		now:    time.Now,
+	}
+}
+
+// Run runs every check, each within the configured timeout, and never fails as a whole: a check that
+// cannot run is reported with ErrSkipped and the name of the check it waited for.
+func (c *Checker) Run(ctx context.Context) Verdict {
+	v := Verdict{CheckedAt: c.now().UTC()}
+
+	var creds secrets.Kafka
+	secret := c.timed(ctx, CheckSecret, func(ctx context.Context) error {
+		var err error
+		creds, err = c.load(ctx, secrets.Options{SecretName: c.cfg.SecretName, Region: c.cfg.Region, Endpoint: c.cfg.SecretsEndpoint})
+		if err != nil {
+			return fmt.Errorf("loading secret %s: %w", c.cfg.SecretName, err)
+		}
+		return nil
+	})
+	v.Checks = append(v.Checks, secret)
+
+	kafkaChecks := []string{CheckBrokers, CheckTopic}
+	if c.cfg.DLQTopic != "" {
+		kafkaChecks = append(kafkaChecks, CheckDLQTopic)
+	}
+	if !secret.OK {
+		for _, name := range kafkaChecks {
+			v.Checks = append(v.Checks, skipped(name, CheckSecret))
+		}
+	} else {
+		v.Checks = append(v.Checks, c.runKafka(ctx, creds, &v)...)
+	}
+
+	if c.cfg.ReaderURL != "" {
+		v.Checks = append(v.Checks, c.timed(ctx, CheckReader, c.checkReader))
+	}
+
+	v.OK = true
+	for _, r := range v.Checks {
+		v.OK = v.OK && r.OK
+	}
+	return v
+}
+
+// runKafka runs the broker and topic checks over one client, so the connection and SASL handshake the
+// brokers check pays for are reused by the topic checks.
+func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict) []Result {
+	probe, err := newKafkaProbe(c.cfg, creds)
+	if err != nil {
+		out := []Result{failed(CheckBrokers, err)}
+		out = append(out, skipped(CheckTopic, CheckBrokers))
+		if c.cfg.DLQTopic != "" {
+			out = append(out, skipped(CheckDLQTopic, CheckBrokers))
+		}
+		return out
+	}
+	defer probe.close()
+
+	brokers := c.timed(ctx, CheckBrokers, probe.brokers)
+	out := []Result{brokers}
+	if !brokers.OK {
+		out = append(out, skipped(CheckTopic, CheckBrokers))
+		if c.cfg.DLQTopic != "" {
+			out = append(out, skipped(CheckDLQTopic, CheckBrokers))
+		}
+		return out
+	}
+	out = append(out, c.timed(ctx, CheckTopic, func(ctx context.Context) error {
+		_, err := probe.topic(ctx, c.cfg.Topic, false)
+		return err
+	}))
+	if c.cfg.DLQTopic != "" {
+		out = append(out, c.timed(ctx, CheckDLQTopic, func(ctx context.Context) error {
+			n, err := probe.topic(ctx, c.cfg.DLQTopic, true)
+			if err == nil {
+				v.DeadLetterMessages = &n
+			}
+			return err
+		}))
+	}
+	return out
+}
+
+// timed runs check under the configured timeout and records its outcome and latency.
+func (c *Checker) timed(ctx context.Context, name string, check func(context.Context) error) Result {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	start := c.now()
+	err := check(ctx)
+	r := failed(name, err)
+	r.LatencyMS = c.now().Sub(start).Milliseconds()
+	return r
+}
+
+func failed(name string, err error) Result {
+	r := Result{Name: name, OK: err == nil, err: err}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r
+}
+
+func skipped(name, after string) Result {
+	return failed(name, fmt.Errorf("%w: check %s failed", ErrSkipped, after))
+}
+
+// IsSkipped reports whether r did not run because a check it depends on failed.
+func IsSkipped(r Result) bool { return errors.Is(r.err, ErrSkipped) }

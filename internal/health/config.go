@@ -1,0 +1,122 @@
+// Package health checks that the pipeline can work: the Kafka credentials in the secret load, the brokers
+// accept them, the topics exist, and (when configured) the reader's health endpoint answers. Each check
+// reports its name, outcome, error and latency, so a failure says which part broke rather than crashing.
+// The health Lambda (functions/health) runs it on a schedule and emits the verdict as CloudWatch metrics.
+package health
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults of the Config fields, shared with the reader's own defaults so that both look at the same things.
+const (
+	DefaultSecretName = "MWAA_Secrets"
+	DefaultRegion     = "us-east-1"
+	DefaultTopic      = "logs_4"
+	DefaultDLQTopic   = "logs_4_dlq"
+	DefaultNamespace  = "LogPipeline"
+	DefaultTimeout    = 10 * time.Second
+)
+
+// Config says what to check. It is read once from the environment by FromEnv.
+type Config struct {
+	// SecretName is the Secrets Manager secret holding the Kafka credentials (HEALTH_SECRET_NAME,
+	// default MWAA_Secrets).
+	SecretName string
+	// Region is the secret's region (AWS_REGION, default us-east-1).
+	Region string
+	// SecretsEndpoint overrides the Secrets Manager endpoint, for an emulator
+	// (AWS_ENDPOINT_URL_SECRETSMANAGER; empty means the AWS default).
+	SecretsEndpoint string
+	// Topic must exist (HEALTH_TOPIC, default logs_4).
+	Topic string
+	// DLQTopic must exist too, and its size is reported as the DeadLetterMessages metric
+	// (HEALTH_DLQ_TOPIC, default logs_4_dlq; "-" turns the check off).
+	DLQTopic string
+	// SecurityProtocol is sasl_ssl (default, PLAIN mechanism) or plaintext (HEALTH_SECURITY_PROTOCOL).
+	SecurityProtocol string
+	// CAFile is a PEM bundle to verify the brokers with; empty means the system's CAs (HEALTH_CA_FILE).
+	CAFile string
+	// ReaderURL is the reader's /healthz address; empty skips the reader check (HEALTH_READER_URL).
+	ReaderURL string
+	// Timeout bounds each check (HEALTH_TIMEOUT, a Go duration, default 10s).
+	Timeout time.Duration
+	// Namespace is the CloudWatch namespace of the emitted metrics (HEALTH_METRICS_NAMESPACE, default
+	// LogPipeline).
+	Namespace string
+}
+
+// FromEnv reads the Config from getenv (os.Getenv in the Lambda) and validates it.
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		SecretName:       getenv("HEALTH_SECRET_NAME"),
+		Region:           getenv("AWS_REGION"),
+		SecretsEndpoint:  getenv("AWS_ENDPOINT_URL_SECRETSMANAGER"),
+		Topic:            getenv("HEALTH_TOPIC"),
+		DLQTopic:         getenv("HEALTH_DLQ_TOPIC"),
+		SecurityProtocol: getenv("HEALTH_SECURITY_PROTOCOL"),
+		CAFile:           getenv("HEALTH_CA_FILE"),
+		ReaderURL:        getenv("HEALTH_READER_URL"),
+		Namespace:        getenv("HEALTH_METRICS_NAMESPACE"),
+	}
+	if s := getenv("HEALTH_TIMEOUT"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return c, fmt.Errorf("%w: HEALTH_TIMEOUT: %w", ErrInvalidConfig, err)
+		}
+		c.Timeout = d
+	}
+	c = c.withDefaults()
+	return c, c.Validate()
+}
+
+func (c Config) withDefaults() Config {
+	if c.SecretName == "" {
+		c.SecretName = DefaultSecretName
+	}
+	if c.Region == "" {
+		c.Region = DefaultRegion
+	}
+	if c.Topic == "" {
+		c.Topic = DefaultTopic
+	}
+	switch c.DLQTopic {
+	case "":
+		c.DLQTopic = DefaultDLQTopic
+	case "-":
+		c.DLQTopic = ""
+	}
+	if c.SecurityProtocol == "" {
+		c.SecurityProtocol = "sasl_ssl"
+	}
+	c.SecurityProtocol = strings.ToLower(c.SecurityProtocol)
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Namespace == "" {
+		c.Namespace = DefaultNamespace
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work, naming its environment variable.
+func (c Config) Validate() error {
+	switch c.SecurityProtocol {
+	case "sasl_ssl", "plaintext":
+	default:
+		return fmt.Errorf("%w: HEALTH_SECURITY_PROTOCOL %q (want sasl_ssl or plaintext)", ErrInvalidConfig, c.SecurityProtocol)
+	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("%w: HEALTH_TIMEOUT %s is negative", ErrInvalidConfig, c.Timeout)
+	}
+	if c.ReaderURL != "" {
+		u, err := url.Parse(c.ReaderURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%w: HEALTH_READER_URL %q is not an http(s) URL", ErrInvalidConfig, c.ReaderURL)
+		}
+	}
+	return nil
+}
