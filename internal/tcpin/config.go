@@ -1,0 +1,110 @@
+package tcpin
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Mode says whether the reader dials the source or accepts sources.
+type Mode int
+
+const (
+	// Connect dials Addr and reconnects with jittered exponential backoff when the source goes away.
+	Connect Mode = iota
+	// Listen accepts any number of sources on Addr, up to MaxConns at once.
+	Listen
+)
+
+// ParseMode turns "connect" or "listen" into a Mode.
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "connect":
+		return Connect, nil
+	case "listen":
+		return Listen, nil
+	}
+	return 0, fmt.Errorf("%w: source mode %q (want connect or listen)", ErrInvalidConfig, s)
+}
+
+func (m Mode) String() string {
+	if m == Listen {
+		return "listen"
+	}
+	return "connect"
+}
+
+// Defaults applied by Config.withDefaults.
+const (
+	DefaultMaxLineBytes    = 1 << 20
+	DefaultReadBufferBytes = 256 << 10
+	DefaultQueueLines      = 8192
+	DefaultMaxConns        = 512
+	DefaultIdleTimeout     = 5 * time.Minute
+	DefaultMinBackoff      = 100 * time.Millisecond
+	DefaultMaxBackoff      = 30 * time.Second
+	// SampleBytes bounds how much of a rejected line is handed on (dead-lettered): enough to recognise it,
+	// never enough to let one hostile line blow up memory downstream.
+	SampleBytes = 4 << 10
+)
+
+// Config configures both readers. The zero value of every field means its default.
+type Config struct {
+	Mode Mode
+	// Addr is the source to dial (Connect) or the address to listen on (Listen).
+	Addr string
+	// MaxLineBytes is the longest line accepted, terminator excluded (default 1 MiB). Longer lines are
+	// rejected with a bounded sample and skipped up to the next newline.
+	MaxLineBytes int
+	// ReadBufferBytes is the initial read buffer per connection (default 256 KiB). HighPerfTCPReader grows a
+	// connection's buffer up to MaxLineBytes plus a read's worth only when one line needs it.
+	ReadBufferBytes int
+	// QueueLines bounds TCPLogReader's queue between the socket goroutine and the handler (default 8192).
+	QueueLines int
+	// MaxConns bounds simultaneous connections in Listen mode (default 512); extra ones are closed at once.
+	MaxConns int
+	// IdleTimeout closes a Listen-mode connection that sends nothing for this long (default 5m).
+	IdleTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the jittered exponential backoff between dials (defaults 100ms, 30s).
+	MinBackoff, MaxBackoff time.Duration
+	// Once makes Connect mode return after the first connection ends instead of reconnecting (tests, tools).
+	Once bool
+	// Logger receives connection events; nil means slog.Default().
+	Logger *slog.Logger
+	// Observer receives connection-level counts for metrics; nil means none.
+	Observer Observer
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Addr == "" {
+		return c, fmt.Errorf("%w: source address is empty", ErrInvalidConfig)
+	}
+	if c.MaxLineBytes <= 0 {
+		c.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if c.ReadBufferBytes <= 0 {
+		c.ReadBufferBytes = DefaultReadBufferBytes
+	}
+	if c.QueueLines <= 0 {
+		c.QueueLines = DefaultQueueLines
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = DefaultMinBackoff
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = max(DefaultMaxBackoff, c.MinBackoff)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
+	return c, nil
+}

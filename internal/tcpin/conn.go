@@ -1,0 +1,179 @@
+package tcpin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// serveFunc reads one connection until it ends or ctx is done.
+type serveFunc func(ctx context.Context, conn net.Conn, src Source) error
+
+// run drives serve over the connections that cfg's mode yields, and returns when ctx is done (or, with
+// Once, after the first connection). Every connection goroutine has returned when run returns.
+func run(ctx context.Context, cfg Config, ln net.Listener, serve serveFunc) error {
+	if cfg.Mode == Listen {
+		return runListen(ctx, cfg, ln, serve)
+	}
+	return runConnect(ctx, cfg, serve)
+}
+
+func runConnect(ctx context.Context, cfg Config, serve serveFunc) error {
+	var dialer net.Dialer
+	backoff := cfg.MinBackoff
+	var connID uint64
+	for {
+		conn, err := dialer.DialContext(ctx, "tcp", cfg.Addr)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			wait := jitter(backoff)
+			cfg.Logger.Warn("dialing log source", "addr", cfg.Addr, "err", err, "retry_in", wait.String())
+			if !sleep(ctx, wait) {
+				return nil
+			}
+			backoff = min(2*backoff, cfg.MaxBackoff)
+			continue
+		}
+		backoff = cfg.MinBackoff
+		connID++
+		src := Source{Remote: conn.RemoteAddr().String(), ConnID: connID}
+		serveObserved(ctx, cfg, conn, src, serve)
+		if cfg.Once || ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func runListen(ctx context.Context, cfg Config, ln net.Listener, serve serveFunc) error {
+	if ln == nil {
+		var lc net.ListenConfig
+		var err error
+		if ln, err = lc.Listen(ctx, "tcp", cfg.Addr); err != nil {
+			return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+		}
+	}
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer ln.Close()
+
+	var (
+		wg     sync.WaitGroup
+		active atomic.Int64
+		connID uint64
+		delay  time.Duration
+	)
+	defer wg.Wait()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: back off instead of spinning, as long as we are running.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			cfg.Logger.Warn("accepting connection", "err", err, "retry_in", delay.String())
+			if !sleep(ctx, delay) {
+				return nil
+			}
+			continue
+		}
+		delay = 0
+		if active.Load() >= int64(cfg.MaxConns) {
+			cfg.Observer.ConnRefused(conn.RemoteAddr().String(), ErrTooManyConnections)
+			conn.Close()
+			continue
+		}
+		active.Add(1)
+		connID++
+		src := Source{Remote: conn.RemoteAddr().String(), ConnID: connID}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer active.Add(-1)
+			serveObserved(ctx, cfg, conn, src, serve)
+		}()
+	}
+}
+
+func serveObserved(ctx context.Context, cfg Config, conn net.Conn, src Source, serve serveFunc) {
+	defer conn.Close()
+	cfg.Observer.ConnOpened(src)
+	cfg.Logger.Info("log source connected", "remote", src.Remote, "conn", src.ConnID)
+	err := serve(ctx, conn, src)
+	cfg.Observer.ConnClosed(src, err)
+	if err != nil {
+		cfg.Logger.Warn("log source connection ended", "remote", src.Remote, "conn", src.ConnID, "err", err)
+	} else {
+		cfg.Logger.Info("log source disconnected", "remote", src.Remote, "conn", src.ConnID)
+	}
+}
+
+// deadliner arms a connection's read deadline: the idle timeout in listen mode, and "now" once ctx is done, so
+// a blocked Read returns promptly on shutdown.
+type deadliner struct {
+	conn net.Conn
+	idle time.Duration // 0: no idle timeout
+	stop func() bool
+}
+
+func newDeadliner(ctx context.Context, conn net.Conn, cfg Config) *deadliner {
+	d := &deadliner{conn: conn}
+	if cfg.Mode == Listen {
+		d.idle = cfg.IdleTimeout
+	}
+	d.stop = context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
+	return d
+}
+
+// arm sets the deadline for the next read. Once ctx is done the deadline is in the past, so the next read
+// of the socket fails at once while anything already buffered is still consumed: shutdown never strands a
+// complete line that was read.
+func (d *deadliner) arm(ctx context.Context) {
+	if ctx.Err() == nil && d.idle > 0 {
+		d.conn.SetReadDeadline(time.Now().Add(d.idle))
+	}
+	// Checked after setting the idle deadline: if ctx ended meanwhile, the AfterFunc's deadline may have been
+	// overwritten, so set it again rather than block until the idle timeout.
+	if ctx.Err() != nil {
+		d.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// endCause describes why a stream ended, for the truncated-line reason, and the error worth reporting.
+func endCause(ctx context.Context, err error) (string, error) {
+	switch {
+	case ctx.Err() != nil:
+		return "reader stopped", nil
+	case errors.Is(err, io.EOF):
+		return "source disconnected", nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "idle timeout", fmt.Errorf("connection idle: %w", err)
+	default:
+		return "read error", fmt.Errorf("reading: %w", err)
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	// Full jitter in [d/2, d): spreads reconnect storms from many readers.
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,126 @@
+package tcpin
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/mwaa-kafka/pipeline/internal/event"
+)
+
+// minRead is the least free space a read is given; below it the framer compacts or grows its buffer.
+const minRead = 16 << 10
+
+// framer splits a byte stream into newline-delimited lines in place, in one reused buffer. Complete lines are
+// handed on as sub-slices of that buffer (no copy); only a partial line at the end of a read is moved to the
+// front before the next read. The buffer grows only when a single line needs it, up to the line limit plus
+// one read, so memory per connection is bounded whatever the input.
+//
+// A framer is used by one goroutine.
+type framer struct {
+	buf        []byte
+	start, end int // unread window buf[start:end]
+	maxLine    int
+	limit      int // the largest the buffer may grow
+	discarding bool
+	lines      [][]byte
+}
+
+func newFramer(initial, maxLine int) *framer {
+	limit := maxLine + 2 + minRead // the longest allowed line, "\r\n", and room for one read
+	initial = min(max(initial, 2*minRead), limit)
+	return &framer{buf: make([]byte, initial), maxLine: maxLine, limit: limit, lines: make([][]byte, 0, 256)}
+}
+
+// fill reads once from r into the buffer's free space, making room first.
+func (f *framer) fill(r io.Reader) (int, error) {
+	if f.start == f.end {
+		f.start, f.end = 0, 0
+	}
+	if len(f.buf)-f.end < minRead {
+		if f.start > 0 {
+			f.end = copy(f.buf, f.buf[f.start:f.end])
+			f.start = 0
+		}
+		if len(f.buf)-f.end < minRead && len(f.buf) < f.limit {
+			grown := make([]byte, min(2*len(f.buf), f.limit))
+			f.end = copy(grown, f.buf[:f.end])
+			f.buf = grown
+		}
+	}
+	n, err := r.Read(f.buf[f.end:])
+	f.end += n
+	return n, err
+}
+
+// split hands every complete line in the buffer to h, in order, and rejects lines over the limit. A partial
+// line stays in the buffer unless it is already over the limit, in which case it is rejected with a sample and
+// the rest of it is skipped up to the next newline.
+func (f *framer) split(ctx context.Context, h Handler, src Source) {
+	f.lines = f.lines[:0]
+	for f.start < f.end {
+		i := bytes.IndexByte(f.buf[f.start:f.end], '\n')
+		if i < 0 {
+			break
+		}
+		line := f.buf[f.start : f.start+i]
+		f.start += i + 1
+		if f.discarding {
+			// The rest of a line already rejected as oversized.
+			f.discarding = false
+			continue
+		}
+		line = trimCR(line)
+		if len(line) > f.maxLine {
+			f.flush(ctx, h, src)
+			h.HandleReject(ctx, src, sample(line), event.ReasonOversized,
+				fmt.Sprintf("line of %d bytes exceeds the limit of %d bytes", len(line), f.maxLine))
+			continue
+		}
+		f.lines = append(f.lines, line)
+	}
+	f.flush(ctx, h, src)
+
+	partial := f.end - f.start
+	switch {
+	case f.discarding:
+		f.start, f.end = 0, 0
+	case partial > f.maxLine+1 || (partial == f.maxLine+1 && f.buf[f.end-1] != '\r'):
+		h.HandleReject(ctx, src, sample(f.buf[f.start:f.end]), event.ReasonOversized,
+			fmt.Sprintf("line exceeds the limit of %d bytes", f.maxLine))
+		f.discarding = true
+		f.start, f.end = 0, 0
+	}
+}
+
+func (f *framer) flush(ctx context.Context, h Handler, src Source) {
+	if len(f.lines) > 0 {
+		h.HandleLines(ctx, src, f.lines)
+		f.lines = f.lines[:0]
+	}
+}
+
+// finish rejects a partial line left when the stream ends; cause says why it ended.
+func (f *framer) finish(ctx context.Context, h Handler, src Source, cause string) {
+	if !f.discarding && f.end > f.start {
+		partial := f.buf[f.start:f.end]
+		h.HandleReject(ctx, src, sample(partial), event.ReasonTruncated,
+			fmt.Sprintf("%s after %d bytes of a line without its newline", cause, len(partial)))
+	}
+	f.start, f.end, f.discarding = 0, 0, false
+}
+
+func trimCR(line []byte) []byte {
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		return line[:n-1]
+	}
+	return line
+}
+
+func sample(b []byte) []byte {
+	if len(b) > SampleBytes {
+		return b[:SampleBytes]
+	}
+	return b
+}
