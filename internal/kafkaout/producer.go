@@ -1,0 +1,249 @@
+// Package kafkaout produces validated log lines to Kafka with confluent-kafka-go (librdkafka) and turns its
+// delivery reports into accounting. Its local queue is bounded: when the broker is slow, Produce waits, the
+// caller stops reading its socket, and TCP pushes back on the log source.
+package kafkaout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// DeliveryFunc is called once per produced message, from the producer's event goroutine, when the broker
+// acknowledged it (err == nil) or librdkafka gave up on it (err != nil, e.g. message timeout or purge on
+// close). value is the message's bytes. It must not block for long.
+type DeliveryFunc func(topic string, value []byte, err error)
+
+// Producer is safe for concurrent use.
+type Producer struct {
+	cfg      Config
+	p        *kafka.Producer
+	report   DeliveryFunc
+	log      *slog.Logger
+	space    chan struct{} // pinged after deliveries: the local queue may have room again
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+	lastErr  atomic.Pointer[kafka.Error] // the last client-level error, to explain failures
+	fatalErr atomic.Pointer[kafka.Error]
+	authFail func()
+}
+
+// Option tunes a Producer.
+type Option func(*Producer)
+
+// OnAuthFailure registers f to run (on its own goroutine) when the broker rejects the credentials, so the
+// caller can fetch rotated credentials and call SetCredentials.
+func OnAuthFailure(f func()) Option { return func(p *Producer) { p.authFail = f } }
+
+// New connects a producer. It does not wait for the brokers: call CheckTopic for that.
+func New(cfg Config, report DeliveryFunc, opts ...Option) (*Producer, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cm := cfg.configMap()
+	kp, err := kafka.NewProducer(&cm)
+	if err != nil {
+		return nil, fmt.Errorf("creating kafka producer (%s): %w", cfg, err)
+	}
+	pr := &Producer{cfg: cfg, p: kp, report: report, log: cfg.Logger, space: make(chan struct{}, 1)}
+	for _, o := range opts {
+		o(pr)
+	}
+	if cfg.InsecureSkipVerify {
+		pr.log.Warn("kafka broker certificate verification is OFF: any server can impersonate the broker")
+	}
+	pr.wg.Add(2)
+	go pr.events()
+	go pr.logs()
+	return pr, nil
+}
+
+func (pr *Producer) events() {
+	defer pr.wg.Done()
+	for ev := range pr.p.Events() {
+		switch e := ev.(type) {
+		case *kafka.Message:
+			var err error
+			if e.TopicPartition.Error != nil {
+				err = e.TopicPartition.Error
+			}
+			topic := ""
+			if e.TopicPartition.Topic != nil {
+				topic = *e.TopicPartition.Topic
+			}
+			if pr.report != nil {
+				pr.report(topic, e.Value, err)
+			}
+			select {
+			case pr.space <- struct{}{}:
+			default:
+			}
+		case kafka.Error:
+			pr.clientError(e)
+		}
+	}
+}
+
+func (pr *Producer) clientError(e kafka.Error) {
+	pr.lastErr.Store(&e)
+	if e.IsFatal() {
+		pr.fatalErr.Store(&e)
+		pr.log.Error("kafka fatal error", "code", e.Code().String(), "err", e.Error())
+		return
+	}
+	pr.log.Warn("kafka client error", "code", e.Code().String(), "err", e.Error())
+	if e.Code() == kafka.ErrAuthentication && pr.authFail != nil {
+		go pr.authFail()
+	}
+}
+
+func (pr *Producer) logs() {
+	defer pr.wg.Done()
+	for l := range pr.p.Logs() {
+		// librdkafka levels are syslog levels: 0-3 errors, 4 warning, 5-6 info, 7 debug.
+		level := slog.LevelDebug
+		switch {
+		case l.Level <= 3:
+			level = slog.LevelError
+		case l.Level == 4:
+			level = slog.LevelWarn
+		case l.Level <= 6:
+			level = slog.LevelInfo
+		}
+		pr.log.Log(context.Background(), level, l.Message, "component", "librdkafka", "facility", l.Tag)
+	}
+}
+
+// Produce enqueues value for topic. While the local queue is full it waits for deliveries to make room,
+// until ctx is done. The value is copied; the caller may reuse it when Produce returns.
+func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, headers ...kafka.Header) error {
+	msg := kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+		Value:          value,
+		Headers:        headers,
+	}
+	var wait *time.Timer
+	for {
+		if pr.closed.Load() {
+			return ErrClosed
+		}
+		err := pr.p.Produce(&msg, nil)
+		if err == nil {
+			return nil
+		}
+		var kerr kafka.Error
+		if !errors.As(err, &kerr) || kerr.Code() != kafka.ErrQueueFull {
+			return fmt.Errorf("producing to %s: %w", topic, err)
+		}
+		if fe := pr.fatalErr.Load(); fe != nil {
+			return fmt.Errorf("producing to %s: producer failed: %w", topic, *fe)
+		}
+		// The queue is full: wait for a delivery (or a short tick, in case the ping was taken by another caller).
+		if wait == nil {
+			wait = time.NewTimer(10 * time.Millisecond)
+			defer wait.Stop()
+		} else {
+			wait.Reset(10 * time.Millisecond)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("producing to %s: local queue full: %w", topic, context.Cause(ctx))
+		case <-pr.space:
+		case <-wait.C:
+		}
+	}
+}
+
+// InFlight returns how many messages librdkafka holds (queued or awaiting acknowledgement).
+func (pr *Producer) InFlight() int { return pr.p.Len() }
+
+// Flush waits until every message is acknowledged or failed, or ctx is done, and returns how many remain.
+func (pr *Producer) Flush(ctx context.Context) int {
+	for {
+		n := pr.p.Flush(100)
+		if n == 0 || ctx.Err() != nil {
+			return n
+		}
+	}
+}
+
+// SetCredentials swaps the SASL credentials of a running producer (after a password rotation).
+func (pr *Producer) SetCredentials(username, password string) error {
+	if err := pr.p.SetSaslCredentials(username, password); err != nil {
+		return fmt.Errorf("setting sasl credentials: %w", err)
+	}
+	return nil
+}
+
+// Close purges what is still queued (each purged message gets a failing delivery report, so nothing
+// vanishes from the accounting), waits for the reports, and closes the client. Call Flush first to deliver.
+func (pr *Producer) Close() {
+	if pr.closed.Swap(true) {
+		return
+	}
+	if err := pr.p.Purge(kafka.PurgeQueue | kafka.PurgeInFlight); err != nil {
+		pr.log.Warn("purging kafka queue", "err", err)
+	}
+	pr.p.Flush(1000) // serves the purge's delivery reports
+	pr.p.Close()
+	pr.wg.Wait()
+}
+
+// CheckTopic verifies within ctx's deadline that the brokers answer with our credentials and that topic
+// exists. Its error wraps ErrTopicNotFound, ErrAuthentication, ErrTLS or ErrUnreachable.
+func (pr *Producer) CheckTopic(ctx context.Context, topic string) error {
+	return checkTopic(ctx, pr.p, &pr.lastErr, topic)
+}
+
+type metadataGetter interface {
+	GetMetadata(topic *string, allTopics bool, timeoutMs int) (*kafka.Metadata, error)
+}
+
+func checkTopic(ctx context.Context, c metadataGetter, lastErr *atomic.Pointer[kafka.Error], topic string) error {
+	timeout := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if timeout <= 0 {
+		return fmt.Errorf("checking topic %s: %w", topic, context.DeadlineExceeded)
+	}
+	md, err := c.GetMetadata(&topic, false, int(timeout/time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("checking topic %s: %w", topic, classify(err, lastErr.Load()))
+	}
+	tm, ok := md.Topics[topic]
+	if !ok || tm.Error.Code() == kafka.ErrUnknownTopicOrPart || tm.Error.Code() == kafka.ErrUnknownTopic {
+		return fmt.Errorf("checking topic %s: %w", topic, ErrTopicNotFound)
+	}
+	if tm.Error.Code() != kafka.ErrNoError {
+		return fmt.Errorf("checking topic %s: %w", topic, tm.Error)
+	}
+	if len(tm.Partitions) == 0 {
+		return fmt.Errorf("checking topic %s: %w (no partitions)", topic, ErrTopicNotFound)
+	}
+	return nil
+}
+
+// classify names the cause of a failed broker call, using the last client-level error librdkafka reported
+// (authentication and TLS failures arrive there, not on the call that times out).
+func classify(err error, last *kafka.Error) error {
+	if last != nil {
+		switch code := last.Code(); {
+		case code == kafka.ErrAuthentication:
+			return fmt.Errorf("%w: %s", ErrAuthentication, last.Error())
+		case code == kafka.ErrSsl || strings.Contains(last.Error(), "SSL handshake failed"):
+			return fmt.Errorf("%w: %s", ErrTLS, last.Error())
+		default:
+			return fmt.Errorf("%w: %w (last client error: %s)", ErrUnreachable, err, last.Error())
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrUnreachable, err)
+}
