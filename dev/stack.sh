@@ -1,0 +1,502 @@
+#!/usr/bin/env bash
+# The local stack on loopback: Apache Kafka (KRaft, one combined broker+controller node) with a PLAINTEXT and
+# a SASL_SSL/PLAIN listener, the Secrets Manager emulator (moto server) holding MWAA_Secrets, and ClickHouse
+# when dev/clickhouse.sh is there. See dev/README.md for the env file it writes.
+#
+#   dev/stack.sh up                    start what is not running, reuse what is; write the env file
+#   dev/stack.sh down                  stop everything (TERM, then KILL after a timeout); no process is left
+#   dev/stack.sh status [--quiet]      one line per component; exit 0 only when all of it runs
+#   dev/stack.sh kafka-start [DIR]     start the broker again (after kafka-stop or a SIGKILL), wait until ready
+#   dev/stack.sh kafka-stop [--kill] [DIR]  stop only the broker (--kill: SIGKILL at once, an unclean stop)
+#   dev/stack.sh purge                 down, then delete the stack directory (broker data, certificates, passwords)
+#
+# Environment: STACK_DIR (default .cache/stack), KAFKA_PLAINTEXT_PORT (19092), KAFKA_SASL_PORT (19093),
+# KAFKA_CONTROLLER_PORT (19094), MOTO_PORT (15000), MOTO_IAM_AUTH (on|off, default on), KAFKA_HEAP (1g),
+# STACK_UP_TIMEOUT (seconds, 120), STACK_STOP_TIMEOUT (seconds, 20). Two stacks can run side by side with
+# different ports and STACK_DIRs. Downloads (jars, the emulator's venv) are cached under .cache/ and shared.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SELF="$ROOT/dev/stack.sh"
+CACHE="$ROOT/.cache"
+
+# Ports the caller set explicitly; the others come from the stack directory's saved ports, else defaults.
+PORT_VARS=(KAFKA_PLAINTEXT_PORT KAFKA_SASL_PORT KAFKA_CONTROLLER_PORT MOTO_PORT)
+declare -A PORT_DEFAULT=([KAFKA_PLAINTEXT_PORT]=19092 [KAFKA_SASL_PORT]=19093 [KAFKA_CONTROLLER_PORT]=19094 [MOTO_PORT]=15000)
+declare -A PORT_ASKED=()
+for v in "${PORT_VARS[@]}"; do [[ -n ${!v:-} ]] && PORT_ASKED[$v]=${!v}; done
+MOTO_IAM_AUTH=${MOTO_IAM_AUTH:-on}
+KAFKA_HEAP=${KAFKA_HEAP:-1g}
+PORTS_CHANGED=""
+UP_TIMEOUT=${STACK_UP_TIMEOUT:-120}
+STOP_TIMEOUT=${STACK_STOP_TIMEOUT:-20}
+
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/dev/kafka/pom.xml")
+KAFKA_LIBS="$CACHE/kafka/$KAFKA_VERSION/libs"
+VENV="$CACHE/venv-stack"
+CLUSTER_ID=bXdhYS1rYWZrYS1sb2NhbA # base64 of the 16 bytes "mwaa-kafka-local": fixed, so formatting is repeatable
+SASL_USERNAME=pipeline
+SASL_TEST_USERNAME=tester
+SECRET_NAME=MWAA_Secrets
+TOPICS=("logs_4:3" "logs_4_dlq:1")
+
+log() { printf 'stack: %s\n' "$*" >&2; }
+die() {
+  printf 'stack: error: %s\n' "$*" >&2
+  exit 1
+}
+
+set_stack_dir() {
+  STACK_DIR=${1:-${STACK_DIR:-$CACHE/stack}}
+  mkdir -p "$STACK_DIR"
+  STACK_DIR=$(cd "$STACK_DIR" && pwd)
+  KAFKA_HOME="$STACK_DIR/kafka"
+  KAFKA_DATA="$KAFKA_HOME/data"
+  KAFKA_TLS="$KAFKA_HOME/tls"
+  KAFKA_CONFIG="$KAFKA_HOME/server.properties"
+  KAFKA_PID="$STACK_DIR/kafka.pid"
+  KAFKA_LOG="$STACK_DIR/kafka.log"
+  MOTO_HOME="$STACK_DIR/moto"
+  MOTO_PID="$STACK_DIR/moto.pid"
+  MOTO_LOG="$STACK_DIR/moto.log"
+  ENV_FILE="$STACK_DIR/stack.env"
+  PORTS_FILE="$STACK_DIR/ports"
+  load_ports
+}
+
+# load_ports picks each port: asked for in the environment, else saved by the last up of this stack
+# directory (so kafka-start, status and down find a stack started on other ports), else the default.
+load_ports() {
+  local v k val
+  declare -A saved=()
+  if [[ -f $PORTS_FILE ]]; then
+    while IFS='=' read -r k val; do [[ -n $k ]] && saved[$k]=$val; done <"$PORTS_FILE"
+  fi
+  for v in "${PORT_VARS[@]}"; do
+    printf -v "$v" '%s' "${PORT_ASKED[$v]:-${saved[$v]:-${PORT_DEFAULT[$v]}}}"
+  done
+  for v in "${PORT_VARS[@]}"; do
+    if [[ -n ${PORT_ASKED[$v]:-} && -n ${saved[$v]:-} && ${PORT_ASKED[$v]} != "${saved[$v]}" ]]; then
+      PORTS_CHANGED="$v=${saved[$v]} -> ${PORT_ASKED[$v]}"
+    fi
+  done
+}
+
+save_ports() {
+  local v
+  for v in "${PORT_VARS[@]}"; do echo "$v=${!v}"; done >"$PORTS_FILE"
+}
+
+java_bin() {
+  if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then
+    echo "$JAVA_HOME/bin/java"
+  else
+    command -v java || die "java not found (Kafka needs Java 17 or newer on PATH or in JAVA_HOME)"
+  fi
+}
+
+java_home() { dirname "$(dirname "$(readlink -f "$(java_bin)")")"; }
+
+# --- processes and ports ---------------------------------------------------------------------------------
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A pid counts as ours while it lives (zombies do not count), and its command line names our stack
+# directory, so a recycled pid is never taken for our process.
+pid_alive() {
+  local pid=$1 state
+  [[ -n $pid && -r /proc/$pid/stat ]] || return 1
+  state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [[ $state != Z && $state != X ]]
+}
+
+running_pid() { # pidfile marker -> prints the pid when that process runs and its cmdline contains marker
+  local file=$1 marker=$2 pid
+  [[ -s $file ]] || return 1
+  pid=$(<"$file")
+  pid_alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$marker" || return 1
+  echo "$pid"
+}
+
+require_port_free() { # port name
+  if port_open "$1"; then
+    die "port $1 ($2) is in use by another process; stop it or choose another port with $2=..."
+  fi
+}
+
+stop_pid() { # name pid
+  local name=$1 pid=$2 deadline
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + STOP_TIMEOUT))
+  while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+  if pid_alive "$pid"; then
+    log "$name did not exit within ${STOP_TIMEOUT}s of SIGTERM; sending SIGKILL"
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + 10))
+    while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    pid_alive "$pid" && die "$name (pid $pid) is still alive after SIGKILL"
+  fi
+  # Children of the process group (none expected) go too.
+  kill -KILL -- "-$pid" 2>/dev/null || true
+}
+
+wait_until() { # timeout-seconds description pid logfile command...
+  local timeout=$1 what=$2 pid=$3 logfile=$4
+  shift 4
+  local deadline=$((SECONDS + timeout))
+  until "$@"; do
+    if ! pid_alive "$pid"; then
+      tail -n 30 "$logfile" >&2 || true
+      die "$what: the process exited during startup; see $logfile"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail -n 30 "$logfile" >&2 || true
+      die "$what: not ready within ${timeout}s; see $logfile"
+    fi
+    sleep 0.25
+  done
+}
+
+write_private() { # path: stdin to path, mode 0600, atomically
+  local tmp="$1.tmp.$$"
+  (umask 077 && cat >"$tmp")
+  mv -f "$tmp" "$1"
+}
+
+random_secret() { openssl rand -hex 24; }
+
+# --- downloads -------------------------------------------------------------------------------------------
+
+ensure_kafka_jars() {
+  local stamp="$KAFKA_LIBS/.complete" want
+  want=$(sha256sum "$ROOT/dev/kafka/pom.xml" | cut -d' ' -f1)
+  if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then return; fi
+  command -v mvn >/dev/null || die "mvn not found: it fetches the Kafka $KAFKA_VERSION jars listed in dev/kafka/pom.xml"
+  log "fetching Kafka $KAFKA_VERSION jars into ${KAFKA_LIBS#"$ROOT/"}"
+  rm -rf "$KAFKA_LIBS"
+  mkdir -p "$KAFKA_LIBS" "$CACHE/kafka"
+  if ! (cd "$ROOT/dev/kafka" && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$KAFKA_LIBS") >"$CACHE/kafka/mvn.log" 2>&1; then
+    tail -n 20 "$CACHE/kafka/mvn.log" >&2
+    die "downloading the Kafka $KAFKA_VERSION jars (org.apache.kafka:kafka_2.13 and kafka-tools via dev/kafka/pom.xml) with mvn failed; see ${CACHE#"$ROOT/"}/kafka/mvn.log"
+  fi
+  [[ -f $KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar ]] || die "mvn ran but $KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar is missing"
+  echo "$want" >"$stamp"
+}
+
+ensure_venv() {
+  local lock="$ROOT/dev/moto/requirements.lock" stamp="$VENV/.lock.sha256" want
+  want=$(sha256sum "$lock" | cut -d' ' -f1)
+  if [[ -f $stamp && $(<"$stamp") == "$want" && -x $VENV/bin/moto_server ]]; then return; fi
+  command -v python3 >/dev/null || die "python3 not found: it runs the Secrets Manager emulator (moto server)"
+  log "installing the Secrets Manager emulator (moto server, dev/moto/requirements.lock) into ${VENV#"$ROOT/"}"
+  mkdir -p "$CACHE"
+  if ! { [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"; } >"$CACHE/venv-stack.log" 2>&1 ||
+    ! "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r "$lock" >>"$CACHE/venv-stack.log" 2>&1; then
+    tail -n 20 "$CACHE/venv-stack.log" >&2
+    die "installing moto[server] and boto3 from dev/moto/requirements.lock into ${VENV#"$ROOT/"} failed; see ${CACHE#"$ROOT/"}/venv-stack.log"
+  fi
+  [[ -x $VENV/bin/moto_server ]] || die "pip ran but $VENV/bin/moto_server is missing"
+  echo "$want" >"$stamp"
+}
+
+# --- Kafka -----------------------------------------------------------------------------------------------
+
+kafka_java() { # class args...: run a Kafka class from the cached jars in the foreground
+  local class=$1
+  shift
+  "$(java_bin)" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
+    -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2.properties" \
+    -cp "$KAFKA_LIBS/*" "$class" "$@"
+}
+
+kafka_prepare() {
+  mkdir -p "$KAFKA_HOME" "$KAFKA_DATA"
+  "$ROOT/dev/kafka/certs.sh" "$KAFKA_TLS" || die "generating the broker's CA and certificate under $KAFKA_TLS failed"
+  local f
+  for f in sasl-password sasl-test-password; do
+    [[ -s $KAFKA_HOME/$f ]] || random_secret | write_private "$KAFKA_HOME/$f"
+  done
+  sed -e "s#@PLAINTEXT_PORT@#$KAFKA_PLAINTEXT_PORT#g" \
+    -e "s#@SASL_PORT@#$KAFKA_SASL_PORT#g" \
+    -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+    -e "s#@SASL_USERNAME@#$SASL_USERNAME#g" \
+    -e "s#@SASL_PASSWORD@#$(<"$KAFKA_HOME/sasl-password")#g" \
+    -e "s#@SASL_TEST_USERNAME@#$SASL_TEST_USERNAME#g" \
+    -e "s#@SASL_TEST_PASSWORD@#$(<"$KAFKA_HOME/sasl-test-password")#g" \
+    -e "s#@TLS_DIR@#$KAFKA_TLS#g" \
+    -e "s#@DATA_DIR@#$KAFKA_DATA#g" \
+    "$ROOT/dev/kafka/server.properties.in" | write_private "$KAFKA_CONFIG"
+  if [[ ! -f $KAFKA_DATA/meta.properties ]]; then
+    log "formatting the broker's storage (cluster id $CLUSTER_ID)"
+    kafka_java kafka.tools.StorageTool format --ignore-formatted -t "$CLUSTER_ID" -c "$KAFKA_CONFIG" \
+      >>"$KAFKA_LOG" 2>&1 || die "formatting Kafka storage in $KAFKA_DATA failed; see $KAFKA_LOG"
+  fi
+}
+
+# kafka_ready: both client listeners accept connections and this run of the broker logged that it started
+# (it does so once it has joined the quorum and is unfenced). KAFKA_LOG_MARK is the log's line count at start.
+kafka_ready() {
+  port_open "$KAFKA_PLAINTEXT_PORT" && port_open "$KAFKA_SASL_PORT" &&
+    tail -n "+$((KAFKA_LOG_MARK + 1))" "$KAFKA_LOG" 2>/dev/null | grep -q "Kafka Server started"
+}
+
+kafka_start() {
+  local pid
+  if pid=$(running_pid "$KAFKA_PID" "$KAFKA_CONFIG"); then
+    port_open "$KAFKA_PLAINTEXT_PORT" && port_open "$KAFKA_SASL_PORT" ||
+      die "kafka runs (pid $pid) but does not answer on ports $KAFKA_PLAINTEXT_PORT/$KAFKA_SASL_PORT; run dev/stack.sh down first"
+    log "kafka already running (pid $pid)"
+    return
+  fi
+  require_port_free "$KAFKA_PLAINTEXT_PORT" KAFKA_PLAINTEXT_PORT
+  require_port_free "$KAFKA_SASL_PORT" KAFKA_SASL_PORT
+  require_port_free "$KAFKA_CONTROLLER_PORT" KAFKA_CONTROLLER_PORT
+  [[ -f $KAFKA_CONFIG ]] || kafka_prepare
+  log "starting kafka $KAFKA_VERSION (log: $KAFKA_LOG)"
+  touch "$KAFKA_LOG"
+  KAFKA_LOG_MARK=$(wc -l <"$KAFKA_LOG")
+  # setsid: its own session and process group, so down can signal it as a whole and a terminal's ^C does not.
+  setsid "$(java_bin)" -Xms256m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -Djava.awt.headless=true -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2.properties" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONFIG" </dev/null >>"$KAFKA_LOG" 2>&1 &
+  pid=$!
+  echo "$pid" >"$KAFKA_PID"
+  STARTED+=("kafka:$pid")
+  wait_until "$UP_TIMEOUT" "kafka" "$pid" "$KAFKA_LOG" kafka_ready
+  log "kafka ready (pid $pid)"
+}
+
+kafka_stop() { # [--kill]
+  local pid
+  if pid=$(running_pid "$KAFKA_PID" "$KAFKA_CONFIG"); then
+    if [[ ${1:-} == --kill ]]; then
+      log "killing kafka (pid $pid) with SIGKILL"
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
+      while pid_alive "$pid"; do sleep 0.1; done
+    else
+      stop_pid kafka "$pid"
+    fi
+  fi
+  rm -f "$KAFKA_PID"
+}
+
+# kafka_topics creates the pipeline's topics unless every partition directory of them is already on disk
+# (a deleted topic's directories are renamed away, so it is created again), which saves two JVM starts
+# on a warm up.
+kafka_topics() {
+  local spec name parts pids=() rc=0 i
+  for spec in "${TOPICS[@]}"; do
+    name=${spec%%:*} parts=${spec##*:}
+    for ((i = 0; i < parts; i++)); do [[ -d $KAFKA_DATA/$name-$i ]] || break; done
+    ((i == parts)) && continue
+    kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PLAINTEXT_PORT" \
+      --create --if-not-exists --topic "$name" --partitions "$parts" --replication-factor 1 \
+      >>"$KAFKA_LOG" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  ((rc == 0)) || die "creating topics ${TOPICS[*]} failed; see $KAFKA_LOG"
+}
+
+kafka_env() {
+  cat <<EOF
+# kafka $KAFKA_VERSION (dev/stack.sh)
+export KAFKA_VERSION='$KAFKA_VERSION'
+export KAFKA_PLAINTEXT_BOOTSTRAP='127.0.0.1:$KAFKA_PLAINTEXT_PORT'
+export KAFKA_BOOTSTRAP_SERVER='localhost:$KAFKA_SASL_PORT'
+export KAFKA_SASL_USERNAME='$SASL_USERNAME'
+export KAFKA_SASL_PASSWORD='$(<"$KAFKA_HOME/sasl-password")'
+export KAFKA_SASL_TEST_USERNAME='$SASL_TEST_USERNAME'
+export KAFKA_SASL_TEST_PASSWORD='$(<"$KAFKA_HOME/sasl-test-password")'
+export KAFKA_CA_FILE='$KAFKA_TLS/ca.pem'
+export KAFKA_TOPIC='logs_4'
+export KAFKA_DLQ_TOPIC='logs_4_dlq'
+export KAFKA_HOME='$KAFKA_HOME'
+export KAFKA_CONFIG='$KAFKA_CONFIG'
+export KAFKA_PID_FILE='$KAFKA_PID'
+export KAFKA_LOG_DIR='$KAFKA_DATA'
+export KAFKA_LOG_FILE='$KAFKA_LOG'
+export KAFKA_JAVA_HOME='$(java_home)'
+export KAFKA_CLASSPATH='$KAFKA_LIBS/*'
+export KAFKA_START_CMD='$SELF kafka-start $STACK_DIR'
+export KAFKA_STOP_CMD='$SELF kafka-stop $STACK_DIR'
+export KAFKA_KILL_CMD='$SELF kafka-stop --kill $STACK_DIR'
+EOF
+}
+
+# --- Secrets Manager emulator ----------------------------------------------------------------------------
+
+moto_marker() { echo "moto_server -H 127.0.0.1 -p $MOTO_PORT"; }
+
+moto_start() {
+  local pid
+  mkdir -p "$MOTO_HOME"
+  if pid=$(running_pid "$MOTO_PID" "$(moto_marker)"); then
+    port_open "$MOTO_PORT" || die "moto runs (pid $pid) but does not answer on port $MOTO_PORT; run dev/stack.sh down first"
+    log "moto already running (pid $pid)"
+    return
+  fi
+  require_port_free "$MOTO_PORT" MOTO_PORT
+  log "starting moto server (log: $MOTO_LOG)"
+  : >"$MOTO_LOG"
+  rm -f "$MOTO_HOME/keys.json" # the emulator keeps state in memory: a new process knows no keys
+  setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" </dev/null >>"$MOTO_LOG" 2>&1 &
+  pid=$!
+  echo "$pid" >"$MOTO_PID"
+  STARTED+=("moto:$pid")
+  wait_until "$UP_TIMEOUT" "moto server" "$pid" "$MOTO_LOG" \
+    curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$MOTO_PORT/moto-api/"
+  log "moto ready (pid $pid)"
+}
+
+moto_seed() {
+  local out
+  out=$("$VENV/bin/python" "$ROOT/dev/moto/seed.py" --endpoint "http://127.0.0.1:$MOTO_PORT" \
+    --secret-name "$SECRET_NAME" --bootstrap "localhost:$KAFKA_SASL_PORT" --username "$SASL_USERNAME" \
+    --password-file "$KAFKA_HOME/sasl-password" --keys-file "$MOTO_HOME/keys.json" \
+    --iam-auth "$MOTO_IAM_AUTH" 2>>"$MOTO_LOG") || die "seeding $SECRET_NAME into the emulator failed; see $MOTO_LOG"
+  { echo "# Secrets Manager emulator, moto server (dev/stack.sh)"; echo "$out"; echo "export MOTO_PID_FILE='$MOTO_PID'"; echo "export MOTO_LOG_FILE='$MOTO_LOG'"; } |
+    write_private "$STACK_DIR/moto.env"
+}
+
+moto_stop() {
+  local pid
+  if pid=$(running_pid "$MOTO_PID" "$(moto_marker)"); then stop_pid moto "$pid"; fi
+  rm -f "$MOTO_PID" "$MOTO_HOME/keys.json"
+}
+
+# --- ClickHouse (dev/clickhouse.sh, when present) --------------------------------------------------------
+
+clickhouse() {
+  [[ -x $ROOT/dev/clickhouse.sh ]] || return 0
+  STACK_DIR="$STACK_DIR" "$ROOT/dev/clickhouse.sh" "$@"
+}
+
+# --- the env file ----------------------------------------------------------------------------------------
+
+# assemble_env rebuilds stack.env from the per-component fragments (kafka.env, moto.env, clickhouse.env, ...)
+# in one rename, so readers never see half a file and a component's lines never appear twice.
+assemble_env() {
+  local f
+  {
+    echo "# Written by dev/stack.sh up from the component files beside it; do not edit. Holds local-only secrets."
+    echo "export STACK_DIR='$STACK_DIR'"
+    for f in "$STACK_DIR/kafka.env" "$STACK_DIR/moto.env"; do [[ -f $f ]] && cat "$f"; done
+    for f in "$STACK_DIR"/*.env; do
+      case ${f##*/} in stack.env | kafka.env | moto.env) continue ;; esac
+      [[ -f $f ]] && cat "$f"
+    done
+  } | write_private "$ENV_FILE"
+}
+
+# stop_started_on_failure: when up or kafka-start fails, what this run started is stopped again, so a
+# failed start leaves no process behind (what was already running before stays).
+STARTED=()
+stop_started_on_failure() {
+  local rc=$? entry
+  ((rc == 0)) && return
+  for entry in "${STARTED[@]}"; do stop_pid "${entry%%:*}" "${entry##*:}" || true; done
+  exit "$rc"
+}
+
+# --- commands --------------------------------------------------------------------------------------------
+
+cmd_up() {
+  local t0=$SECONDS
+  trap stop_started_on_failure EXIT
+  command -v openssl >/dev/null || die "openssl not found: it generates the broker's CA and certificate"
+  command -v curl >/dev/null || die "curl not found: it checks the emulator's readiness"
+  # Both downloads at once on a cold cache.
+  ensure_kafka_jars &
+  local jars=$!
+  ensure_venv || { wait "$jars" || true; exit 1; }
+  wait "$jars" || exit 1
+
+  if [[ -n $PORTS_CHANGED ]] && { running_pid "$KAFKA_PID" "$KAFKA_CONFIG" >/dev/null ||
+    running_pid "$MOTO_PID" "$(moto_marker)" >/dev/null; }; then
+    die "the stack in $STACK_DIR runs on other ports ($PORTS_CHANGED); run dev/stack.sh down first, or use another STACK_DIR"
+  fi
+  save_ports
+  if ! running_pid "$KAFKA_PID" "$KAFKA_CONFIG" >/dev/null; then kafka_prepare; fi
+  kafka_start
+  kafka_env | write_private "$STACK_DIR/kafka.env"
+  moto_start
+  kafka_topics &
+  local topics=$!
+  moto_seed
+  wait "$topics" || exit 1
+  assemble_env
+  clickhouse up || die "dev/clickhouse.sh up failed"
+  assemble_env
+  log "stack up in $((SECONDS - t0))s; env: $ENV_FILE"
+  cmd_status
+}
+
+cmd_down() {
+  clickhouse down || log "dev/clickhouse.sh down failed; continuing"
+  kafka_stop
+  moto_stop
+  rm -f "$ENV_FILE" "$STACK_DIR/kafka.env" "$STACK_DIR/moto.env"
+  log "stack down"
+}
+
+cmd_status() {
+  local quiet=0 rc=0 pid
+  [[ ${1:-} == --quiet ]] && quiet=1
+  say() { ((quiet)) || printf '%-11s %s\n' "$@"; }
+  if pid=$(running_pid "$KAFKA_PID" "$KAFKA_CONFIG") && port_open "$KAFKA_PLAINTEXT_PORT" && port_open "$KAFKA_SASL_PORT"; then
+    say kafka "running  pid $pid  PLAINTEXT 127.0.0.1:$KAFKA_PLAINTEXT_PORT  SASL_SSL localhost:$KAFKA_SASL_PORT  controller 127.0.0.1:$KAFKA_CONTROLLER_PORT"
+  else
+    say kafka "stopped  (log: $KAFKA_LOG)"
+    rc=1
+  fi
+  if pid=$(running_pid "$MOTO_PID" "$(moto_marker)") && port_open "$MOTO_PORT"; then
+    say moto "running  pid $pid  http://127.0.0.1:$MOTO_PORT  secret $SECRET_NAME  iam $MOTO_IAM_AUTH"
+  else
+    say moto "stopped  (log: $MOTO_LOG)"
+    rc=1
+  fi
+  if [[ -x $ROOT/dev/clickhouse.sh ]]; then
+    if ((quiet)); then clickhouse status >/dev/null 2>&1 || rc=1; else clickhouse status || rc=1; fi
+  fi
+  if [[ -f $ENV_FILE ]]; then say env "$ENV_FILE"; else say env "missing ($ENV_FILE)"; rc=1; fi
+  return "$rc"
+}
+
+main() {
+  local cmd=${1:-}
+  shift || true
+  case $cmd in
+  up) set_stack_dir && cmd_up ;;
+  down) set_stack_dir && cmd_down ;;
+  status) set_stack_dir && cmd_status "$@" ;;
+  kafka-start)
+    set_stack_dir "${1:-}"
+    [[ -f $KAFKA_CONFIG ]] || die "no broker config in $KAFKA_HOME; run dev/stack.sh up first"
+    ensure_kafka_jars
+    trap stop_started_on_failure EXIT
+    kafka_start
+    ;;
+  kafka-stop)
+    local kill=""
+    if [[ ${1:-} == --kill ]]; then kill=--kill; shift; fi
+    set_stack_dir "${1:-}"
+    kafka_stop $kill
+    ;;
+  purge)
+    set_stack_dir
+    cmd_down
+    rm -rf "$STACK_DIR"
+    log "removed $STACK_DIR"
+    ;;
+  *)
+    sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//' >&2
+    exit 2
+    ;;
+  esac
+}
+
+main "$@"
