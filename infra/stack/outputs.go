@@ -16,6 +16,7 @@ func newOutputs(s awscdk.Stack, p *Pipeline) {
 	out("TaskDefinitionArn", "Reader task definition (run it in bounded mode with READER_DURATION)", p.TaskDefinition.TaskDefinitionArn())
 	out("TaskRoleArn", "Reader task role (whoever runs the task needs iam:PassRole on it)", p.TaskDefinition.TaskRole().RoleArn())
 	out("ExecutionRoleArn", "Reader execution role (iam:PassRole too)", p.TaskDefinition.ExecutionRole().RoleArn())
+	out("ReaderLogGroup", "Log group of the reader (stream prefix \"reader\"): JSON logs and the run summary", p.ReaderLogs.LogGroupName())
 	out("ContainerName", "Container to override when running the task", jsii.String(ContainerName))
 
 	var subnets []string

@@ -35,7 +35,7 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 	if listenPort != 0 {
 		ports = append(ports, &awsecs.PortMapping{ContainerPort: jsii.Number(float64(listenPort)), Protocol: awsecs.Protocol_TCP})
 	}
-	readerLogs := logGroup(s, "ReaderLogs", props)
+	p.ReaderLogs = logGroup(s, "ReaderLogs", props)
 	p.TaskDefinition.AddContainer(jsii.String(ContainerName), &awsecs.ContainerDefinitionOptions{
 		ContainerName: jsii.String(ContainerName),
 		Image: awsecs.ContainerImage_FromAsset(jsii.String(props.RepoRoot), &awsecs.AssetImageProps{
@@ -58,7 +58,7 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 		},
 		Logging: awsecs.LogDrivers_AwsLogs(&awsecs.AwsLogDriverProps{
 			StreamPrefix: jsii.String(ContainerName),
-			LogGroup:     readerLogs,
+			LogGroup:     p.ReaderLogs,
 		}),
 		// The image is distroless; its busybox answers the probe without a shell.
 		HealthCheck: &awsecs.HealthCheck{

@@ -30,6 +30,7 @@ type Pipeline struct {
 	Cluster         awsecs.Cluster
 	TaskDefinition  awsecs.FargateTaskDefinition
 	TaskSecurityGrp awsec2.SecurityGroup
+	ReaderLogs      awslogs.LogGroup
 	Service         awsecs.FargateService // nil when ReaderDesiredCount is 0
 	Health          awslambda.Function
 	Bootstrap       awslambda.Function

@@ -1,9 +1,11 @@
 package stack_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -67,17 +69,314 @@ func nagFindings(p *stack.Pipeline, level string) []string {
 	return out
 }
 
-func TestNagExplore(t *testing.T) {
-	p, _ := synth(t, map[string]any{"sourceMode": "listen", "loadBalancer": "true", "readerHealthUrl": "http://10.0.0.1:9108/healthz"})
+// resources returns the template's resources of type typ, by logical id.
+func resources(tmpl assertions.Template, typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range *tmpl.FindResources(jsii.String(typ), nil) {
+		out[id] = *r
+	}
+	return out
+}
+
+func props(r map[string]any) map[string]any {
+	p, _ := r["Properties"].(map[string]any)
+	return p
+}
+
+func templateJSON(t *testing.T, tmpl assertions.Template) string {
+	t.Helper()
+	b, err := json.Marshal(tmpl.ToJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func assertNoNagFindings(t *testing.T, p *stack.Pipeline) {
+	t.Helper()
 	for _, level := range []string{"Error", "Warning"} {
-		for _, f := range nagFindings(p, level) {
-			t.Logf("%s %s", level, f)
+		if f := nagFindings(p, level); len(f) > 0 {
+			t.Errorf("cdk-nag AwsSolutions: %d unsuppressed %s findings:\n%s", len(f), level, strings.Join(f, "\n"))
 		}
 	}
-	p, _ = synth(t, map[string]any{"scheduledReader": "true"})
-	for _, level := range []string{"Error", "Warning"} {
-		for _, f := range nagFindings(p, level) {
-			t.Logf("%s %s", level, f)
+}
+
+// TestDefaultStack checks the connect-mode stack in a new VPC: the shape, the schedules, the secret's
+// least-privilege access, log retention, the outputs, and cdk-nag.
+func TestDefaultStack(t *testing.T) {
+	p, tmpl := synth(t, nil)
+
+	for typ, n := range map[string]int{
+		"AWS::EC2::VPC":                             1,
+		"AWS::EC2::NatGateway":                      1,
+		"AWS::EC2::FlowLog":                         1,
+		"AWS::ECS::Cluster":                         1,
+		"AWS::ECS::TaskDefinition":                  1,
+		"AWS::ECS::Service":                         1,
+		"AWS::Lambda::Function":                     2,
+		"AWS::Events::Rule":                         1,
+		"AWS::CloudWatch::Alarm":                    2,
+		"AWS::SecretsManager::Secret":               0,
+		"AWS::Logs::LogGroup":                       4,
+		"AWS::ElasticLoadBalancingV2::LoadBalancer": 0,
+	} {
+		tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(float64(n)))
+	}
+
+	tmpl.HasResourceProperties(jsii.String("AWS::ECS::Cluster"), map[string]any{
+		"ClusterSettings": []any{map[string]any{"Name": "containerInsights", "Value": "enabled"}},
+	})
+	tmpl.HasResourceProperties(jsii.String("AWS::ECS::TaskDefinition"), map[string]any{
+		"RequiresCompatibilities": []any{"FARGATE"},
+		"ContainerDefinitions": []any{assertions.Match_ObjectLike(&map[string]any{
+			"Name": stack.ContainerName,
+			"Environment": assertions.Match_ArrayWith(&[]any{
+				map[string]any{"Name": "READER_METRICS_ADDR", "Value": "0.0.0.0:9108"},
+				map[string]any{"Name": "READER_SECRET_NAME", "Value": "MWAA_Secrets"},
+				map[string]any{"Name": "READER_SOURCE_ADDR", "Value": "logs.example.internal:5170"},
+				map[string]any{"Name": "READER_SOURCE_MODE", "Value": "connect"},
+				map[string]any{"Name": "READER_TOPIC", "Value": "logs_4"},
+			}),
+			"HealthCheck": assertions.Match_ObjectLike(&map[string]any{
+				"Command": assertions.Match_ArrayWith(&[]any{"http://127.0.0.1:9108/healthz"}),
+			}),
+			"LogConfiguration": assertions.Match_ObjectLike(&map[string]any{"LogDriver": "awslogs"}),
+		})},
+	})
+	tmpl.HasResourceProperties(jsii.String("AWS::ECS::Service"), map[string]any{
+		"LaunchType":   "FARGATE",
+		"DesiredCount": 1,
+		"NetworkConfiguration": map[string]any{"AwsvpcConfiguration": assertions.Match_ObjectLike(&map[string]any{
+			"AssignPublicIp": "DISABLED",
+		})},
+	})
+
+	for id, fn := range resources(tmpl, "AWS::Lambda::Function") {
+		pr := props(fn)
+		if pr["Runtime"] != "provided.al2023" || pr["Handler"] != "bootstrap" || fmt.Sprint(pr["Architectures"]) != "[arm64]" {
+			t.Errorf("Lambda %s: runtime %v, handler %v, architectures %v; want provided.al2023, bootstrap, [arm64]",
+				id, pr["Runtime"], pr["Handler"], pr["Architectures"])
 		}
+		if pr["VpcConfig"] == nil || pr["LoggingConfig"] == nil {
+			t.Errorf("Lambda %s: VpcConfig %v, LoggingConfig %v; want both set", id, pr["VpcConfig"], pr["LoggingConfig"])
+		}
+	}
+	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+		"Environment": map[string]any{"Variables": map[string]any{
+			"HEALTH_SECRET_NAME": "MWAA_Secrets", "HEALTH_TOPIC": "logs_4", "HEALTH_DLQ_TOPIC": "logs_4_dlq",
+			"HEALTH_TIMEOUT": "10s",
+		}},
+	})
+
+	assertSchedules(t, tmpl, 1)
+	assertSecretAccess(t, tmpl, 3)
+	assertRetention(t, tmpl, 30)
+	assertNoPlaintextSecret(t, tmpl)
+
+	for _, name := range []string{"ClusterName", "ClusterArn", "TaskDefinitionArn", "TaskRoleArn", "ExecutionRoleArn",
+		"Subnets", "SecurityGroup", "ContainerName", "ReaderLogGroup", "HealthFunctionName", "BootstrapFunctionName", "ServiceName"} {
+		tmpl.HasOutput(jsii.String(name), map[string]any{})
+	}
+	tmpl.HasOutput(jsii.String("ContainerName"), map[string]any{"Value": stack.ContainerName})
+
+	tmpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
+		"Namespace": stack.MetricsNamespace, "MetricName": stack.MetricHealthOK, "Statistic": "Minimum",
+		"ComparisonOperator": "LessThanThreshold", "Threshold": 1, "TreatMissingData": "breaching",
+		"Dimensions": []any{map[string]any{"Name": "Service", "Value": stack.ServiceDimension}},
+	})
+	tmpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
+		"ComparisonOperator": "GreaterThanThreshold", "Threshold": 0,
+		"Metrics": assertions.Match_ArrayWith(&[]any{
+			assertions.Match_ObjectLike(&map[string]any{"Expression": "DIFF(dlq)"}),
+			assertions.Match_ObjectLike(&map[string]any{"Id": "dlq", "MetricStat": assertions.Match_ObjectLike(&map[string]any{
+				"Metric": assertions.Match_ObjectLike(&map[string]any{
+					"Namespace": stack.MetricsNamespace, "MetricName": stack.MetricDeadLetterMessages,
+				}),
+			})}),
+		}),
+	})
+
+	assertNoNagFindings(t, p)
+}
+
+// TestScheduledReader checks the bounded runs that replace the MWAA cadence: a second rate(5 minutes)
+// rule starts the task with READER_DURATION=4m, and no always-on service competes with it for the source.
+func TestScheduledReader(t *testing.T) {
+	p, tmpl := synth(t, map[string]any{"scheduledReader": "true"})
+	tmpl.ResourceCountIs(jsii.String("AWS::ECS::Service"), jsii.Number(0))
+	assertSchedules(t, tmpl, 2)
+	tmpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{
+		"ScheduleExpression": "rate(5 minutes)",
+		"Targets": []any{assertions.Match_ObjectLike(&map[string]any{
+			"EcsParameters": assertions.Match_ObjectLike(&map[string]any{
+				"LaunchType": "FARGATE", "TaskCount": 1,
+				"NetworkConfiguration": map[string]any{"AwsVpcConfiguration": assertions.Match_ObjectLike(&map[string]any{
+					"AssignPublicIp": "DISABLED",
+				})},
+			}),
+			"Input": assertions.Match_SerializedJson(assertions.Match_ObjectLike(&map[string]any{
+				"containerOverrides": []any{map[string]any{
+					"name":        stack.ContainerName,
+					"environment": []any{map[string]any{"name": "READER_DURATION", "value": "4m"}},
+				}},
+			})),
+		})},
+	})
+	assertNoNagFindings(t, p)
+}
+
+// TestListenModeWithLoadBalancer checks listen mode behind a Network Load Balancer: TCP listener on the
+// listen port, health checks on the reader's /healthz, and the port open to the VPC only.
+func TestListenModeWithLoadBalancer(t *testing.T) {
+	p, tmpl := synth(t, map[string]any{"sourceMode": "listen", "sourceAddr": "0.0.0.0:5170", "loadBalancer": "true",
+		"readerHealthUrl": "http://reader.internal:9108/healthz"})
+	tmpl.HasResourceProperties(jsii.String("AWS::ElasticLoadBalancingV2::LoadBalancer"), map[string]any{
+		"Type": "network", "Scheme": "internal",
+	})
+	tmpl.HasResourceProperties(jsii.String("AWS::ElasticLoadBalancingV2::Listener"), map[string]any{
+		"Port": 5170, "Protocol": "TCP",
+	})
+	tmpl.HasResourceProperties(jsii.String("AWS::ElasticLoadBalancingV2::TargetGroup"), map[string]any{
+		"Port": 5170, "Protocol": "TCP", "TargetType": "ip",
+		"HealthCheckProtocol": "HTTP", "HealthCheckPath": "/healthz", "HealthCheckPort": "9108",
+	})
+	tmpl.HasResourceProperties(jsii.String("AWS::EC2::SecurityGroup"), map[string]any{
+		"SecurityGroupIngress": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+			"FromPort": 5170, "ToPort": 5170, "IpProtocol": "tcp",
+			"CidrIp": map[string]any{"Fn::GetAtt": []any{assertions.Match_AnyValue(), "CidrBlock"}},
+		})}),
+	})
+	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+		"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{
+			"HEALTH_READER_URL": "http://reader.internal:9108/healthz",
+		})},
+	})
+	tmpl.HasOutput(jsii.String("LoadBalancerDns"), map[string]any{})
+	for _, sg := range resources(tmpl, "AWS::EC2::SecurityGroup") {
+		if strings.Contains(fmt.Sprint(props(sg)["SecurityGroupIngress"]), "0.0.0.0/0") {
+			t.Errorf("security group open to 0.0.0.0/0: %v", props(sg)["SecurityGroupIngress"])
+		}
+	}
+	assertNoNagFindings(t, p)
+}
+
+// TestExistingVpc checks that a vpcId is used instead of creating a VPC. The lookup is answered from the
+// context as the CLI would have cached it, so the test runs offline.
+func TestExistingVpc(t *testing.T) {
+	lookup := "vpc-provider:account=123456789012:filter.vpc-id=vpc-0abc:region=us-east-1:returnAsymmetricSubnets=true"
+	p, tmpl := synth(t, map[string]any{"vpcId": "vpc-0abc", lookup: map[string]any{
+		"vpcId":             "vpc-0abc",
+		"vpcCidrBlock":      "10.20.0.0/16",
+		"availabilityZones": []any{},
+		"subnetGroups": []any{map[string]any{
+			"name": "private", "type": "Private",
+			"subnets": []any{
+				map[string]any{"subnetId": "subnet-0a", "cidr": "10.20.1.0/24", "availabilityZone": "us-east-1a", "routeTableId": "rtb-0a"},
+				map[string]any{"subnetId": "subnet-0b", "cidr": "10.20.2.0/24", "availabilityZone": "us-east-1b", "routeTableId": "rtb-0b"},
+			},
+		}},
+	}})
+	tmpl.ResourceCountIs(jsii.String("AWS::EC2::VPC"), jsii.Number(0))
+	tmpl.ResourceCountIs(jsii.String("AWS::EC2::NatGateway"), jsii.Number(0))
+	tmpl.HasResourceProperties(jsii.String("AWS::EC2::SecurityGroup"), map[string]any{"VpcId": "vpc-0abc"})
+	tmpl.HasOutput(jsii.String("Subnets"), map[string]any{"Value": "subnet-0a,subnet-0b"})
+	assertSecretAccess(t, tmpl, 3)
+	assertNoNagFindings(t, p)
+}
+
+// assertSchedules checks that there are n rules and that every one runs every 5 minutes.
+func assertSchedules(t *testing.T, tmpl assertions.Template, n int) {
+	t.Helper()
+	rules := resources(tmpl, "AWS::Events::Rule")
+	if len(rules) != n {
+		t.Errorf("%d EventBridge rules, want %d", len(rules), n)
+	}
+	for id, r := range rules {
+		if got := props(r)["ScheduleExpression"]; got != "rate(5 minutes)" {
+			t.Errorf("rule %s: ScheduleExpression = %v, want rate(5 minutes)", id, got)
+		}
+	}
+}
+
+// assertSecretAccess checks that exactly `roles` policies grant Secrets Manager access, each only
+// secretsmanager:GetSecretValue and only on the MWAA_Secrets ARN pattern, never "*".
+func assertSecretAccess(t *testing.T, tmpl assertions.Template, roles int) {
+	t.Helper()
+	granted := 0
+	for id, pol := range resources(tmpl, "AWS::IAM::Policy") {
+		doc := props(pol)["PolicyDocument"].(map[string]any)
+		for _, st := range doc["Statement"].([]any) {
+			st := st.(map[string]any)
+			actions := fmt.Sprint(st["Action"])
+			if !strings.Contains(actions, "secretsmanager") {
+				continue
+			}
+			granted++
+			if actions != "secretsmanager:GetSecretValue" {
+				t.Errorf("policy %s: actions %s, want secretsmanager:GetSecretValue alone", id, actions)
+			}
+			res, _ := json.Marshal(st["Resource"])
+			if !strings.Contains(string(res), ":secret:MWAA_Secrets-??????") || strings.Contains(string(res), `"*"`) {
+				t.Errorf("policy %s: secretsmanager resource %s, want the MWAA_Secrets ARN pattern alone", id, res)
+			}
+		}
+	}
+	if granted != roles {
+		t.Errorf("%d policy statements grant Secrets Manager access, want %d (task role, health, bootstrap)", granted, roles)
+	}
+	// Nothing else in the template may name Secrets Manager with a wildcard resource either.
+	for id, role := range resources(tmpl, "AWS::IAM::Role") {
+		if b, _ := json.Marshal(props(role)["Policies"]); strings.Contains(string(b), "secretsmanager") {
+			t.Errorf("role %s has an inline Secrets Manager policy: %s", id, b)
+		}
+	}
+}
+
+func assertRetention(t *testing.T, tmpl assertions.Template, days int) {
+	t.Helper()
+	for id, lg := range resources(tmpl, "AWS::Logs::LogGroup") {
+		if got := props(lg)["RetentionInDays"]; fmt.Sprint(got) != fmt.Sprint(days) {
+			t.Errorf("log group %s: RetentionInDays = %v, want %d", id, got, days)
+		}
+	}
+}
+
+func assertNoPlaintextSecret(t *testing.T, tmpl assertions.Template) {
+	t.Helper()
+	js := templateJSON(t, tmpl)
+	for _, bad := range []string{"SecretString", "GenerateSecretString", "KAFKA_SASL_PASSWORD", "KAFKA_SASL_USERNAME", "sasl.password"} {
+		if strings.Contains(js, bad) {
+			t.Errorf("template contains %q: secrets must stay in Secrets Manager", bad)
+		}
+	}
+	for id, td := range resources(tmpl, "AWS::ECS::TaskDefinition") {
+		if b, _ := json.Marshal(props(td)["ContainerDefinitions"]); strings.Contains(strings.ToUpper(string(b)), "PASSWORD") {
+			t.Errorf("task definition %s mentions a password: %s", id, b)
+		}
+	}
+}
+
+// TestSuppressionsCarryReasons checks that every accepted cdk-nag finding, in every variant of the stack,
+// says why, and that granular rules are suppressed finding by finding.
+func TestSuppressionsCarryReasons(t *testing.T) {
+	for _, ctx := range []map[string]any{
+		nil,
+		{"scheduledReader": "true"},
+		{"sourceMode": "listen", "sourceAddr": ":5170", "loadBalancer": "true", "publicLoadBalancer": "true", "allowedSourceCidr": "0.0.0.0/0"},
+	} {
+		p, _ := synth(t, ctx)
+		pr, err := stack.FromContext(p.Node())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range p.Suppressions(pr) {
+			if len(s.Reason) < 60 {
+				t.Errorf("suppression %s on %s: reason %q is too thin to explain itself", s.ID, s.Path, s.Reason)
+			}
+			if (s.ID == "AwsSolutions-IAM5" || s.ID == "AwsSolutions-IAM4") && len(s.AppliesTo) == 0 {
+				t.Errorf("suppression %s on %s has no appliesTo: it would hide new findings too", s.ID, s.Path)
+			}
+		}
+		assertNoNagFindings(t, p)
 	}
 }

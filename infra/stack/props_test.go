@@ -1,0 +1,82 @@
+package stack_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/mwaa-kafka/pipeline/infra/stack"
+)
+
+type mapContext map[string]any
+
+func (m mapContext) TryGetContext(key *string) any { return m[*key] }
+
+func TestFromContext(t *testing.T) {
+	tests := []struct {
+		name    string
+		ctx     mapContext
+		wantErr string // a context key the error must name; empty means valid
+		check   func(t *testing.T, p stack.Props)
+	}{
+		{name: "defaults", ctx: mapContext{"sourceAddr": "src:5170"}, check: func(t *testing.T, p stack.Props) {
+			if p.SourceMode != "connect" || p.Topic != "logs_4" || p.DLQTopic != "logs_4_dlq" ||
+				p.SecretName != "MWAA_Secrets" || p.ReaderDesiredCount != 1 || p.LogRetentionDays != 30 ||
+				p.LambdaDir != "bin/lambda" {
+				t.Errorf("defaults = %+v", p)
+			}
+		}},
+		{name: "cdk.json types", ctx: mapContext{"sourceAddr": "src:5170", "logRetentionDays": 90.0, "scheduledReader": true},
+			check: func(t *testing.T, p stack.Props) {
+				if p.LogRetentionDays != 90 || !p.ScheduledReader || p.ReaderDesiredCount != 0 {
+					t.Errorf("retention %d, scheduled %v, desired %d; want 90, true, 0", p.LogRetentionDays, p.ScheduledReader, p.ReaderDesiredCount)
+				}
+			}},
+		{name: "explicit count with schedule", ctx: mapContext{"sourceAddr": "src:5170", "scheduledReader": "true", "readerDesiredCount": "2"},
+			check: func(t *testing.T, p stack.Props) {
+				if p.ReaderDesiredCount != 2 {
+					t.Errorf("ReaderDesiredCount = %d, want 2", p.ReaderDesiredCount)
+				}
+			}},
+		{name: "listen port", ctx: mapContext{"sourceMode": "listen", "sourceAddr": "0.0.0.0:6000", "loadBalancer": "true"},
+			check: func(t *testing.T, p stack.Props) {
+				if port, err := p.ListenPort(); port != 6000 || err != nil {
+					t.Errorf("ListenPort() = %d, %v; want 6000, nil", port, err)
+				}
+			}},
+		{name: "missing source", ctx: mapContext{}, wantErr: "sourceAddr"},
+		{name: "source without port", ctx: mapContext{"sourceAddr": "src"}, wantErr: "sourceAddr"},
+		{name: "bad mode", ctx: mapContext{"sourceAddr": "src:1", "sourceMode": "dial"}, wantErr: "sourceMode"},
+		{name: "balancer in connect mode", ctx: mapContext{"sourceAddr": "src:1", "loadBalancer": "true"}, wantErr: "loadBalancer"},
+		{name: "schedule in listen mode", ctx: mapContext{"sourceAddr": ":1", "sourceMode": "listen", "scheduledReader": "true"}, wantErr: "scheduledReader"},
+		{name: "bad bool", ctx: mapContext{"sourceAddr": "src:1", "loadBalancer": "yes please"}, wantErr: "loadBalancer"},
+		{name: "bad retention", ctx: mapContext{"sourceAddr": "src:1", "logRetentionDays": "10"}, wantErr: "logRetentionDays"},
+		{name: "bad cidr", ctx: mapContext{"sourceAddr": ":1", "sourceMode": "listen", "allowedSourceCidr": "10.0.0.0"}, wantErr: "allowedSourceCidr"},
+		{name: "negative count", ctx: mapContext{"sourceAddr": "src:1", "readerDesiredCount": "-1"}, wantErr: "readerDesiredCount"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := stack.FromContext(tt.ctx)
+			if tt.wantErr != "" {
+				if !errors.Is(err, stack.ErrInvalidProps) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("FromContext(%v) = %v, want ErrInvalidProps naming %s", tt.ctx, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("FromContext(%v) = %v", tt.ctx, err)
+			}
+			tt.check(t, p)
+		})
+	}
+}
+
+func TestEnvFromCLI(t *testing.T) {
+	env := map[string]string{"CDK_DEFAULT_ACCOUNT": "123456789012", "CDK_DEFAULT_REGION": "eu-west-1"}
+	if e := stack.EnvFromCLI(func(k string) string { return env[k] }); e == nil || *e.Account != "123456789012" || *e.Region != "eu-west-1" {
+		t.Errorf("EnvFromCLI = %+v, want the CLI's account and region", e)
+	}
+	if e := stack.EnvFromCLI(func(string) string { return "" }); e != nil {
+		t.Errorf("EnvFromCLI without credentials = %+v, want nil (environment-agnostic)", e)
+	}
+}
