@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# The local stack's ClickHouse: the chdb engine (ClickHouse 26.9 as a library, dev/clickhouse/requirements.lock)
+# in one long-lived process that serves ClickHouse's HTTP interface on loopback (dev/clickhouse/server.py).
+# See dev/clickhouse/README.md.
+#
+#   dev/clickhouse.sh up       install (once) and start the engine, or reuse a running one; write clickhouse.env
+#   dev/clickhouse.sh down     stop it (TERM, then KILL after a timeout); no process is left
+#   dev/clickhouse.sh status   one line; exit 0 only when it runs and answers /ping
+#
+# Environment: STACK_DIR (default .cache/stack), CLICKHOUSE_HTTP_PORT (18123), CLICKHOUSE_UP_TIMEOUT (60 s),
+# CLICKHOUSE_STOP_TIMEOUT (20 s). When $STACK_DIR/kafka.env exists (dev/stack.sh writes it before calling
+# up), the engine's config.xml gets a <kafka> SASL_SSL section built from those credentials by
+# `chctl config-xml`, and CLICKHOUSE_KAFKA_BROKERS names the SASL_SSL listener for the Kafka tables.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE="$ROOT/.cache"
+VENV="$CACHE/venv-clickhouse"
+LOCK="$ROOT/dev/clickhouse/requirements.lock"
+SERVER="$ROOT/dev/clickhouse/server.py"
+CHCTL="$CACHE/bin/chctl"
+UP_TIMEOUT=${CLICKHOUSE_UP_TIMEOUT:-60}
+STOP_TIMEOUT=${CLICKHOUSE_STOP_TIMEOUT:-20}
+
+log() { printf 'clickhouse: %s\n' "$*" >&2; }
+die() {
+  printf 'clickhouse: error: %s\n' "$*" >&2
+  exit 1
+}
+
+STACK_DIR=${STACK_DIR:-$CACHE/stack}
+mkdir -p "$STACK_DIR"
+STACK_DIR=$(cd "$STACK_DIR" && pwd)
+CH_HOME="$STACK_DIR/clickhouse"
+CH_DATA="$CH_HOME/data"
+CH_CONFIG="$CH_HOME/config.xml"
+CH_KAFKA_XML="$CH_HOME/config.d/kafka.xml"
+CH_PASSWORD_FILE="$CH_HOME/password"
+CH_PID="$STACK_DIR/clickhouse.pid"
+CH_LOG="$STACK_DIR/clickhouse.log"
+CH_ENGINE_LOG="$STACK_DIR/clickhouse-engine.log"
+CH_ENV="$STACK_DIR/clickhouse.env"
+CH_PORT_FILE="$CH_HOME/port"
+CH_STAMP="$CH_HOME/running-config.sha256"
+# The port: asked for, else the one the running engine of this stack directory uses, else the default.
+if [[ -n ${CLICKHOUSE_HTTP_PORT:-} ]]; then
+  PORT=$CLICKHOUSE_HTTP_PORT
+elif [[ -s $CH_PORT_FILE ]]; then
+  PORT=$(<"$CH_PORT_FILE")
+else
+  PORT=18123
+fi
+URL="http://127.0.0.1:$PORT"
+
+# --- processes ---------------------------------------------------------------------------------------------
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_alive() {
+  local pid=$1 state
+  [[ -n $pid && -r /proc/$pid/stat ]] || return 1
+  state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [[ $state != Z && $state != X ]]
+}
+
+# running_pid prints the engine's pid when the pid file names a live process whose command line is ours
+# (server.py with this stack's data directory), so a recycled pid is never taken for it.
+running_pid() {
+  local pid
+  [[ -s $CH_PID ]] || return 1
+  pid=$(<"$CH_PID")
+  pid_alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "server.py --data $CH_DATA " || return 1
+  echo "$pid"
+}
+
+ping_ok() { [[ $(curl -fsS --max-time 2 "$URL/ping" 2>/dev/null) == "Ok." ]]; }
+
+write_private() { # path: stdin to path, mode 0600, through a rename
+  local tmp="$1.tmp.$$"
+  (umask 077 && cat >"$tmp")
+  mv -f "$tmp" "$1"
+}
+
+# --- install -----------------------------------------------------------------------------------------------
+
+ensure_venv() {
+  local stamp="$VENV/.lock.sha256" want
+  want=$(sha256sum "$LOCK" | cut -d' ' -f1)
+  if [[ -f $stamp && $(<"$stamp") == "$want" ]] && "$VENV/bin/python" -c 'import importlib.util as u; assert u.find_spec("chdb")' 2>/dev/null; then
+    return
+  fi
+  command -v python3 >/dev/null || die "python3 not found: it runs the ClickHouse engine (chdb-core) and its HTTP server"
+  log "installing the ClickHouse engine (chdb-core, dev/clickhouse/requirements.lock) into ${VENV#"$ROOT/"}"
+  mkdir -p "$CACHE"
+  if ! { [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"; } >"$CACHE/venv-clickhouse.log" 2>&1 ||
+    ! "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --require-hashes --only-binary=:all: \
+      -r "$LOCK" >>"$CACHE/venv-clickhouse.log" 2>&1; then
+    tail -n 20 "$CACHE/venv-clickhouse.log" >&2
+    die "installing chdb-core from dev/clickhouse/requirements.lock into ${VENV#"$ROOT/"} failed; see ${CACHE#"$ROOT/"}/venv-clickhouse.log"
+  fi
+  echo "$want" >"$stamp"
+}
+
+ensure_chctl() {
+  command -v go >/dev/null || die "go not found: it builds tasks/chctl, which writes the engine's <kafka> config"
+  mkdir -p "$CACHE/bin"
+  (cd "$ROOT" && go build -o "$CHCTL" ./tasks/chctl) || die "building tasks/chctl into ${CHCTL#"$ROOT/"} failed"
+}
+
+# --- configuration -----------------------------------------------------------------------------------------
+
+write_config() {
+  mkdir -p "$CH_HOME/config.d" "$CH_DATA"
+  [[ -s $CH_PASSWORD_FILE ]] || (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$CH_PASSWORD_FILE")
+  write_private "$CH_CONFIG" <<EOF
+<!-- Written by dev/clickhouse.sh; config.d/*.xml beside it is merged in. -->
+<clickhouse>
+    <timezone>UTC</timezone>
+    <logger>
+        <level>information</level>
+        <log>$CH_ENGINE_LOG</log>
+        <errorlog>$CH_ENGINE_LOG.err</errorlog>
+    </logger>
+</clickhouse>
+EOF
+  KAFKA_BROKERS=""
+  if [[ -f $STACK_DIR/kafka.env ]]; then
+    # shellcheck disable=SC1091
+    (
+      . "$STACK_DIR/kafka.env"
+      "$CHCTL" config-xml --credentials env --ca-file "$KAFKA_CA_FILE" --out "$CH_KAFKA_XML"
+    ) || die "writing the <kafka> section from $STACK_DIR/kafka.env failed"
+    KAFKA_BROKERS=$(. "$STACK_DIR/kafka.env" && echo "$KAFKA_BOOTSTRAP_SERVER")
+  else
+    log "no $STACK_DIR/kafka.env: the engine runs without a <kafka> section (Kafka tables then need PLAINTEXT brokers)"
+    rm -f "$CH_KAFKA_XML"
+  fi
+}
+
+config_hash() {
+  local files=("$CH_CONFIG" "$CH_PASSWORD_FILE" "$SERVER")
+  shopt -s nullglob
+  files+=("$CH_HOME"/config.d/*.xml)
+  shopt -u nullglob
+  cat "${files[@]}" | sha256sum | cut -d' ' -f1
+}
+
+write_env() {
+  {
+    echo "# ClickHouse engine, chdb $(sed -n 's/^chdb-core==\([0-9.]*\).*/\1/p' "$LOCK") (dev/clickhouse.sh)"
+    echo "export CLICKHOUSE_URL='$URL'"
+    echo "export CLICKHOUSE_HTTP_PORT='$PORT'"
+    echo "export CLICKHOUSE_USER='default'"
+    echo "export CLICKHOUSE_PASSWORD='$(<"$CH_PASSWORD_FILE")'"
+    echo "export CLICKHOUSE_KAFKA_BROKERS='$KAFKA_BROKERS'"
+    echo "export CLICKHOUSE_LOG='$CH_LOG'"
+    echo "export CLICKHOUSE_ENGINE_LOG='$CH_ENGINE_LOG'"
+    echo "export CLICKHOUSE_PID_FILE='$CH_PID'"
+    echo "export CLICKHOUSE_DATA_DIR='$CH_DATA'"
+    echo "export CLICKHOUSE_CONFIG='$CH_CONFIG'"
+  } | write_private "$CH_ENV"
+  # stack.env, when it exists, gets our lines in place of any older ones (dev/stack.sh also rebuilds it).
+  if [[ -f $STACK_DIR/stack.env ]]; then
+    { grep -vE '^(export CLICKHOUSE_|# ClickHouse engine)' "$STACK_DIR/stack.env" || true; cat "$CH_ENV"; } |
+      write_private "$STACK_DIR/stack.env"
+  fi
+}
+
+drop_env() {
+  rm -f "$CH_ENV"
+  if [[ -f $STACK_DIR/stack.env ]]; then
+    { grep -vE '^(export CLICKHOUSE_|# ClickHouse engine)' "$STACK_DIR/stack.env" || true; } | write_private "$STACK_DIR/stack.env"
+  fi
+}
+
+# --- commands ----------------------------------------------------------------------------------------------
+
+stop_engine() {
+  local pid deadline
+  pid=$(running_pid) || { rm -f "$CH_PID" "$CH_STAMP"; return 0; }
+  log "stopping the engine (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + STOP_TIMEOUT))
+  while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+  if pid_alive "$pid"; then
+    log "the engine did not exit within ${STOP_TIMEOUT}s of SIGTERM; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + 10))
+    while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    pid_alive "$pid" && die "the engine (pid $pid) is still alive after SIGKILL"
+  fi
+  rm -f "$CH_PID" "$CH_STAMP"
+}
+
+cmd_up() {
+  local pid deadline
+  command -v curl >/dev/null || die "curl not found: it checks the engine's readiness"
+  ensure_venv
+  ensure_chctl
+  write_config
+  if pid=$(running_pid); then
+    if [[ $(<"$CH_PORT_FILE") != "$PORT" ]]; then
+      die "the engine of $STACK_DIR runs on port $(<"$CH_PORT_FILE"), not $PORT; run dev/clickhouse.sh down first"
+    fi
+    if [[ -f $CH_STAMP && $(<"$CH_STAMP") == "$(config_hash)" ]] && ping_ok; then
+      log "already running (pid $pid) on $URL"
+      write_env
+      return
+    fi
+    log "its configuration changed (or it does not answer): restarting"
+    stop_engine
+  fi
+  if port_open "$PORT"; then
+    die "port $PORT (CLICKHOUSE_HTTP_PORT) is in use by another process; stop it or choose another port with CLICKHOUSE_HTTP_PORT=..."
+  fi
+  log "starting the engine on $URL (log: $CH_LOG)"
+  : >"$CH_LOG"
+  TZ=UTC setsid "$VENV/bin/python" "$SERVER" --data "$CH_DATA" --config "$CH_CONFIG" --host 127.0.0.1 \
+    --port "$PORT" --user default --password-file "$CH_PASSWORD_FILE" </dev/null >>"$CH_LOG" 2>&1 &
+  pid=$!
+  echo "$pid" >"$CH_PID"
+  echo "$PORT" >"$CH_PORT_FILE"
+  deadline=$((SECONDS + UP_TIMEOUT))
+  until ping_ok; do
+    if ! pid_alive "$pid"; then
+      tail -n 20 "$CH_LOG" >&2
+      rm -f "$CH_PID"
+      die "the engine exited during startup; see $CH_LOG"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail -n 20 "$CH_LOG" >&2
+      stop_engine
+      die "the engine did not answer $URL/ping within ${UP_TIMEOUT}s; see $CH_LOG"
+    fi
+    sleep 0.2
+  done
+  config_hash >"$CH_STAMP"
+  local version
+  version=$(curl -fsS --max-time 5 -H 'X-ClickHouse-User: default' -H "X-ClickHouse-Key: $(<"$CH_PASSWORD_FILE")" \
+    --data-binary 'SELECT version()' "$URL/") || die "the engine answers /ping but not a query; see $CH_LOG"
+  log "ClickHouse $version ready (pid $pid)"
+  write_env
+}
+
+cmd_down() {
+  stop_engine
+  drop_env
+}
+
+cmd_status() {
+  local pid
+  if pid=$(running_pid) && ping_ok; then
+    printf '%-11s %s\n' clickhouse "running  pid $pid  $URL  chdb $(sed -n 's/^chdb-core==\([0-9.]*\).*/\1/p' "$LOCK")  data $CH_DATA"
+    return 0
+  fi
+  printf '%-11s %s\n' clickhouse "stopped  (log: $CH_LOG)"
+  return 1
+}
+
+case ${1:-} in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+*) die "usage: dev/clickhouse.sh up|down|status" ;;
+esac

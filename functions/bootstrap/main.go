@@ -1,0 +1,38 @@
+// Command bootstrap is the Lambda that applies the ClickHouse DDL over ClickHouse's HTTP(S) interface and
+// reports what it created, kept, or found different. Configuration comes from the environment (see
+// clickhouse.BootstrapConfigFromEnv); the ClickHouse password from the Secrets Manager secret named in
+// CLICKHOUSE_PASSWORD_SECRET (the SDK honours AWS_ENDPOINT_URL_SECRETSMANAGER, e.g. a local emulator).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
+)
+
+func main() {
+	h, err := handler(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bootstrap:", err)
+		os.Exit(1)
+	}
+	lambda.Start(h.Handle)
+}
+
+func handler(ctx context.Context) (clickhouse.BootstrapHandler, error) {
+	cfg, err := clickhouse.BootstrapConfigFromEnv(os.LookupEnv)
+	if err != nil {
+		return clickhouse.BootstrapHandler{}, err
+	}
+	aws, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return clickhouse.BootstrapHandler{}, fmt.Errorf("loading AWS config: %w", err)
+	}
+	return clickhouse.BootstrapHandler{Config: cfg, Secrets: secretsmanager.NewFromConfig(aws)}, nil
+}

@@ -1,0 +1,19 @@
+CREATE TABLE {{ident .Database}}.logs_queue
+(
+    `eventId` UInt32,
+    `level` LowCardinality(String),
+    `source` LowCardinality(String),
+    `timestamp` DateTime64(6),
+    `computer` LowCardinality(String),
+    `user` LowCardinality(String),
+    `message` String
+)
+ENGINE = Kafka
+SETTINGS
+    kafka_broker_list = {{str .Brokers}},
+    kafka_topic_list = {{str .Topic}},
+    kafka_group_name = {{str .Group}},
+    kafka_format = 'JSONEachRow',
+    kafka_handle_error_mode = 'stream',
+    kafka_num_consumers = {{.NumConsumers}},
+    kafka_thread_per_consumer = 0

@@ -1,0 +1,151 @@
+// Package clickhouse holds the ClickHouse side of the pipeline: the DDL of the original description as
+// embedded files (database, the logs MergeTree table, the logs_queue Kafka engine table, the logs_mv
+// materialized view, plus logs_errors and logs_errors_mv for messages that do not parse), an idempotent
+// applier that talks to ClickHouse's HTTP(S) interface, the <kafka> section of config.xml built from the
+// Kafka secret, and the description's three example queries.
+package clickhouse
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"text/template"
+)
+
+// Defaults of Schema, as the original description names them.
+const (
+	DefaultDatabase     = "KafkaEngine"
+	DefaultTopic        = "logs_4"
+	DefaultGroup        = "logs_consumer"
+	DefaultNumConsumers = 1
+)
+
+//go:embed ddl/*.sql
+var ddlFiles embed.FS
+
+// Schema parameterizes the DDL. The zero value is not valid; start from NewSchema.
+type Schema struct {
+	// Database holds every object. Default KafkaEngine.
+	Database string
+	// Brokers is the Kafka engine's broker list (host:port, comma separated). Required: it is the
+	// deployment's bootstrap server, which the secret also holds.
+	Brokers string
+	// Topic is the topic logs_queue consumes. Default logs_4.
+	Topic string
+	// Group is the consumer group of logs_queue. Default logs_consumer.
+	Group string
+	// NumConsumers is kafka_num_consumers: consumers of this table on one server, useful up to the topic's
+	// partition count. Default 1.
+	NumConsumers int
+}
+
+// NewSchema returns a Schema with the defaults and the given broker list.
+func NewSchema(brokers string) Schema {
+	return Schema{
+		Database:     DefaultDatabase,
+		Brokers:      brokers,
+		Topic:        DefaultTopic,
+		Group:        DefaultGroup,
+		NumConsumers: DefaultNumConsumers,
+	}
+}
+
+// Validate reports the first field that cannot go into the DDL.
+func (s Schema) Validate() error {
+	switch {
+	case s.Database == "":
+		return fmt.Errorf("database: %w", ErrEmpty)
+	case s.Brokers == "":
+		return fmt.Errorf("brokers: %w", ErrEmpty)
+	case s.Topic == "":
+		return fmt.Errorf("topic: %w", ErrEmpty)
+	case s.Group == "":
+		return fmt.Errorf("group: %w", ErrEmpty)
+	case s.NumConsumers < 1 || s.NumConsumers > 64:
+		return fmt.Errorf("num consumers %d: %w", s.NumConsumers, ErrOutOfRange)
+	}
+	for _, f := range []struct{ name, v string }{{"database", s.Database}, {"brokers", s.Brokers}, {"topic", s.Topic}, {"group", s.Group}} {
+		if strings.ContainsAny(f.v, "\x00\n\r") {
+			return fmt.Errorf("%s %q: %w", f.name, f.v, ErrControlChar)
+		}
+	}
+	return nil
+}
+
+// Kind says what a Statement creates.
+type Kind string
+
+// The kinds of object the DDL creates.
+const (
+	KindDatabase Kind = "database"
+	KindTable    Kind = "table"
+	KindView     Kind = "view"
+)
+
+// Statement is one CREATE of the DDL.
+type Statement struct {
+	// Name is the object's name: the database itself, or database.table.
+	Name string
+	// Table is the bare table name (empty for the database).
+	Table string
+	Kind  Kind
+	SQL   string
+}
+
+// Statements renders the DDL in the order it must run: the database, the two MergeTree tables, the Kafka
+// table, then the views that read it (a Kafka table starts consuming once a view is attached, so the
+// targets exist before).
+func (s Schema) Statements() ([]Statement, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	names, err := fs.Glob(ddlFiles, "ddl/*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("listing embedded DDL: %w", err)
+	}
+	sort.Strings(names)
+	out := make([]Statement, 0, len(names))
+	for _, n := range names {
+		src, err := ddlFiles.ReadFile(n)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", n, err)
+		}
+		t, err := template.New(path.Base(n)).Funcs(template.FuncMap{"ident": QuoteIdent, "str": QuoteString}).Parse(string(src))
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s: %w", n, err)
+		}
+		var b bytes.Buffer
+		if err := t.Execute(&b, s); err != nil {
+			return nil, fmt.Errorf("rendering %s: %w", n, err)
+		}
+		st := Statement{SQL: strings.TrimSpace(b.String())}
+		base := strings.TrimSuffix(path.Base(n), ".sql")
+		_, table, _ := strings.Cut(base, "_")
+		switch {
+		case table == "database":
+			st.Kind, st.Name = KindDatabase, s.Database
+		case strings.HasSuffix(table, "_mv"):
+			st.Kind, st.Table, st.Name = KindView, table, s.Database+"."+table
+		default:
+			st.Kind, st.Table, st.Name = KindTable, table, s.Database+"."+table
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// QuoteIdent quotes a ClickHouse identifier with backticks.
+func QuoteIdent(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, "`", "\\`")
+	return "`" + r.Replace(s) + "`"
+}
+
+// QuoteString quotes a ClickHouse string literal.
+func QuoteString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+	return "'" + r.Replace(s) + "'"
+}
