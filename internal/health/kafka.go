@@ -18,7 +18,10 @@ import (
 type kafkaProbe struct {
 	p       *kafka.Producer
 	lastErr atomic.Pointer[kafka.Error]
-	wg      sync.WaitGroup
+	// causeErr keeps the last authentication or TLS error: librdkafka follows it with "all brokers are
+	// down", which would hide why they are down.
+	causeErr atomic.Pointer[kafka.Error]
+	wg       sync.WaitGroup
 }
 
 func newKafkaProbe(cfg Config, creds secrets.Kafka) (*kafkaProbe, error) {
@@ -30,6 +33,8 @@ func newKafkaProbe(cfg Config, creds secrets.Kafka) (*kafkaProbe, error) {
 		"client.id":            "log-pipeline-health",
 		"security.protocol":    cfg.SecurityProtocol,
 		"log.connection.close": false,
+		// A health check must not create the topic it is checking for.
+		"allow.auto.create.topics": false,
 		// librdkafka's own log lines would interleave with the Lambda's JSON output; client errors still
 		// arrive as events and name the cause in the verdict.
 		"log_level": 0,
@@ -63,6 +68,9 @@ func (k *kafkaProbe) events() {
 	for ev := range k.p.Events() {
 		if e, ok := ev.(kafka.Error); ok {
 			k.lastErr.Store(&e)
+			if isAuth(e) || isTLS(e) {
+				k.causeErr.Store(&e)
+			}
 		}
 	}
 }
@@ -115,20 +123,26 @@ func (k *kafkaProbe) topic(ctx context.Context, topic string, count bool) (int64
 	return total, nil
 }
 
-// classify names the cause of a failed broker call from the last client error librdkafka reported.
+// classify names the cause of a failed broker call from the client errors librdkafka reported.
 func (k *kafkaProbe) classify(err error) error {
-	last := k.lastErr.Load()
-	if last == nil {
-		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+	if cause := k.causeErr.Load(); cause != nil {
+		if isAuth(*cause) {
+			return fmt.Errorf("%w: %s", ErrAuthentication, cause.Error())
+		}
+		return fmt.Errorf("%w: %s", ErrTLS, cause.Error())
 	}
-	switch {
-	case last.Code() == kafka.ErrAuthentication:
-		return fmt.Errorf("%w: %s", ErrAuthentication, last.Error())
-	case last.Code() == kafka.ErrSsl || strings.Contains(last.Error(), "SSL handshake failed"):
-		return fmt.Errorf("%w: %s", ErrTLS, last.Error())
-	default:
+	if last := k.lastErr.Load(); last != nil {
 		return fmt.Errorf("%w: %w (last client error: %s)", ErrUnreachable, err, last.Error())
 	}
+	return fmt.Errorf("%w: %w", ErrUnreachable, err)
+}
+
+func isAuth(e kafka.Error) bool {
+	return e.Code() == kafka.ErrAuthentication || e.Code() == kafka.ErrSaslAuthenticationFailed
+}
+
+func isTLS(e kafka.Error) bool {
+	return e.Code() == kafka.ErrSsl || strings.Contains(e.Error(), "SSL handshake failed")
 }
 
 // timeoutMs is what is left of ctx's deadline, in the milliseconds librdkafka takes, at least 1.

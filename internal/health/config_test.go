@@ -1,0 +1,53 @@
+package health
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    Config
+		wantErr string // the variable the error must name; empty means valid
+	}{
+		{
+			name: "defaults",
+			env:  map[string]string{},
+			want: Config{SecretName: "MWAA_Secrets", Region: "us-east-1", Topic: "logs_4", DLQTopic: "logs_4_dlq",
+				SecurityProtocol: "sasl_ssl", Timeout: 10 * time.Second, Namespace: "LogPipeline"},
+		},
+		{
+			name: "everything set",
+			env: map[string]string{"HEALTH_SECRET_NAME": "s", "AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_SECRETSMANAGER": "http://127.0.0.1:1",
+				"HEALTH_TOPIC": "t", "HEALTH_DLQ_TOPIC": "-", "HEALTH_SECURITY_PROTOCOL": "PLAINTEXT", "HEALTH_CA_FILE": "/ca.pem",
+				"HEALTH_READER_URL": "http://10.0.0.5:9108/healthz", "HEALTH_TIMEOUT": "3s", "HEALTH_METRICS_NAMESPACE": "N"},
+			want: Config{SecretName: "s", Region: "eu-west-1", SecretsEndpoint: "http://127.0.0.1:1", Topic: "t", DLQTopic: "",
+				SecurityProtocol: "plaintext", CAFile: "/ca.pem", ReaderURL: "http://10.0.0.5:9108/healthz", Timeout: 3 * time.Second, Namespace: "N"},
+		},
+		{name: "bad timeout", env: map[string]string{"HEALTH_TIMEOUT": "soon"}, wantErr: "HEALTH_TIMEOUT"},
+		{name: "negative timeout", env: map[string]string{"HEALTH_TIMEOUT": "-1s"}, wantErr: "HEALTH_TIMEOUT"},
+		{name: "bad protocol", env: map[string]string{"HEALTH_SECURITY_PROTOCOL": "ssl"}, wantErr: "HEALTH_SECURITY_PROTOCOL"},
+		{name: "reader not a URL", env: map[string]string{"HEALTH_READER_URL": "10.0.0.5:9108"}, wantErr: "HEALTH_READER_URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := FromEnv(func(k string) string { return tt.env[k] })
+			if tt.wantErr != "" {
+				if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("FromEnv(%v) error = %v, want ErrInvalidConfig naming %s", tt.env, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("FromEnv(%v) = %v", tt.env, err)
+			}
+			if got != tt.want {
+				t.Errorf("FromEnv(%v) =\n%+v, want\n%+v", tt.env, got, tt.want)
+			}
+		})
+	}
+}
