@@ -1,0 +1,49 @@
+package pipeline
+
+import (
+	"sync/atomic"
+)
+
+// Counts is the reader's ledger. Every line framed from TCP is received once and then ends up in exactly one
+// of delivered, dead-lettered or failed; until then it is in flight. So at every moment
+// received = delivered + dead_lettered + failed + in_flight, and after a drain in_flight is 0.
+type Counts struct {
+	received     atomic.Uint64
+	delivered    atomic.Uint64
+	deadLettered atomic.Uint64
+	failed       atomic.Uint64
+}
+
+// Summary is a consistent-enough snapshot of Counts, printed as JSON when a run ends.
+type Summary struct {
+	Received     uint64  `json:"received"`
+	Delivered    uint64  `json:"delivered"`
+	DeadLettered uint64  `json:"dead_lettered"`
+	Failed       uint64  `json:"failed"`
+	InFlight     uint64  `json:"in_flight"`
+	Duration     float64 `json:"duration_seconds"`
+	EventsPerSec float64 `json:"events_per_second"`
+	// DeadLetterReasons counts dead-lettered lines by reason.
+	DeadLetterReasons map[string]uint64 `json:"dead_letter_reasons,omitempty"`
+	// Error is set when the run ended in error.
+	Error string `json:"error,omitempty"`
+}
+
+// Snapshot reads the counters. The settled counters are read before received, so in_flight never goes
+// negative while lines are moving.
+func (c *Counts) Snapshot() Summary {
+	d := c.delivered.Load()
+	dl := c.deadLettered.Load()
+	f := c.failed.Load()
+	r := c.received.Load()
+	s := Summary{Received: r, Delivered: d, DeadLettered: dl, Failed: f}
+	if settled := d + dl + f; r > settled {
+		s.InFlight = r - settled
+	}
+	return s
+}
+
+// Balanced reports whether every received line is settled.
+func (s Summary) Balanced() bool {
+	return s.InFlight == 0 && s.Received == s.Delivered+s.DeadLettered+s.Failed
+}

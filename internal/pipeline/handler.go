@@ -1,0 +1,186 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/event"
+	"github.com/mwaa-kafka/pipeline/internal/tcpin"
+)
+
+// handler validates framed lines, produces the good ones and dead-letters the rest. It implements
+// tcpin.Handler; its Produce calls block while Kafka's local queue is full, which stops the reader's socket.
+type handler struct {
+	v          *event.Validator
+	prod       producer
+	topic      string
+	dlq        DeadLetterSink
+	counts     *Counts
+	metrics    *metrics
+	log        *slog.Logger
+	perMessage int // events per Kafka message; 1 sends each line as its own message
+	maxMsg     int // byte cap of a many-events message
+	// produceCtx ends at the drain deadline: until then a blocked Produce keeps waiting for Kafka.
+	produceCtx context.Context
+	// maxEvents, when > 0, stops reading (via stopReading) once that many lines were received.
+	maxEvents   uint64
+	stopReading context.CancelFunc
+
+	reasonsMu sync.Mutex
+	reasons   map[string]uint64
+
+	bufs sync.Pool
+}
+
+var _ tcpin.Handler = (*handler)(nil)
+
+func (h *handler) HandleLines(_ context.Context, src tcpin.Source, lines [][]byte) {
+	n := h.counts.received.Add(uint64(len(lines)))
+	h.metrics.received.Add(float64(len(lines)))
+	if h.perMessage <= 1 {
+		for _, line := range lines {
+			if err := h.v.Validate(line); err != nil {
+				h.rejectInvalid(src, line, err)
+				continue
+			}
+			if err := h.prod.Produce(h.produceCtx, h.topic, line); err != nil {
+				h.deadLetter(h.produceCtx, src, line, ReasonDeliveryFailed, err.Error())
+			}
+		}
+	} else {
+		h.produceJoined(src, lines)
+	}
+	if h.maxEvents > 0 && n >= h.maxEvents {
+		h.stopReading()
+	}
+}
+
+// produceJoined sends valid lines newline-joined, up to perMessage events or maxMsg bytes per message.
+// ClickHouse's JSONEachRow reads every row of such a message.
+func (h *handler) produceJoined(src tcpin.Source, lines [][]byte) {
+	bp, _ := h.bufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 0, h.maxMsg)
+		bp = &b
+	}
+	buf := (*bp)[:0]
+	count := 0
+	flush := func() {
+		if count == 0 {
+			return
+		}
+		if err := h.prod.Produce(h.produceCtx, h.topic, buf); err != nil {
+			for _, line := range bytes.Split(buf, []byte{'\n'}) {
+				h.deadLetter(h.produceCtx, src, line, ReasonDeliveryFailed, err.Error())
+			}
+		}
+		buf, count = buf[:0], 0
+	}
+	for _, line := range lines {
+		if err := h.v.Validate(line); err != nil {
+			h.rejectInvalid(src, line, err)
+			continue
+		}
+		if count > 0 && (count == h.perMessage || len(buf)+1+len(line) > h.maxMsg) {
+			flush()
+		}
+		if count > 0 {
+			buf = append(buf, '\n')
+		}
+		buf = append(buf, line...)
+		count++
+	}
+	flush()
+	*bp = buf
+	h.bufs.Put(bp)
+}
+
+func (h *handler) HandleReject(_ context.Context, src tcpin.Source, sample []byte, reason event.Reason, detail string) {
+	h.counts.received.Add(1)
+	h.metrics.received.Add(1)
+	h.deadLetter(h.produceCtx, src, sample, string(reason), detail)
+}
+
+func (h *handler) rejectInvalid(src tcpin.Source, line []byte, err error) {
+	reason, detail := string(event.ReasonInvalidJSON), err.Error()
+	var verr *event.Error
+	if errors.As(err, &verr) {
+		reason = string(verr.Reason)
+	}
+	if len(line) > tcpin.SampleBytes {
+		line = line[:tcpin.SampleBytes]
+	}
+	h.deadLetter(h.produceCtx, src, line, reason, detail)
+}
+
+// deadLetter hands a line to the dead-letter sink and settles it in the ledger (now, or at its delivery
+// report for an asynchronous sink). A line the sink cannot take is counted as failed, never dropped silently.
+func (h *handler) deadLetter(ctx context.Context, src tcpin.Source, line []byte, reason, detail string) {
+	h.reasonsMu.Lock()
+	h.reasons[reason]++
+	h.reasonsMu.Unlock()
+	h.metrics.deadLetterAttempts.WithLabelValues(reason).Inc()
+	dl := DeadLetter{Time: time.Now(), Reason: reason, Detail: detail, Source: src.Remote, Line: line}
+	async, err := h.dlq.Put(ctx, dl)
+	switch {
+	case err != nil:
+		h.counts.failed.Add(1)
+		h.metrics.failed.Inc()
+		h.log.Error("dead-lettering a line failed: line lost", "reason", reason, "source", src.Remote, "err", err)
+	case !async:
+		h.counts.deadLettered.Add(1)
+		h.metrics.deadLettered.Inc()
+	}
+}
+
+// delivered is the producer's DeliveryFunc: it settles messages in the ledger.
+func (h *handler) delivered(topic string, value []byte, err error) {
+	if topic != h.topic { // the dead-letter topic
+		if err != nil {
+			h.counts.failed.Add(1)
+			h.metrics.failed.Inc()
+			h.log.Error("dead-letter delivery failed: line lost", "topic", topic, "err", err)
+			return
+		}
+		h.counts.deadLettered.Add(1)
+		h.metrics.deadLettered.Inc()
+		return
+	}
+	events := 1
+	if h.perMessage > 1 {
+		events = bytes.Count(value, []byte{'\n'}) + 1
+	}
+	if err == nil {
+		h.counts.delivered.Add(uint64(events))
+		h.metrics.delivered.Add(float64(events))
+		return
+	}
+	// Kafka gave up on these lines. This runs on the producer's event goroutine, which must not block (it
+	// is what frees the queue), so the dead-letter attempt may not wait for queue space.
+	h.log.Warn("delivery failed; dead-lettering", "topic", topic, "events", events, "err", err)
+	src := tcpin.Source{Remote: "delivery-report"}
+	for _, line := range bytes.Split(value, []byte{'\n'}) {
+		h.deadLetter(doneCtx, src, line, ReasonDeliveryFailed, err.Error())
+	}
+}
+
+// doneCtx is already cancelled: a Produce given it tries once and never waits for queue space.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+func (h *handler) reasonCounts() map[string]uint64 {
+	h.reasonsMu.Lock()
+	defer h.reasonsMu.Unlock()
+	out := make(map[string]uint64, len(h.reasons))
+	for k, v := range h.reasons {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,115 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mwaa-kafka/pipeline/internal/tcpin"
+)
+
+// metrics are the reader's Prometheus series, on a registry of their own (no global state).
+type metrics struct {
+	reg                *prometheus.Registry
+	received           prometheus.Counter
+	delivered          prometheus.Counter
+	deadLettered       prometheus.Counter
+	deadLetterAttempts *prometheus.CounterVec
+	failed             prometheus.Counter
+	bytesRead          prometheus.Counter
+	connsOpened        prometheus.Counter
+	connsActive        prometheus.Gauge
+	connsRefused       prometheus.Counter
+	ready              prometheus.Gauge
+}
+
+func newMetrics(counts *Counts, inFlight func() float64) *metrics {
+	const ns = "logreader"
+	m := &metrics{
+		reg:          prometheus.NewRegistry(),
+		received:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "lines_received_total", Help: "Lines framed from TCP (good and bad)."}),
+		delivered:    prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "events_delivered_total", Help: "Events acknowledged by Kafka on the main topic."}),
+		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "lines_dead_lettered_total", Help: "Lines stored on the dead-letter path."}),
+		deadLetterAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "dead_letters_total",
+			Help: "Lines sent to the dead-letter path, by reason."}, []string{"reason"}),
+		failed:       prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "lines_failed_total", Help: "Lines neither delivered nor dead-lettered (lost)."}),
+		bytesRead:    prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "bytes_read_total", Help: "Bytes read from TCP sources."}),
+		connsOpened:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_total", Help: "Source connections opened."}),
+		connsActive:  prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "connections_active", Help: "Source connections open now."}),
+		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_refused_total", Help: "Connections closed at once because of the connection limit."}),
+		ready:        prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "ready", Help: "1 while the reader is connected to Kafka and reading."}),
+	}
+	m.reg.MustRegister(m.received, m.delivered, m.deadLettered, m.deadLetterAttempts, m.failed, m.bytesRead,
+		m.connsOpened, m.connsActive, m.connsRefused, m.ready,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "lines_in_flight", Help: "Lines received and not yet settled."},
+			func() float64 { return float64(counts.Snapshot().InFlight) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "kafka_queue_messages", Help: "Messages held by the Kafka client."}, inFlight),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "heartbeat_timestamp_seconds", Help: "Unix time of this scrape: a fresh value means the reader is alive."},
+			func() float64 { return float64(time.Now().UnixNano()) / 1e9 }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// observer feeds tcpin's connection events into the metrics.
+type observer struct {
+	m   *metrics
+	log *slog.Logger
+}
+
+func (o observer) ConnOpened(tcpin.Source)        { o.m.connsOpened.Inc(); o.m.connsActive.Inc() }
+func (o observer) ConnClosed(tcpin.Source, error) { o.m.connsActive.Dec() }
+func (o observer) BytesRead(n int)                { o.m.bytesRead.Add(float64(n)) }
+func (o observer) ConnRefused(remote string, reason error) {
+	o.m.connsRefused.Inc()
+	o.log.Warn("connection refused", "remote", remote, "reason", reason)
+}
+
+// serveHTTP serves /metrics, /healthz (the process is alive and its Kafka client is not failed) and /readyz
+// (connected to Kafka and reading) on addr until ctx is done.
+func serveHTTP(ctx context.Context, addr string, m *metrics, healthy func() error, ready *atomic.Bool, log *slog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := healthy(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening for metrics on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		<-done
+	}, nil
+}

@@ -1,0 +1,306 @@
+// Package pipeline wires the reader: credentials, the Kafka producer, validation, the dead-letter path,
+// accounting, metrics, bounded runs and the shutdown order (stop reading, drain, flush with a deadline, close).
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/event"
+	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
+	"github.com/mwaa-kafka/pipeline/internal/secrets"
+	"github.com/mwaa-kafka/pipeline/internal/tcpin"
+)
+
+// ErrLinesLost is returned when a run ends with lines that were neither delivered nor dead-lettered.
+var ErrLinesLost = errors.New("lines lost")
+
+// Run reads until ctx is done or a bound is reached, then drains, and returns the final summary.
+// stdout receives the summary as one JSON line.
+func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (Summary, error) {
+	start := time.Now()
+	counts := &Counts{}
+	s, err := run(ctx, cfg, counts, log)
+	s.Duration = time.Since(start).Seconds()
+	if s.Duration > 0 {
+		s.EventsPerSec = float64(s.Delivered) / s.Duration
+	}
+	if err == nil && s.Failed > 0 {
+		err = fmt.Errorf("%w: %d lines were neither delivered nor dead-lettered", ErrLinesLost, s.Failed)
+	}
+	if err == nil && !s.Balanced() {
+		err = fmt.Errorf("%w: ledger does not balance: %+v", ErrLinesLost, s)
+	}
+	if err != nil {
+		s.Error = err.Error()
+	}
+	b, _ := json.Marshal(s)
+	fmt.Fprintln(stdout, string(b))
+	if cfg.SummaryFile != "" {
+		if werr := os.WriteFile(cfg.SummaryFile, append(b, '\n'), 0o644); werr != nil {
+			err = errors.Join(err, fmt.Errorf("writing --summary-file: %w", werr))
+		}
+	}
+	log.Info("reader finished", "received", s.Received, "delivered", s.Delivered, "dead_lettered", s.DeadLettered,
+		"failed", s.Failed, "in_flight", s.InFlight, "seconds", s.Duration)
+	return s, err
+}
+
+func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (summary Summary, err error) {
+	mode, _ := tcpin.ParseMode(cfg.SourceMode)
+	vmode := event.Strict
+	if cfg.Validation == "lenient" {
+		vmode = event.Lenient
+	}
+	overrides, _ := kafkaout.ParseOverrides(cfg.KafkaProperties)
+
+	startCtx := ctx
+	if cfg.Bounded() {
+		var cancel context.CancelFunc
+		startCtx, cancel = context.WithTimeout(ctx, cfg.StartupTimeout)
+		defer cancel()
+	}
+	creds, err := loadCredentials(startCtx, cfg, log)
+	if err != nil {
+		return counts.Snapshot(), err
+	}
+
+	// produceCtx outlives ctx: lines already read keep waiting for Kafka until the drain deadline.
+	produceCtx, cancelProduce := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelProduce()
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+
+	h := &handler{
+		v: event.NewValidator(vmode), topic: cfg.Topic, counts: counts, log: log,
+		perMessage: cfg.EventsPerMessage, maxMsg: cfg.MaxMessageBytes, produceCtx: produceCtx,
+		maxEvents: cfg.MaxEvents, stopReading: stopReading, reasons: make(map[string]uint64),
+	}
+	var prod *kafkaout.Producer
+	h.metrics = newMetrics(counts, func() float64 {
+		if prod == nil {
+			return 0
+		}
+		return float64(prod.InFlight())
+	})
+
+	refresh := &credentialRefresher{cfg: cfg, log: log, current: creds.Password}
+	kcfg := kafkaout.Config{
+		Brokers: creds.BootstrapServers, SecurityProtocol: cfg.SecurityProtocol, Username: creds.Username,
+		Password: creds.Password, CAFile: cfg.CAFile, InsecureSkipVerify: cfg.InsecureSkipTLS,
+		Compression: cfg.Compression, LingerMs: cfg.LingerMs, QueueMaxKBytes: cfg.QueueMaxKBytes,
+		MessageMaxBytes: max(cfg.MaxMessageBytes, cfg.MaxLineBytes), Overrides: overrides, Logger: log,
+	}
+	if cfg.Bootstrap != "" {
+		kcfg.Brokers = cfg.Bootstrap
+	}
+	prod, err = kafkaout.New(kcfg, h.delivered, kafkaout.OnAuthFailure(func() { refresh.refresh(ctx) }))
+	if err != nil {
+		return counts.Snapshot(), err
+	}
+	refresh.setProducer(prod)
+	h.prod = prod
+	closed := false
+	closeProducer := func() {
+		if !closed {
+			closed = true
+			prod.Close()
+		}
+	}
+	defer closeProducer()
+
+	if cfg.DLQFile != "" {
+		if h.dlq, err = newFileSink(cfg.DLQFile); err != nil {
+			return counts.Snapshot(), err
+		}
+	} else {
+		h.dlq = &kafkaSink{p: prod, topic: cfg.DLQTopic}
+	}
+	defer func() {
+		if cerr := h.dlq.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+
+	var ready atomic.Bool
+	if cfg.MetricsAddr != "" {
+		stopHTTP, err := serveHTTP(ctx, cfg.MetricsAddr, h.metrics, func() error { return nil }, &ready, log)
+		if err != nil {
+			return counts.Snapshot(), err
+		}
+		defer stopHTTP()
+	}
+
+	// Nothing is read from TCP before Kafka answers and the topics exist: a line read is a line we can deliver.
+	topics := []string{cfg.Topic}
+	if cfg.DLQFile == "" {
+		topics = append(topics, cfg.DLQTopic)
+	}
+	if err := waitForTopics(startCtx, cfg, prod, topics, log); err != nil {
+		return counts.Snapshot(), err
+	}
+
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		readCtx, cancel = context.WithTimeout(readCtx, cfg.Duration)
+		defer cancel()
+	}
+	tcfg := tcpin.Config{
+		Mode: mode, Addr: cfg.SourceAddr, MaxLineBytes: cfg.MaxLineBytes, MaxConns: cfg.MaxConns,
+		IdleTimeout: cfg.IdleTimeout, Logger: log, Observer: observer{m: h.metrics, log: log},
+	}
+	var reader tcpin.Reader
+	if cfg.Reader == "basic" {
+		reader, err = tcpin.NewTCPLogReader(tcfg, nil, h)
+	} else {
+		reader, err = tcpin.NewHighPerfTCPReader(tcfg, nil, h)
+	}
+	if err != nil {
+		return counts.Snapshot(), err
+	}
+
+	ready.Store(true)
+	h.metrics.ready.Set(1)
+	log.Info("reading", "mode", cfg.SourceMode, "addr", cfg.SourceAddr, "reader", cfg.Reader, "topic", cfg.Topic,
+		"validation", cfg.Validation, "events_per_message", cfg.EventsPerMessage)
+	// Once reading stops, blocked producers get DrainTimeout more to enqueue before they give up.
+	drainTimer := context.AfterFunc(readCtx, func() { time.AfterFunc(cfg.DrainTimeout, cancelProduce) })
+	defer drainTimer()
+	rerr := reader.Run(readCtx)
+	ready.Store(false)
+	h.metrics.ready.Set(0)
+
+	log.Info("draining", "in_flight", counts.Snapshot().InFlight)
+	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
+	defer cancelFlush()
+	if left := prod.Flush(flushCtx); left > 0 {
+		log.Error("drain deadline passed with messages unacknowledged; they are dead-lettered or counted failed",
+			"messages", left, "drain_timeout", cfg.DrainTimeout.String())
+	}
+	closeProducer()
+	summary = counts.Snapshot()
+	summary.DeadLetterReasons = h.reasonCounts()
+	if rerr != nil {
+		return summary, fmt.Errorf("reading log source: %w", rerr)
+	}
+	return summary, nil
+}
+
+// loadCredentials reads the Kafka credentials. Transient failures (an unreachable endpoint) are retried with
+// backoff until ctx is done; a missing or malformed secret fails at once, naming the key, never the value.
+func loadCredentials(ctx context.Context, cfg Config, log *slog.Logger) (secrets.Kafka, error) {
+	if cfg.SecurityProtocol != "sasl_ssl" && cfg.Bootstrap != "" {
+		return secrets.Kafka{BootstrapServers: cfg.Bootstrap}, nil
+	}
+	if cfg.Credentials == "env" {
+		k, err := secrets.FromEnv(os.LookupEnv)
+		if err != nil {
+			return k, fmt.Errorf("reading kafka credentials from the environment: %w", err)
+		}
+		return k, nil
+	}
+	opts := secrets.Options{SecretName: cfg.SecretName, Region: cfg.Region, Endpoint: cfg.SecretsEndpoint}
+	backoff := 500 * time.Millisecond
+	for {
+		k, err := secrets.FromSecretsManager(ctx, opts)
+		if err == nil {
+			return k, nil
+		}
+		if !errors.Is(err, secrets.ErrUnreachable) || ctx.Err() != nil {
+			return k, fmt.Errorf("reading kafka credentials from secret %s: %w", cfg.SecretName, err)
+		}
+		log.Warn("secrets manager unreachable; retrying", "secret", cfg.SecretName, "err", err, "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return k, fmt.Errorf("reading kafka credentials from secret %s: %w", cfg.SecretName, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 15*time.Second)
+	}
+}
+
+// waitForTopics checks that the brokers answer and the topics exist. In bounded mode it tries until the
+// startup deadline and fails; as a service it keeps trying (logging why) until ctx ends, since the broker or
+// the topic may come a little after the reader.
+func waitForTopics(ctx context.Context, cfg Config, prod *kafkaout.Producer, topics []string, log *slog.Logger) error {
+	backoff := time.Second
+	for {
+		var err error
+		for _, t := range topics {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = prod.CheckTopic(cctx, t)
+			cancel()
+			if err != nil {
+				break
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		fatal := errors.Is(err, kafkaout.ErrAuthentication) || errors.Is(err, kafkaout.ErrTLS) || errors.Is(err, kafkaout.ErrTopicNotFound)
+		if ctx.Err() != nil || (cfg.Bounded() && fatal) {
+			return fmt.Errorf("kafka not usable: %w", err)
+		}
+		log.Warn("kafka not ready; retrying", "err", err, "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafka not usable: %w", err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// credentialRefresher re-reads the secret after the broker rejects the credentials (a rotated password) and
+// hands new ones to the running producer. Attempts are spaced so a wrong password does not hammer the API.
+type credentialRefresher struct {
+	cfg     Config
+	prod    *kafkaout.Producer
+	log     *slog.Logger
+	mu      sync.Mutex
+	last    time.Time
+	current string
+}
+
+func (r *credentialRefresher) setProducer(p *kafkaout.Producer) {
+	r.mu.Lock()
+	r.prod = p
+	r.mu.Unlock()
+}
+
+func (r *credentialRefresher) refresh(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.prod == nil || r.cfg.SecurityProtocol != "sasl_ssl" {
+		return
+	}
+	if time.Since(r.last) < 5*time.Second {
+		return
+	}
+	r.last = time.Now()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	k, err := loadCredentials(cctx, r.cfg, r.log)
+	if err != nil {
+		r.log.Error("re-reading kafka credentials after an authentication failure", "err", err)
+		return
+	}
+	if k.Password == r.current {
+		r.log.Warn("kafka rejected the credentials and the secret still holds the same ones")
+		return
+	}
+	if err := r.prod.SetCredentials(k.Username, k.Password); err != nil {
+		r.log.Error("applying rotated kafka credentials", "err", err)
+		return
+	}
+	r.current = k.Password
+	r.log.Info("applied rotated kafka credentials from the secret", "secret", r.cfg.SecretName)
+}
