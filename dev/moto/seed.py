@@ -134,6 +134,8 @@ def main() -> int:
 
     lines = {
         "AWS_ENDPOINT_URL_SECRETSMANAGER": args.endpoint,
+        # The name the AWS SDKs (Go v2, boto3) read by themselves, from the service id "Secrets Manager".
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": args.endpoint,
         "AWS_REGION": args.region,
         "AWS_DEFAULT_REGION": args.region,
         "AWS_ACCESS_KEY_ID": keys["pipeline"]["AccessKeyId"],

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
@@ -21,6 +23,11 @@ const (
 	DefaultSecretName = "MWAA_Secrets"
 	DefaultRegion     = "us-east-1"
 	DefaultTimeout    = 15 * time.Second
+
+	// EndpointEnv names the variable the local stack sets to the emulator's URL. The SDK itself reads
+	// AWS_ENDPOINT_URL_SECRETS_MANAGER (from the service id "Secrets Manager") and AWS_ENDPOINT_URL, which
+	// keep working; this one is read too because it is the project's contract.
+	EndpointEnv = "AWS_ENDPOINT_URL_SECRETSMANAGER"
 )
 
 // Options says which secret to read and where.
@@ -29,8 +36,9 @@ type Options struct {
 	SecretName string
 	// Region defaults to the SDK's configured region (AWS_REGION, the shared config), else "us-east-1".
 	Region string
-	// Endpoint overrides the Secrets Manager endpoint, e.g. the local emulator. Empty leaves it to the SDK,
-	// which honours AWS_ENDPOINT_URL_SECRETSMANAGER and AWS_ENDPOINT_URL.
+	// Endpoint overrides the Secrets Manager endpoint, e.g. the local emulator. Empty means
+	// AWS_ENDPOINT_URL_SECRETSMANAGER when set, else what the SDK resolves (AWS_ENDPOINT_URL_SECRETS_MANAGER,
+	// AWS_ENDPOINT_URL, the shared config, the region's public endpoint).
 	Endpoint string
 	// Timeout bounds the whole call, retries included, on top of ctx's own deadline; default 15s.
 	Timeout time.Duration
@@ -57,14 +65,14 @@ func FromSecretsManager(ctx context.Context, o Options) (Kafka, error) {
 
 	cfg, err := config.LoadDefaultConfig(ctx,
 		config.WithRetryMaxAttempts(4),
-		config.WithHTTPClient(&http.Client{Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   5 * time.Second,
-			ResponseHeaderTimeout: 10 * time.Second,
-			MaxIdleConns:          4,
-			IdleConnTimeout:       30 * time.Second,
-		}}),
+		// A buildable client keeps AWS_CA_BUNDLE working; the short timeouts leave room for retries
+		// within the deadline.
+		config.WithHTTPClient(awshttp.NewBuildableClient().
+			WithDialerOptions(func(d *net.Dialer) { d.Timeout = 5 * time.Second }).
+			WithTransportOptions(func(t *http.Transport) {
+				t.TLSHandshakeTimeout = 5 * time.Second
+				t.ResponseHeaderTimeout = 10 * time.Second
+			})),
 	)
 	if err != nil {
 		return Kafka{}, fmt.Errorf("loading AWS config: %w", err)
@@ -75,9 +83,13 @@ func FromSecretsManager(ctx context.Context, o Options) (Kafka, error) {
 	case cfg.Region == "":
 		cfg.Region = DefaultRegion
 	}
+	endpoint := o.Endpoint
+	if endpoint == "" {
+		endpoint = os.Getenv(EndpointEnv)
+	}
 	client := secretsmanager.NewFromConfig(cfg, func(so *secretsmanager.Options) {
-		if o.Endpoint != "" {
-			so.BaseEndpoint = aws.String(o.Endpoint)
+		if endpoint != "" {
+			so.BaseEndpoint = aws.String(endpoint)
 		}
 	})
 
@@ -123,7 +135,7 @@ func classify(ctx context.Context, err error) error {
 		}
 	}
 	var respErr *smithyhttp.ResponseError
-	if errors.As(err, &respErr) {
+	if errors.As(err, &respErr) && respErr.HTTPStatusCode() != 0 { // 0: no response came back
 		switch respErr.HTTPStatusCode() {
 		case http.StatusUnauthorized, http.StatusForbidden:
 			return fmt.Errorf("%w: %w", ErrAccessDenied, err)
