@@ -40,12 +40,18 @@ func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Poli
 	})
 	p.Health.AddToRolePolicy(readSecret)
 
-	bootstrapEnv := map[string]*string{
-		"SECRET_NAME": jsii.String(props.SecretName),
-		"KAFKA_TOPIC": jsii.String(props.Topic),
-	}
-	if props.ClickHouseURL != "" {
-		bootstrapEnv["CLICKHOUSE_URL"] = jsii.String(props.ClickHouseURL)
+	// The bootstrap reads no Kafka credentials: only the ClickHouse password, from its own secret.
+	bootstrapEnv := map[string]*string{"KAFKA_TOPIC": jsii.String(props.Topic)}
+	for k, v := range map[string]string{
+		"CLICKHOUSE_URL":             props.ClickHouseURL,
+		"CLICKHOUSE_USER":            props.ClickHouseUser,
+		"CLICKHOUSE_DATABASE":        props.ClickHouseDatabase,
+		"CLICKHOUSE_PASSWORD_SECRET": props.ClickHousePasswordSecret,
+		"KAFKA_BROKERS":              props.KafkaBrokers,
+	} {
+		if v != "" {
+			bootstrapEnv[k] = jsii.String(v)
+		}
 	}
 	p.Bootstrap = goFunction(s, "Bootstrap", props, p.Vpc, sg, &awslambda.FunctionProps{
 		Description: jsii.String("Applies the ClickHouse DDL idempotently; invoke it from the console"),
@@ -53,7 +59,13 @@ func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Poli
 		Environment: &bootstrapEnv,
 		Timeout:     awscdk.Duration_Minutes(jsii.Number(2)),
 	})
-	p.Bootstrap.AddToRolePolicy(readSecret)
+	if props.ClickHousePasswordSecret != "" {
+		p.Bootstrap.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("ReadClickHousePassword"),
+			Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
+			Resources: jsii.Strings(secretArnPattern(s, props.ClickHousePasswordSecret)),
+		}))
+	}
 }
 
 // goFunction fills in what both functions share: runtime, architecture, network and a log group with

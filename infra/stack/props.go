@@ -60,8 +60,18 @@ type Props struct {
 	RepoRoot string
 	// LogRetentionDays is the retention of every log group the stack creates (logRetentionDays; default 30).
 	LogRetentionDays int
-	// ClickHouseURL is the ClickHouse HTTP(S) endpoint the bootstrap Lambda applies the DDL to (clickhouseUrl).
+	// ClickHouseURL is the ClickHouse HTTP(S) endpoint the bootstrap Lambda applies the DDL to
+	// (clickhouseUrl). Without it the function is deployed but reports that it is not configured.
 	ClickHouseURL string
+	// ClickHouseUser and ClickHouseDatabase are the bootstrap's ClickHouse user and database
+	// (clickhouseUser, clickhouseDatabase; empty keeps the function's defaults).
+	ClickHouseUser, ClickHouseDatabase string
+	// ClickHousePasswordSecret names an existing secret holding the ClickHouse password
+	// (clickhousePasswordSecret); only the bootstrap Lambda may read it.
+	ClickHousePasswordSecret string
+	// KafkaBrokers is the bootstrap server list ClickHouse's Kafka engine consumes from (kafkaBrokers). It is an
+	// address, not a credential; required with clickhouseUrl.
+	KafkaBrokers string
 }
 
 // Context is the part of a construct's node the props are read from; awscdk.App's Node() satisfies it.
@@ -90,6 +100,10 @@ func FromContext(ctx Context) (Props, error) {
 	p.LambdaDir = str("lambdaDir")
 	p.RepoRoot = str("repoRoot")
 	p.ClickHouseURL = str("clickhouseUrl")
+	p.ClickHouseUser = str("clickhouseUser")
+	p.ClickHouseDatabase = str("clickhouseDatabase")
+	p.ClickHousePasswordSecret = str("clickhousePasswordSecret")
+	p.KafkaBrokers = str("kafkaBrokers")
 	var err error
 	if p.LoadBalancer, err = parseBool("loadBalancer", str("loadBalancer")); err != nil {
 		return p, err
@@ -182,6 +196,9 @@ func (p Props) Validate() error {
 		if _, _, err := net.ParseCIDR(p.AllowedSourceCIDR); err != nil {
 			return fmt.Errorf("%w: allowedSourceCidr %q: %w", ErrInvalidProps, p.AllowedSourceCIDR, err)
 		}
+	}
+	if p.ClickHouseURL != "" && p.KafkaBrokers == "" {
+		return fmt.Errorf("%w: clickhouseUrl needs kafkaBrokers (the brokers ClickHouse consumes from)", ErrInvalidProps)
 	}
 	if _, ok := retentions[p.LogRetentionDays]; !ok {
 		return fmt.Errorf("%w: logRetentionDays %d is not a CloudWatch Logs retention (1, 3, 5, 7, 14, 30, 60, 90, 180, 365, ...)", ErrInvalidProps, p.LogRetentionDays)

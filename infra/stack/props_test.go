@@ -52,6 +52,7 @@ func TestFromContext(t *testing.T) {
 		{name: "bad bool", ctx: mapContext{"sourceAddr": "src:1", "loadBalancer": "yes please"}, wantErr: "loadBalancer"},
 		{name: "bad retention", ctx: mapContext{"sourceAddr": "src:1", "logRetentionDays": "10"}, wantErr: "logRetentionDays"},
 		{name: "bad cidr", ctx: mapContext{"sourceAddr": ":1", "sourceMode": "listen", "allowedSourceCidr": "10.0.0.0"}, wantErr: "allowedSourceCidr"},
+		{name: "clickhouse without brokers", ctx: mapContext{"sourceAddr": "src:1", "clickhouseUrl": "https://ch:8443"}, wantErr: "kafkaBrokers"},
 		{name: "negative count", ctx: mapContext{"sourceAddr": "src:1", "readerDesiredCount": "-1"}, wantErr: "readerDesiredCount"},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -169,7 +170,7 @@ func TestDefaultStack(t *testing.T) {
 	})
 
 	assertSchedules(t, tmpl, 1)
-	assertSecretAccess(t, tmpl, 3)
+	assertSecretAccess(t, tmpl, map[string]int{"MWAA_Secrets": 2})
 	assertRetention(t, tmpl, 30)
 	assertNoPlaintextSecret(t, tmpl)
 
@@ -263,24 +264,39 @@ func TestListenModeWithLoadBalancer(t *testing.T) {
 // TestExistingVpc checks that a vpcId is used instead of creating a VPC. The lookup is answered from the
 // context as the CLI would have cached it, so the test runs offline.
 func TestExistingVpc(t *testing.T) {
-	lookup := "vpc-provider:account=123456789012:filter.vpc-id=vpc-0abc:region=us-east-1:returnAsymmetricSubnets=true"
-	p, tmpl := synth(t, map[string]any{"vpcId": "vpc-0abc", lookup: map[string]any{
-		"vpcId":             "vpc-0abc",
+	lookup := "vpc-provider:account=123456789012:filter.vpc-id=vpc-0123456789abcdef0:region=us-east-1:returnAsymmetricSubnets=true"
+	p, tmpl := synth(t, map[string]any{"vpcId": "vpc-0123456789abcdef0", lookup: map[string]any{
+		"vpcId":             "vpc-0123456789abcdef0",
 		"vpcCidrBlock":      "10.20.0.0/16",
 		"availabilityZones": []any{},
 		"subnetGroups": []any{map[string]any{
 			"name": "private", "type": "Private",
 			"subnets": []any{
-				map[string]any{"subnetId": "subnet-0a", "cidr": "10.20.1.0/24", "availabilityZone": "us-east-1a", "routeTableId": "rtb-0a"},
-				map[string]any{"subnetId": "subnet-0b", "cidr": "10.20.2.0/24", "availabilityZone": "us-east-1b", "routeTableId": "rtb-0b"},
+				map[string]any{"subnetId": "subnet-0123456789abcdef1", "cidr": "10.20.1.0/24", "availabilityZone": "us-east-1a", "routeTableId": "rtb-0123456789abcdef1"},
+				map[string]any{"subnetId": "subnet-0123456789abcdef2", "cidr": "10.20.2.0/24", "availabilityZone": "us-east-1b", "routeTableId": "rtb-0123456789abcdef2"},
 			},
 		}},
 	}})
 	tmpl.ResourceCountIs(jsii.String("AWS::EC2::VPC"), jsii.Number(0))
 	tmpl.ResourceCountIs(jsii.String("AWS::EC2::NatGateway"), jsii.Number(0))
-	tmpl.HasResourceProperties(jsii.String("AWS::EC2::SecurityGroup"), map[string]any{"VpcId": "vpc-0abc"})
-	tmpl.HasOutput(jsii.String("Subnets"), map[string]any{"Value": "subnet-0a,subnet-0b"})
-	assertSecretAccess(t, tmpl, 3)
+	tmpl.HasResourceProperties(jsii.String("AWS::EC2::SecurityGroup"), map[string]any{"VpcId": "vpc-0123456789abcdef0"})
+	tmpl.HasOutput(jsii.String("Subnets"), map[string]any{"Value": "subnet-0123456789abcdef1,subnet-0123456789abcdef2"})
+	assertSecretAccess(t, tmpl, map[string]int{"MWAA_Secrets": 2})
+	assertNoNagFindings(t, p)
+}
+
+// TestBootstrapFunction checks the ClickHouse bootstrap Lambda's configuration and that it may read the
+// ClickHouse password's secret and not the Kafka one.
+func TestBootstrapFunction(t *testing.T) {
+	p, tmpl := synth(t, map[string]any{"clickhouseUrl": "https://ch.example.com:8443", "kafkaBrokers": "b1.example.com:9092",
+		"clickhouseUser": "ingest", "clickhousePasswordSecret": "clickhouse/ingest"})
+	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+		"Environment": map[string]any{"Variables": map[string]any{
+			"CLICKHOUSE_URL": "https://ch.example.com:8443", "CLICKHOUSE_USER": "ingest",
+			"CLICKHOUSE_PASSWORD_SECRET": "clickhouse/ingest", "KAFKA_BROKERS": "b1.example.com:9092", "KAFKA_TOPIC": "logs_4",
+		}},
+	})
+	assertSecretAccess(t, tmpl, map[string]int{"MWAA_Secrets": 2, "clickhouse/ingest": 1})
 	assertNoNagFindings(t, p)
 }
 
@@ -298,11 +314,12 @@ func assertSchedules(t *testing.T, tmpl assertions.Template, n int) {
 	}
 }
 
-// assertSecretAccess checks that exactly `roles` policies grant Secrets Manager access, each only
-// secretsmanager:GetSecretValue and only on the MWAA_Secrets ARN pattern, never "*".
-func assertSecretAccess(t *testing.T, tmpl assertions.Template, roles int) {
+// assertSecretAccess checks the policy statements that mention Secrets Manager: each allows only
+// secretsmanager:GetSecretValue, on one secret's ARN pattern and never "*", and want counts the statements
+// per secret name (MWAA_Secrets: the task role and the health Lambda).
+func assertSecretAccess(t *testing.T, tmpl assertions.Template, want map[string]int) {
 	t.Helper()
-	granted := 0
+	got := map[string]int{}
 	for id, pol := range resources(tmpl, "AWS::IAM::Policy") {
 		doc := props(pol)["PolicyDocument"].(map[string]any)
 		for _, st := range doc["Statement"].([]any) {
@@ -311,26 +328,33 @@ func assertSecretAccess(t *testing.T, tmpl assertions.Template, roles int) {
 			if !strings.Contains(actions, "secretsmanager") {
 				continue
 			}
-			granted++
 			if actions != "secretsmanager:GetSecretValue" {
 				t.Errorf("policy %s: actions %s, want secretsmanager:GetSecretValue alone", id, actions)
 			}
 			res, _ := json.Marshal(st["Resource"])
-			if !strings.Contains(string(res), ":secret:MWAA_Secrets-??????") || strings.Contains(string(res), `"*"`) {
-				t.Errorf("policy %s: secretsmanager resource %s, want the MWAA_Secrets ARN pattern alone", id, res)
+			m := secretArn.FindStringSubmatch(string(res))
+			if m == nil || strings.Contains(string(res), `"*"`) {
+				t.Errorf("policy %s: secretsmanager resource %s, want one secret's ARN pattern", id, res)
+				continue
 			}
+			got[m[1]]++
 		}
 	}
-	if granted != roles {
-		t.Errorf("%d policy statements grant Secrets Manager access, want %d (task role, health, bootstrap)", granted, roles)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("GetSecretValue statements per secret = %v, want %v", got, want)
 	}
-	// Nothing else in the template may name Secrets Manager with a wildcard resource either.
 	for id, role := range resources(tmpl, "AWS::IAM::Role") {
 		if b, _ := json.Marshal(props(role)["Policies"]); strings.Contains(string(b), "secretsmanager") {
 			t.Errorf("role %s has an inline Secrets Manager policy: %s", id, b)
 		}
 	}
 }
+
+// secretArn matches the resource of a Secrets Manager grant: the Fn::Join of an ARN ending in
+// ":secret:<name>-??????", with nothing after it.
+var secretArn = regexp.MustCompile(`^\{"Fn::Join":\["",\["arn:",\{"Ref":"AWS::Partition"\},":secretsmanager:` +
+	`(?:",\{"Ref":"AWS::Region"\},":",\{"Ref":"AWS::AccountId"\},"|[a-z0-9-]+:[0-9]{12})` +
+	`:secret:([A-Za-z0-9_/+=.@-]+)-\?{6}"\]\]\}$`)
 
 func assertRetention(t *testing.T, tmpl assertions.Template, days int) {
 	t.Helper()
