@@ -1,7 +1,7 @@
 // Command bootstrap is the Lambda that applies the ClickHouse DDL over ClickHouse's HTTP(S) interface and
 // reports what it created, kept, or found different. Configuration comes from the environment (see
 // clickhouse.BootstrapConfigFromEnv); the ClickHouse password from the Secrets Manager secret named in
-// CLICKHOUSE_PASSWORD_SECRET (the SDK honours AWS_ENDPOINT_URL_SECRETSMANAGER, e.g. a local emulator).
+// CLICKHOUSE_PASSWORD_SECRET (AWS_ENDPOINT_URL_SECRETSMANAGER points the client at an emulator).
 package main
 
 import (
@@ -10,8 +10,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
 )
@@ -30,9 +28,9 @@ func handler(ctx context.Context) (clickhouse.BootstrapHandler, error) {
 	if err != nil {
 		return clickhouse.BootstrapHandler{}, err
 	}
-	aws, err := config.LoadDefaultConfig(ctx)
+	sm, err := clickhouse.NewSecretsManagerClient(ctx)
 	if err != nil {
-		return clickhouse.BootstrapHandler{}, fmt.Errorf("loading AWS config: %w", err)
+		return clickhouse.BootstrapHandler{}, err
 	}
-	return clickhouse.BootstrapHandler{Config: cfg, Secrets: secretsmanager.NewFromConfig(aws)}, nil
+	return clickhouse.BootstrapHandler{Config: cfg, Secrets: sm}, nil
 }

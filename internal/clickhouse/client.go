@@ -91,8 +91,9 @@ func (c *Client) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Query is a statement with its query parameters ({name:Type} placeholders, sent as param_name) and
-// settings (sent as URL parameters, as ClickHouse's HTTP interface takes them).
+// Query is a statement with its query parameters ({name:Type} placeholders, sent as param_name; values are
+// plain strings, escaped here as ClickHouse expects) and settings (sent as URL parameters, as ClickHouse's
+// HTTP interface takes them).
 type Query struct {
 	SQL      string
 	Params   map[string]string
@@ -111,7 +112,7 @@ func QueryRows[T any](ctx context.Context, c *Client, q Query) ([]T, error) {
 		v.Set(k, x)
 	}
 	for k, x := range q.Params {
-		v.Set("param_"+k, x)
+		v.Set("param_"+k, escapeParam(x))
 	}
 	body, err := c.do(ctx, q.SQL, v)
 	if err != nil {
@@ -137,6 +138,12 @@ func QueryRows[T any](ctx context.Context, c *Client, q Query) ([]T, error) {
 	}
 	return out, nil
 }
+
+// paramEscaper escapes a query parameter's value the way ClickHouse parses it (TSV escaping): without it
+// a newline or tab in the value ends it early and the query fails with BAD_QUERY_PARAMETER.
+var paramEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\t", `\t`, "\r", `\r`, "\x00", `\0`)
+
+func escapeParam(s string) string { return paramEscaper.Replace(s) }
 
 // do POSTs sql and returns the answer's body, or a *ServerError when ClickHouse answered with an error.
 func (c *Client) do(ctx context.Context, sql string, params url.Values) (io.ReadCloser, error) {

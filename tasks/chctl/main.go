@@ -172,7 +172,8 @@ func configXML(ctx context.Context, args []string, stdout io.Writer) error {
 	case "env":
 		k, err = secrets.FromEnv(os.LookupEnv)
 	case "secretsmanager":
-		k, err = secrets.FromSecretsManager(ctx, secrets.Options{SecretName: *secretName, Region: *region})
+		k, err = secrets.FromSecretsManager(ctx, secrets.Options{SecretName: *secretName, Region: *region,
+			Endpoint: os.Getenv(clickhouse.EnvSecretsManagerEndpoint)})
 	default:
 		return fmt.Errorf("--credentials %q: want env or secretsmanager", *source)
 	}

@@ -1,0 +1,511 @@
+package clickhouse_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
+	"github.com/mwaa-kafka/pipeline/internal/event"
+	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
+	"github.com/mwaa-kafka/pipeline/internal/stacktest"
+)
+
+// env is what the integration tests take from the local stack.
+type env struct {
+	url, user, password string
+	// brokers is the listener the engine's Kafka tables use (SASL_SSL, configured in its config.xml).
+	brokers string
+	// plaintext is where the tests create topics and produce.
+	plaintext string
+}
+
+func loadEnv(t *testing.T) env {
+	t.Helper()
+	s := stacktest.Load(t)
+	return env{
+		url:       s.Get(t, "CLICKHOUSE_URL"),
+		user:      s.Get(t, "CLICKHOUSE_USER"),
+		password:  s.Get(t, "CLICKHOUSE_PASSWORD"),
+		brokers:   s.Get(t, "CLICKHOUSE_KAFKA_BROKERS"),
+		plaintext: s.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP"),
+	}
+}
+
+func (e env) client(t *testing.T, db string) *clickhouse.Client {
+	t.Helper()
+	opts := []clickhouse.ClientOption{clickhouse.WithCredentials(e.user, e.password)}
+	if db != "" {
+		opts = append(opts, clickhouse.WithDatabase(db))
+	}
+	c, err := clickhouse.NewClient(e.url, opts...)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	return c
+}
+
+// freshDatabase returns a database name no other run uses, dropped (with its Kafka consumers) at the end.
+func freshDatabase(t *testing.T, c *clickhouse.Client, prefix string) string {
+	t.Helper()
+	db := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+clickhouse.QuoteIdent(db)+" SYNC"); err != nil {
+			t.Errorf("dropping %s: %v", db, err)
+		}
+	})
+	return db
+}
+
+func allNames(db string) []string {
+	return []string{db, db + ".logs", db + ".logs_errors", db + ".logs_queue", db + ".logs_mv", db + ".logs_errors_mv"}
+}
+
+func scalar[T any](t *testing.T, ctx context.Context, c *clickhouse.Client, sql string) T {
+	t.Helper()
+	rows, err := clickhouse.QueryRows[struct {
+		V T `json:"v"`
+	}](ctx, c, clickhouse.Query{SQL: sql})
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	if len(rows) != 1 {
+		t.Fatalf("%s: %d rows, want 1", sql, len(rows))
+	}
+	return rows[0].V
+}
+
+func TestIntegrationApply(t *testing.T) {
+	e := loadEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	c := e.client(t, "")
+	db := freshDatabase(t, c, "it_apply")
+	topic := kafkatest.UniqueTopic("it_apply")
+	kafkatest.CreateTopic(t, e.plaintext, topic, 1)
+	s := clickhouse.NewSchema(e.brokers)
+	s.Database, s.Topic, s.Group = db, topic, topic
+
+	first, err := clickhouse.Apply(ctx, c, s)
+	if err != nil {
+		t.Fatalf("first Apply: %v", err)
+	}
+	if got, want := first.Created, allNames(db); !equal(got, want) {
+		t.Errorf("first Apply created %q, want %q", got, want)
+	}
+	if len(first.Kept) != 0 || len(first.Different) != 0 {
+		t.Errorf("first Apply kept %q, different %q; want none", first.Kept, first.Different)
+	}
+
+	second, err := clickhouse.Apply(ctx, c, s)
+	if err != nil {
+		t.Fatalf("second Apply: %v", err)
+	}
+	if got, want := second.Kept, allNames(db); !equal(got, want) {
+		t.Errorf("second Apply kept %q, want %q", got, want)
+	}
+	if len(second.Created) != 0 || len(second.Different) != 0 {
+		t.Errorf("second Apply created %q, different %q; want none", second.Created, second.Different)
+	}
+
+	// Drift: a column added by hand to logs, and logs_queue re-created on another topic with its views gone.
+	for _, q := range []string{
+		"ALTER TABLE " + db + ".logs ADD COLUMN extra String",
+		"DROP VIEW " + db + ".logs_mv SYNC",
+		"DROP VIEW " + db + ".logs_errors_mv SYNC",
+		"DROP TABLE " + db + ".logs_queue SYNC",
+		strings.Replace(mustStatement(t, s, "logs_queue"), clickhouse.QuoteString(topic), "'another_topic'", 1),
+	} {
+		if err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	third, err := clickhouse.Apply(ctx, c, s)
+	if !errors.Is(err, clickhouse.ErrDrift) {
+		t.Fatalf("third Apply error = %v, want ErrDrift", err)
+	}
+	wantDiff := []string{db + ".logs", db + ".logs_queue", db + ".logs_mv", db + ".logs_errors_mv"}
+	if !equal(third.Different, wantDiff) {
+		t.Errorf("third Apply different = %q, want %q", third.Different, wantDiff)
+	}
+	if want := []string{db, db + ".logs_errors"}; !equal(third.Kept, want) {
+		t.Errorf("third Apply kept = %q, want %q", third.Kept, want)
+	}
+	if len(third.Created) != 0 {
+		t.Errorf("third Apply created %q; views over a differing Kafka table must not be created", third.Created)
+	}
+	if d := third.Diffs[0]; !strings.Contains(d.Have, "extra") || strings.Contains(d.Want, "extra") {
+		t.Errorf("diff of logs: want %q, have %q; want the stored side to show the extra column", d.Want, d.Have)
+	}
+	// The Result is what the Lambda returns: it must survive JSON.
+	b, err := json.Marshal(third)
+	if err != nil {
+		t.Fatalf("json.Marshal(Result): %v", err)
+	}
+	var back clickhouse.Result
+	if err := json.Unmarshal(b, &back); err != nil || !equal(back.Different, third.Different) {
+		t.Errorf("Result JSON round trip = %+v, %v", back, err)
+	}
+	// The views were not created over the differing table: nothing of the schema exists beyond what we saw.
+	n := scalar[int](t, ctx, c, "SELECT count() AS v FROM system.tables WHERE database = '"+db+"'")
+	if n != 3 {
+		t.Errorf("tables in %s = %d, want 3 (logs, logs_errors, logs_queue)", db, n)
+	}
+}
+
+func mustStatement(t *testing.T, s clickhouse.Schema, table string) string {
+	t.Helper()
+	sts, err := s.Statements()
+	if err != nil {
+		t.Fatalf("Statements: %v", err)
+	}
+	for _, st := range sts {
+		if st.Table == table {
+			return st.SQL
+		}
+	}
+	t.Fatalf("no statement for %s", table)
+	return ""
+}
+
+// produce writes the messages to topic over PLAINTEXT and waits for every delivery.
+func produce(t *testing.T, bootstrap, topic string, msgs [][]byte) {
+	t.Helper()
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+	if err != nil {
+		t.Fatalf("NewProducer: %v", err)
+	}
+	defer p.Close()
+	done := make(chan kafka.Event, len(msgs))
+	for _, m := range msgs {
+		err := p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Value: m}, done)
+		if err != nil {
+			t.Fatalf("Produce: %v", err)
+		}
+	}
+	for range msgs {
+		select {
+		case ev := <-done:
+			if m, ok := ev.(*kafka.Message); !ok || m.TopicPartition.Error != nil {
+				t.Fatalf("delivery failed: %v", ev)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("deliveries not confirmed within 30s")
+		}
+	}
+}
+
+// waitCount polls sql (a count() AS v) until it reaches want.
+func waitCount(t *testing.T, ctx context.Context, c *clickhouse.Client, sql string, want int) {
+	t.Helper()
+	var got int
+	for {
+		got = scalar[int](t, ctx, c, sql)
+		if got >= want {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s = %d, want %d before the deadline", sql, got, want)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if got != want {
+		t.Fatalf("%s = %d, want %d", sql, got, want)
+	}
+}
+
+func TestIntegrationKafkaEndToEnd(t *testing.T) {
+	e := loadEnv(t)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
+	defer cancel()
+	c := e.client(t, "")
+	db := freshDatabase(t, c, "it_e2e")
+	topic := kafkatest.UniqueTopic("it_e2e")
+	kafkatest.CreateTopic(t, e.plaintext, topic, 3)
+	s := clickhouse.NewSchema(e.brokers)
+	s.Database, s.Topic, s.Group, s.NumConsumers = db, topic, topic, 1
+	if _, err := clickhouse.Apply(ctx, c, s); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+
+	// N events from the generator, 20 minutes old so all of them fall into every query's window. Most
+	// messages carry one event; every tenth carries five newline-joined events, as the reader's batched
+	// framing sends them.
+	const n = 5000
+	g := event.NewGenerator(42, 1_000_000, time.Now().UTC().Add(-20*time.Minute))
+	events := make([]event.Event, 0, n)
+	var msgs [][]byte
+	for len(events) < n {
+		k := 1
+		if len(msgs)%10 == 9 {
+			k = min(5, n-len(events))
+		}
+		var m []byte
+		for j := 0; j < k; j++ {
+			ev := g.Next()
+			events = append(events, ev)
+			if j > 0 {
+				m = append(m, '\n')
+			}
+			m = ev.AppendJSON(m)
+		}
+		msgs = append(msgs, m)
+	}
+	produce(t, e.plaintext, topic, msgs)
+	produced := time.Now()
+
+	dc := e.client(t, db)
+	waitCount(t, ctx, dc, "SELECT count() AS v FROM logs", n)
+	t.Logf("%d events in %d messages: produced in %v, all in ClickHouse %v later", n, len(msgs), produced.Sub(start).Round(time.Millisecond), time.Since(produced).Round(time.Millisecond))
+
+	if u := scalar[int](t, ctx, dc, "SELECT uniqExact(eventId) AS v FROM logs"); u != n {
+		t.Errorf("distinct eventIds = %d, want %d (duplicates or losses)", u, n)
+	}
+	if e := scalar[int](t, ctx, dc, "SELECT count() AS v FROM logs_errors"); e != 0 {
+		t.Errorf("logs_errors has %d rows, want 0", e)
+	}
+
+	// Timestamps keep their microseconds: the sum of epoch microseconds and a direct comparison of some rows.
+	var sumMicros int64
+	byID := make(map[uint32]event.Event, n)
+	for _, ev := range events {
+		sumMicros += ev.Timestamp.UnixMicro()
+		byID[ev.EventID] = ev
+	}
+	if got := scalar[int64](t, ctx, dc, "SELECT sum(toUnixTimestamp64Micro(timestamp)) AS v FROM logs"); got != sumMicros {
+		t.Errorf("sum of timestamps in µs = %d, want %d", got, sumMicros)
+	}
+	type row struct {
+		EventID   uint32 `json:"eventId"`
+		Level     string `json:"level"`
+		Source    string `json:"source"`
+		Timestamp string `json:"timestamp"`
+		Computer  string `json:"computer"`
+		User      string `json:"user"`
+		Message   string `json:"message"`
+	}
+	sample, err := clickhouse.QueryRows[row](ctx, dc, clickhouse.Query{SQL: "SELECT * FROM logs ORDER BY eventId LIMIT 200",
+		Settings: map[string]string{"date_time_output_format": "simple"}})
+	if err != nil {
+		t.Fatalf("reading rows back: %v", err)
+	}
+	for _, r := range sample {
+		ev := byID[r.EventID]
+		want := row{ev.EventID, ev.Level, ev.Source, ev.Timestamp.UTC().Format("2006-01-02 15:04:05.000000"), ev.Computer, ev.User, ev.Message}
+		if r != want {
+			t.Fatalf("row %d = %+v, want %+v", r.EventID, r, want)
+		}
+	}
+
+	// The three example queries against aggregates computed here from the generated events.
+	levels := map[string]uint64{}
+	errSources := map[string]uint64{}
+	minutes := map[time.Time]uint64{}
+	for _, ev := range events {
+		levels[ev.Level]++
+		if ev.Level == "Error" {
+			errSources[ev.Source]++
+		}
+		minutes[ev.Timestamp.UTC().Truncate(time.Minute)]++
+	}
+	gotLevels, err := clickhouse.LevelCounts(ctx, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gotLevels) != len(levels) {
+		t.Errorf("LevelCounts has %d rows, want %d", len(gotLevels), len(levels))
+	}
+	for i, r := range gotLevels {
+		if levels[r.Level] != r.Count {
+			t.Errorf("LevelCounts[%s] = %d, want %d", r.Level, r.Count, levels[r.Level])
+		}
+		if i > 0 && gotLevels[i-1].Count < r.Count {
+			t.Errorf("LevelCounts not ordered by count descending: %+v", gotLevels)
+		}
+	}
+	gotSources, err := clickhouse.TopErrorSources(ctx, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTop := make([]uint64, 0, len(errSources))
+	for _, v := range errSources {
+		wantTop = append(wantTop, v)
+	}
+	sort.Slice(wantTop, func(i, j int) bool { return wantTop[i] > wantTop[j] })
+	if len(wantTop) > 10 {
+		wantTop = wantTop[:10]
+	}
+	if len(gotSources) != len(wantTop) {
+		t.Errorf("TopErrorSources has %d rows, want %d", len(gotSources), len(wantTop))
+	}
+	for i, r := range gotSources {
+		if errSources[r.Source] != r.ErrorCount || i < len(wantTop) && wantTop[i] != r.ErrorCount {
+			t.Errorf("TopErrorSources[%d] = %+v, want count %d (Go: %d)", i, r, wantTop[i], errSources[r.Source])
+		}
+	}
+	if len(gotSources) == 0 {
+		t.Error("TopErrorSources returned nothing; the generator makes Error events")
+	}
+	gotMinutes, err := clickhouse.LogsPerMinute(ctx, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gotMinutes) != len(minutes) {
+		t.Errorf("LogsPerMinute has %d rows, want %d", len(gotMinutes), len(minutes))
+	}
+	for i, r := range gotMinutes {
+		if minutes[r.Minute] != r.Count {
+			t.Errorf("LogsPerMinute[%s] = %d, want %d", r.Minute, r.Count, minutes[r.Minute])
+		}
+		if i > 0 && !gotMinutes[i-1].Minute.Before(r.Minute) {
+			t.Errorf("LogsPerMinute not ordered by minute: %v then %v", gotMinutes[i-1].Minute, r.Minute)
+		}
+	}
+}
+
+func TestIntegrationBrokenMessage(t *testing.T) {
+	e := loadEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	c := e.client(t, "")
+	db := freshDatabase(t, c, "it_broken")
+	topic := kafkatest.UniqueTopic("it_broken")
+	kafkatest.CreateTopic(t, e.plaintext, topic, 1)
+	s := clickhouse.NewSchema(e.brokers)
+	s.Database, s.Topic, s.Group = db, topic, topic
+	if _, err := clickhouse.Apply(ctx, c, s); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	g := event.NewGenerator(7, 1, time.Now().UTC().Add(-time.Minute))
+	var msgs [][]byte
+	for i := 0; i < 50; i++ {
+		msgs = append(msgs, g.Next().AppendJSON(nil))
+	}
+	broken := []byte(`{"eventId": "not a number", "level": "Info"`)
+	msgs = append(msgs, broken)
+	for i := 0; i < 50; i++ {
+		msgs = append(msgs, g.Next().AppendJSON(nil))
+	}
+	produce(t, e.plaintext, topic, msgs) // one partition: the broken message sits between the two halves
+
+	dc := e.client(t, db)
+	waitCount(t, ctx, dc, "SELECT count() AS v FROM logs", 100)
+	waitCount(t, ctx, dc, "SELECT count() AS v FROM logs_errors", 1)
+	type errRow struct {
+		Topic     string `json:"topic"`
+		Partition uint64 `json:"partition"`
+		Offset    uint64 `json:"offset"`
+		Error     string `json:"error"`
+		Raw       string `json:"raw_message"`
+	}
+	rows, err := clickhouse.QueryRows[errRow](ctx, dc, clickhouse.Query{SQL: "SELECT topic, partition, offset, error, raw_message FROM logs_errors"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rows[0]
+	if got.Raw != string(broken) || got.Topic != topic || got.Partition != 0 || got.Offset != 50 || got.Error == "" {
+		t.Errorf("logs_errors row = %+v, want the broken message at %s/0@50 with an error", got, topic)
+	}
+	if maxID := scalar[int](t, ctx, dc, "SELECT max(eventId) AS v FROM logs"); maxID != 100 {
+		t.Errorf("max eventId = %d, want 100: the rows after the broken message must arrive", maxID)
+	}
+}
+
+func TestIntegrationBootstrapLambda(t *testing.T) {
+	e := loadEnv(t)
+	st := stacktest.Load(t)
+	for _, k := range []string{"AWS_ENDPOINT_URL_SECRETSMANAGER", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+		t.Setenv(k, st.Get(t, k))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	sm, err := clickhouse.NewSecretsManagerClient(ctx) // as functions/bootstrap builds it
+	if err != nil {
+		t.Fatalf("NewSecretsManagerClient: %v", err)
+	}
+	putSecret := func(value string) string {
+		name := fmt.Sprintf("clickhouse-bootstrap-%d", time.Now().UnixNano())
+		if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)}); err != nil {
+			t.Fatalf("creating secret %s in the emulator: %v", name, err)
+		}
+		t.Cleanup(func() {
+			sm.DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), ForceDeleteWithoutRecovery: aws.Bool(true)})
+		})
+		return name
+	}
+	good := putSecret(`{"CLICKHOUSE_PASSWORD":"` + e.password + `"}`)
+
+	c := e.client(t, "")
+	db := freshDatabase(t, c, "it_lambda")
+	topic := kafkatest.UniqueTopic("it_lambda")
+	kafkatest.CreateTopic(t, e.plaintext, topic, 1)
+	envVars := map[string]string{
+		clickhouse.EnvURL: e.url, clickhouse.EnvUser: e.user, clickhouse.EnvPasswordSecret: good,
+		clickhouse.EnvBrokers: e.brokers, clickhouse.EnvTopic: topic, clickhouse.EnvGroup: topic,
+		clickhouse.EnvDatabase: "not_this_one",
+	}
+	cfg, err := clickhouse.BootstrapConfigFromEnv(func(k string) (string, bool) { v, ok := envVars[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("BootstrapConfigFromEnv: %v", err)
+	}
+	h := lambda.NewHandler(clickhouse.BootstrapHandler{Config: cfg, Secrets: sm}.Handle)
+	payload := []byte(`{"database":"` + db + `"}`) // the event overrides CLICKHOUSE_DATABASE
+
+	invoke := func() clickhouse.BootstrapResponse {
+		t.Helper()
+		out, err := h.Invoke(ctx, payload)
+		if err != nil {
+			t.Fatalf("Invoke: %v", err)
+		}
+		var r clickhouse.BootstrapResponse
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatalf("decoding %s: %v", out, err)
+		}
+		return r
+	}
+	first := invoke()
+	if !first.OK || first.Database != db || !equal(first.Created, allNames(db)) {
+		t.Errorf("first invocation = %+v, want ok with everything created in %s", first, db)
+	}
+	second := invoke()
+	if !second.OK || len(second.Created) != 0 || !equal(second.Kept, allNames(db)) {
+		t.Errorf("second invocation = %+v, want ok with everything kept", second)
+	}
+
+	// A wrong password in the secret fails the invocation with ClickHouse's authentication error.
+	cfg.PasswordSecret = putSecret("not-the-password")
+	bad := lambda.NewHandler(clickhouse.BootstrapHandler{Config: cfg, Secrets: sm}.Handle)
+	_, badErr := bad.Invoke(ctx, payload)
+	if badErr == nil || !strings.Contains(badErr.Error(), "AUTHENTICATION_FAILED") {
+		t.Errorf("Invoke with a wrong password: err = %v, want AUTHENTICATION_FAILED", badErr)
+	}
+	if strings.Contains(fmt.Sprint(badErr), "not-the-password") {
+		t.Error("the error carries the password")
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
