@@ -50,6 +50,24 @@ func (s *Stack) Lookup(key string) (string, bool) {
 	return v, ok
 }
 
+// awsEnv are the variables SetAWSEnv copies from the stack into the test's environment.
+var awsEnv = []string{
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
+	"AWS_ENDPOINT_URL_SECRETSMANAGER", "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+}
+
+// SetAWSEnv points the test's process environment at the stack's Secrets Manager emulator, as the reader's
+// environment is locally: its credentials (the emulator enforces IAM, so made-up keys are rejected), region
+// and endpoint. It uses tb.Setenv, so the test must not be parallel; the values are restored afterwards.
+func (s *Stack) SetAWSEnv(tb testing.TB) {
+	tb.Helper()
+	for _, k := range awsEnv {
+		tb.Setenv(k, s.Get(tb, k))
+	}
+	tb.Setenv("AWS_SESSION_TOKEN", "")
+	tb.Setenv("AWS_PROFILE", "")
+}
+
 // RepoRoot returns the repository root (the directory holding go.mod).
 func RepoRoot(tb testing.TB) string {
 	tb.Helper()
