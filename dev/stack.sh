@@ -177,8 +177,9 @@ ensure_kafka_jars() {
   log "fetching Kafka $KAFKA_VERSION jars into ${KAFKA_LIBS#"$ROOT/"}"
   rm -rf "$KAFKA_LIBS"
   mkdir -p "$KAFKA_LIBS" "$CACHE/kafka"
-  if ! (cd "$ROOT/dev/kafka" && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$KAFKA_LIBS") >"$CACHE/kafka/mvn.log" 2>&1; then
+  # maven.repo.local keeps mvn's own download cache under .cache/ too.
+  if ! (cd "$ROOT/dev/kafka" && mvn -q -B -Dmaven.repo.local="$CACHE/m2" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS") >"$CACHE/kafka/mvn.log" 2>&1; then
     tail -n 20 "$CACHE/kafka/mvn.log" >&2
     die "downloading the Kafka $KAFKA_VERSION jars (org.apache.kafka:kafka_2.13 and kafka-tools via dev/kafka/pom.xml) with mvn failed; see ${CACHE#"$ROOT/"}/kafka/mvn.log"
   fi
@@ -194,7 +195,8 @@ ensure_venv() {
   log "installing the Secrets Manager emulator (moto server, dev/moto/requirements.lock) into ${VENV#"$ROOT/"}"
   mkdir -p "$CACHE"
   if ! { [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"; } >"$CACHE/venv-stack.log" 2>&1 ||
-    ! "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r "$lock" >>"$CACHE/venv-stack.log" 2>&1; then
+    ! PIP_CACHE_DIR="$CACHE/pip" "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r "$lock" \
+      >>"$CACHE/venv-stack.log" 2>&1; then
     tail -n 20 "$CACHE/venv-stack.log" >&2
     die "installing moto[server] and boto3 from dev/moto/requirements.lock into ${VENV#"$ROOT/"} failed; see ${CACHE#"$ROOT/"}/venv-stack.log"
   fi
@@ -398,7 +400,12 @@ STARTED=()
 stop_started_on_failure() {
   local rc=$? entry
   ((rc == 0)) && return
-  for entry in "${STARTED[@]}"; do stop_pid "${entry%%:*}" "${entry##*:}" || true; done
+  for entry in "${STARTED[@]}"; do
+    stop_pid "${entry%%:*}" "${entry##*:}" || true
+    rm -f "$STACK_DIR/${entry%%:*}.env"
+  done
+  # The env file must not point tests at processes that are gone.
+  ((${#STARTED[@]} == 0)) || rm -f "$ENV_FILE"
   exit "$rc"
 }
 
@@ -409,18 +416,28 @@ cmd_up() {
   trap stop_started_on_failure EXIT
   command -v openssl >/dev/null || die "openssl not found: it generates the broker's CA and certificate"
   command -v curl >/dev/null || die "curl not found: it checks the emulator's readiness"
+  local kafka_running=0 moto_running=0
+  running_pid "$KAFKA_PID" "$KAFKA_CONFIG" >/dev/null && kafka_running=1
+  running_pid "$MOTO_PID" "$(moto_marker)" >/dev/null && moto_running=1
+  if [[ -n $PORTS_CHANGED ]] && ((kafka_running || moto_running)); then
+    die "the stack in $STACK_DIR runs on other ports ($PORTS_CHANGED); run dev/stack.sh down first, or use another STACK_DIR"
+  fi
+  # Fail fast, before any download or JVM start, when a port we need is someone else's.
+  if ((!kafka_running)); then
+    require_port_free "$KAFKA_PLAINTEXT_PORT" KAFKA_PLAINTEXT_PORT
+    require_port_free "$KAFKA_SASL_PORT" KAFKA_SASL_PORT
+    require_port_free "$KAFKA_CONTROLLER_PORT" KAFKA_CONTROLLER_PORT
+  fi
+  ((moto_running)) || require_port_free "$MOTO_PORT" MOTO_PORT
+  save_ports
+
   # Both downloads at once on a cold cache.
   ensure_kafka_jars &
   local jars=$!
   ensure_venv || { wait "$jars" || true; exit 1; }
   wait "$jars" || exit 1
 
-  if [[ -n $PORTS_CHANGED ]] && { running_pid "$KAFKA_PID" "$KAFKA_CONFIG" >/dev/null ||
-    running_pid "$MOTO_PID" "$(moto_marker)" >/dev/null; }; then
-    die "the stack in $STACK_DIR runs on other ports ($PORTS_CHANGED); run dev/stack.sh down first, or use another STACK_DIR"
-  fi
-  save_ports
-  if ! running_pid "$KAFKA_PID" "$KAFKA_CONFIG" >/dev/null; then kafka_prepare; fi
+  ((kafka_running)) || kafka_prepare
   kafka_start
   kafka_env | write_private "$STACK_DIR/kafka.env"
   moto_start
