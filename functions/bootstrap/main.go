@@ -17,8 +17,11 @@ import (
 func main() {
 	h, err := handler(context.Background())
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bootstrap:", err)
-		os.Exit(1)
+		// Deployed without its configuration: every invocation says what is missing, instead of the
+		// runtime reporting a bare init failure.
+		fmt.Fprintln(os.Stderr, "bootstrap: not configured:", err)
+		lambda.Start(func(context.Context) error { return fmt.Errorf("bootstrap not configured: %w", err) })
+		return
 	}
 	lambda.Start(h.Handle)
 }

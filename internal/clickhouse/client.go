@@ -47,10 +47,11 @@ func WithHTTPClient(h *http.Client) ClientOption { return func(c *Client) { c.ht
 func NewClient(endpoint string, opts ...ClientOption) (*Client, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("parsing endpoint: %w", err)
+		// url.Parse quotes its input, which may hold a password: report only that it failed.
+		return nil, fmt.Errorf("parsing endpoint: %w", ErrBadEndpoint)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("endpoint %q: %w", endpoint, ErrBadEndpoint)
+		return nil, fmt.Errorf("endpoint %q: %w", u.Redacted(), ErrBadEndpoint)
 	}
 	if u.User != nil {
 		return nil, fmt.Errorf("endpoint with credentials in it: %w (pass them with WithCredentials)", ErrBadEndpoint)

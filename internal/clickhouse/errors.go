@@ -11,7 +11,8 @@ var (
 	ErrEmpty = errors.New("empty")
 	// ErrOutOfRange: a number is outside what the field accepts.
 	ErrOutOfRange = errors.New("out of range")
-	// ErrControlChar: a value holds NUL, CR or LF, which no identifier, broker list or credential needs.
+	// ErrControlChar: a value holds a character it cannot carry: NUL, CR or LF in an identifier or broker
+	// list, or, in a credential, invalid UTF-8 or a character XML 1.0 cannot hold.
 	ErrControlChar = errors.New("contains a control character")
 	// ErrBadEndpoint: the ClickHouse endpoint is not an http(s) URL.
 	ErrBadEndpoint = errors.New("endpoint must be an http or https URL")

@@ -509,3 +509,47 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+func TestIntegrationClientErrors(t *testing.T) {
+	e := loadEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := e.client(t, "")
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	tests := []struct {
+		name       string
+		client     *clickhouse.Client
+		sql        string
+		code, http int
+	}{
+		{"syntax", c, "SELEC 1", 62, 400},
+		{"unknown table", c, "SELECT * FROM system.no_such_table", 60, 404},
+		{"unknown database", e.client(t, "no_such_database"), "SELECT 1", 81, 404},
+		{"wrong password", func() *clickhouse.Client {
+			w, err := clickhouse.NewClient(e.url, clickhouse.WithCredentials(e.user, "wrong"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return w
+		}(), "SELECT 1", clickhouse.CodeAuthenticationFailed, 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.client.Exec(ctx, tt.sql)
+			var se *clickhouse.ServerError
+			if !errors.As(err, &se) || se.Code != tt.code || se.Status != tt.http || !strings.Contains(se.Message, "DB::Exception") {
+				t.Errorf("Exec(%q) error = %v, want a ServerError with code %d, HTTP %d and ClickHouse's text", tt.sql, err, tt.code, tt.http)
+			}
+		})
+	}
+	// Query parameters carry any text, newlines and backslashes included.
+	const tricky = "line1\nline2\t\\end 'q'"
+	rows, err := clickhouse.QueryRows[struct {
+		V string `json:"v"`
+	}](ctx, c, clickhouse.Query{SQL: "SELECT {s:String} AS v", Params: map[string]string{"s": tricky}})
+	if err != nil || len(rows) != 1 || rows[0].V != tricky {
+		t.Errorf("query parameter round trip = %+v, %v; want %q", rows, err, tricky)
+	}
+}

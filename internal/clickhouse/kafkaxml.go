@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mwaa-kafka/pipeline/internal/secrets"
 )
@@ -59,8 +60,12 @@ func KafkaConfigXML(k secrets.Kafka, o KafkaXMLOptions) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// validXMLText reports whether every rune of s may appear in an XML 1.0 document.
+// validXMLText reports whether s is valid UTF-8 and every rune of it may appear in an XML 1.0 document, so
+// the value ClickHouse reads back is exactly s.
 func validXMLText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
 	for _, r := range s {
 		ok := r == 0x09 || r == 0x0A || r == 0x0D || (r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
 		if !ok {
