@@ -43,11 +43,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	st := stacktest.Load(t)
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} {
-		t.Setenv(k, st.Get(t, k))
-	}
-	// The emulator speaks plain HTTP; a CA bundle from the developer's environment has nothing to verify.
-	t.Setenv("AWS_CA_BUNDLE", "")
+	st.SetAWSEnv(t)
 	sm := secretsmanager.New(secretsmanager.Options{
 		Region:       st.Get(t, "AWS_REGION"),
 		BaseEndpoint: aws.String(st.Get(t, "AWS_ENDPOINT_URL_SECRETSMANAGER")),
