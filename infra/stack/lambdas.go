@@ -18,7 +18,7 @@ func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Poli
 		AllowAllOutbound: jsii.Bool(true),
 	})
 	if props.ReaderHealthURL != "" {
-		p.TaskSecurityGrp.AddIngressRule(sg, awsec2.Port_Tcp(jsii.Number(MetricsPort)),
+		p.TaskSecurityGroup.AddIngressRule(sg, awsec2.Port_Tcp(jsii.Number(MetricsPort)),
 			jsii.String("health Lambda reads /healthz"), nil)
 	}
 

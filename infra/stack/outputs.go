@@ -24,7 +24,7 @@ func newOutputs(s awscdk.Stack, p *Pipeline) {
 		subnets = append(subnets, *sn)
 	}
 	out("Subnets", "Private subnets for the task (comma-separated)", awscdk.Fn_Join(jsii.String(","), jsii.Strings(subnets...)))
-	out("SecurityGroup", "Security group for the task", p.TaskSecurityGrp.SecurityGroupId())
+	out("SecurityGroup", "Security group for the task", p.TaskSecurityGroup.SecurityGroupId())
 	out("HealthFunctionName", "Scheduled health-check Lambda", p.Health.FunctionName())
 	out("BootstrapFunctionName", "ClickHouse bootstrap Lambda (invoke from the console)", p.Bootstrap.FunctionName())
 	if p.Service != nil {

@@ -74,7 +74,7 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 		StopTimeout: awscdk.Duration_Seconds(jsii.Number(60)),
 	})
 
-	p.TaskSecurityGrp = awsec2.NewSecurityGroup(s, jsii.String("ReaderSecurityGroup"), &awsec2.SecurityGroupProps{
+	p.TaskSecurityGroup = awsec2.NewSecurityGroup(s, jsii.String("ReaderSecurityGroup"), &awsec2.SecurityGroupProps{
 		Vpc:              p.Vpc,
 		Description:      jsii.String("Reader tasks: outbound to Kafka, Secrets Manager and the log source"),
 		AllowAllOutbound: jsii.Bool(true),
@@ -84,11 +84,11 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 		if props.AllowedSourceCIDR != "" {
 			from = awsec2.Peer_Ipv4(jsii.String(props.AllowedSourceCIDR))
 		}
-		p.TaskSecurityGrp.AddIngressRule(from, awsec2.Port_Tcp(jsii.Number(float64(listenPort))),
+		p.TaskSecurityGroup.AddIngressRule(from, awsec2.Port_Tcp(jsii.Number(float64(listenPort))),
 			jsii.String("log sources"), nil)
 		if props.LoadBalancer {
 			// The load balancer's health checks come from its own addresses inside the VPC.
-			p.TaskSecurityGrp.AddIngressRule(awsec2.Peer_Ipv4(p.Vpc.VpcCidrBlock()),
+			p.TaskSecurityGroup.AddIngressRule(awsec2.Peer_Ipv4(p.Vpc.VpcCidrBlock()),
 				awsec2.Port_Tcp(jsii.Number(MetricsPort)), jsii.String("load balancer health checks"), nil)
 		}
 	}
@@ -105,7 +105,7 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 		MaxHealthyPercent: jsii.Number(200),
 		CircuitBreaker:    &awsecs.DeploymentCircuitBreaker{Rollback: jsii.Bool(true)},
 		VpcSubnets:        privateSubnets(),
-		SecurityGroups:    &[]awsec2.ISecurityGroup{p.TaskSecurityGrp},
+		SecurityGroups:    &[]awsec2.ISecurityGroup{p.TaskSecurityGroup},
 		AssignPublicIp:    jsii.Bool(false),
 	})
 	if props.LoadBalancer {

@@ -38,7 +38,7 @@ func newSchedules(s awscdk.Stack, p *Pipeline, props Props) {
 			LaunchType:      awsecs.LaunchType_FARGATE,
 			PlatformVersion: awsecs.FargatePlatformVersion_LATEST,
 			SubnetSelection: privateSubnets(),
-			SecurityGroups:  &[]awsec2.ISecurityGroup{p.TaskSecurityGrp},
+			SecurityGroups:  &[]awsec2.ISecurityGroup{p.TaskSecurityGroup},
 			AssignPublicIp:  jsii.Bool(false),
 			ContainerOverrides: &[]*targets.ContainerOverride{{
 				ContainerName: jsii.String(ContainerName),

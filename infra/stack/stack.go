@@ -26,14 +26,14 @@ const (
 type Pipeline struct {
 	awscdk.Stack
 
-	Vpc             awsec2.IVpc
-	Cluster         awsecs.Cluster
-	TaskDefinition  awsecs.FargateTaskDefinition
-	TaskSecurityGrp awsec2.SecurityGroup
-	ReaderLogs      awslogs.LogGroup
-	Service         awsecs.FargateService // nil when ReaderDesiredCount is 0
-	Health          awslambda.Function
-	Bootstrap       awslambda.Function
+	Vpc               awsec2.IVpc
+	Cluster           awsecs.Cluster
+	TaskDefinition    awsecs.FargateTaskDefinition
+	TaskSecurityGroup awsec2.SecurityGroup
+	ReaderLogs        awslogs.LogGroup
+	Service           awsecs.FargateService // nil when ReaderDesiredCount is 0
+	Health            awslambda.Function
+	Bootstrap         awslambda.Function
 }
 
 // NewPipelineStack defines the whole AWS side of the pipeline. props must have passed Validate.
