@@ -400,11 +400,20 @@ func TestIntegrationBrokenMessage(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		msgs = append(msgs, g.Next().AppendJSON(nil))
 	}
-	produce(t, e.plaintext, topic, msgs) // one partition: the broken message sits between the two halves
+	// A batched message (newline-joined events) with a broken line between two good ones.
+	mixed := g.Next().AppendJSON(nil)
+	mixed = append(mixed, "\n{not json}\n"...)
+	mixed = g.Next().AppendJSON(mixed)
+	msgs = append(msgs, mixed)
+	for i := 0; i < 10; i++ {
+		msgs = append(msgs, g.Next().AppendJSON(nil))
+	}
+	produce(t, e.plaintext, topic, msgs) // one partition: offsets 0-49 good, 50 broken, 51-100 good, 101 mixed, 102-111 good
 
 	dc := e.client(t, db)
-	waitCount(t, ctx, dc, "SELECT count() AS v FROM logs", 100)
-	waitCount(t, ctx, dc, "SELECT count() AS v FROM logs_errors", 1)
+	// Everything but the broken message and the batched message holding a broken line arrives: 50 + 50 + 10.
+	waitCount(t, ctx, dc, "SELECT count() AS v FROM logs", 110)
+	waitCount(t, ctx, dc, "SELECT count() AS v FROM logs_errors", 2)
 	type errRow struct {
 		Topic     string `json:"topic"`
 		Partition uint64 `json:"partition"`
@@ -412,16 +421,32 @@ func TestIntegrationBrokenMessage(t *testing.T) {
 		Error     string `json:"error"`
 		Raw       string `json:"raw_message"`
 	}
-	rows, err := clickhouse.QueryRows[errRow](ctx, dc, clickhouse.Query{SQL: "SELECT topic, partition, offset, error, raw_message FROM logs_errors"})
+	rows, err := clickhouse.QueryRows[errRow](ctx, dc, clickhouse.Query{SQL: "SELECT topic, partition, offset, error, raw_message FROM logs_errors ORDER BY offset"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := rows[0]
-	if got.Raw != string(broken) || got.Topic != topic || got.Partition != 0 || got.Offset != 50 || got.Error == "" {
-		t.Errorf("logs_errors row = %+v, want the broken message at %s/0@50 with an error", got, topic)
+	if got := rows[0]; got.Raw != string(broken) || got.Topic != topic || got.Partition != 0 || got.Offset != 50 || got.Error == "" {
+		t.Errorf("logs_errors row 1 = %+v, want the broken message at %s/0@50 with an error", got, topic)
 	}
-	if maxID := scalar[int](t, ctx, dc, "SELECT max(eventId) AS v FROM logs"); maxID != 100 {
-		t.Errorf("max eventId = %d, want 100: the rows after the broken message must arrive", maxID)
+	// In stream mode a message is the unit: the good events of a batched message with a broken line stay in
+	// raw_message, not in logs. The recovery query of the README finds them.
+	if got := rows[1]; got.Raw != string(mixed) || got.Offset != 101 || !strings.Contains(got.Error, "row 2") {
+		t.Errorf("logs_errors row 2 = %+v, want the batched message at offset 101, failing at row 2", got)
+	}
+	if n := scalar[int](t, ctx, dc, "SELECT count() AS v FROM logs WHERE eventId IN (101, 102)"); n != 0 {
+		t.Errorf("%d events of the batched message reached logs; want 0 (the message is the unit)", n)
+	}
+	recovered, err := clickhouse.QueryRows[struct {
+		Line string `json:"line"`
+	}](ctx, dc, clickhouse.Query{SQL: clickhouse.RecoverableLinesSQL})
+	if err != nil {
+		t.Fatalf("RecoverableLinesSQL: %v", err)
+	}
+	if len(recovered) != 2 || !strings.Contains(recovered[0].Line, `"eventId":101`) || !strings.Contains(recovered[1].Line, `"eventId":102`) {
+		t.Errorf("recoverable lines = %q, want the events 101 and 102", recovered)
+	}
+	if maxID := scalar[int](t, ctx, dc, "SELECT max(eventId) AS v FROM logs"); maxID != 112 {
+		t.Errorf("max eventId = %d, want 112: the rows after the broken messages must arrive", maxID)
 	}
 }
 

@@ -104,3 +104,14 @@ func parseDateTime(s string) (time.Time, error) {
 	}
 	return time.Time{}, fmt.Errorf("parsing date-time %q", s)
 }
+
+// RecoverableLinesSQL lists the lines of messages in logs_errors that are valid JSON: the good events of a
+// batched message that also held a broken line (Kafka stream mode rejects a message as a whole). Produce
+// them again, or insert them with INSERT INTO logs FORMAT JSONEachRow, to recover them.
+const RecoverableLinesSQL = `SELECT line
+FROM logs_errors
+ARRAY JOIN
+    splitByChar('\n', raw_message) AS line,
+    arrayEnumerate(splitByChar('\n', raw_message)) AS n
+WHERE isValidJSON(line)
+ORDER BY topic, partition, offset, n`
