@@ -117,10 +117,14 @@ write_config() {
 <!-- Written by dev/clickhouse.sh; config.d/*.xml beside it is merged in. -->
 <clickhouse>
     <timezone>UTC</timezone>
+    <!-- A good neighbour on a shared development machine: at most a quarter of the memory. -->
+    <max_server_memory_usage_to_ram_ratio>0.25</max_server_memory_usage_to_ram_ratio>
+    <!-- The embedded engine takes its log level from log-level (it overrides logger/level). -->
+    <log-level>information</log-level>
     <logger>
-        <level>information</level>
         <log>$CH_ENGINE_LOG</log>
-        <errorlog>$CH_ENGINE_LOG.err</errorlog>
+        <size>50M</size>
+        <count>2</count>
     </logger>
 </clickhouse>
 EOF
