@@ -33,7 +33,9 @@ STOP_TIMEOUT=${STACK_STOP_TIMEOUT:-20}
 
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/dev/kafka/pom.xml")
 KAFKA_LIBS="$CACHE/kafka/$KAFKA_VERSION/libs"
-VENV="$CACHE/venv-stack"
+# One venv per lock file content: a changed lock builds a new venv beside the old one, so an emulator still
+# running from the old one is never pulled from under it.
+VENV="$CACHE/venv-stack/$(sha256sum "$ROOT/dev/moto/requirements.lock" | cut -c1-12)"
 CLUSTER_ID=bXdhYS1rYWZrYS1sb2NhbA # base64 of the 16 bytes "mwaa-kafka-local": fixed, so formatting is repeatable
 SASL_USERNAME=pipeline
 SASL_TEST_USERNAME=tester
@@ -188,20 +190,20 @@ ensure_kafka_jars() {
 }
 
 ensure_venv() {
-  local lock="$ROOT/dev/moto/requirements.lock" stamp="$VENV/.lock.sha256" want
-  want=$(sha256sum "$lock" | cut -d' ' -f1)
-  if [[ -f $stamp && $(<"$stamp") == "$want" && -x $VENV/bin/moto_server ]]; then return; fi
+  local lock="$ROOT/dev/moto/requirements.lock" logf="$CACHE/venv-stack.log"
+  if [[ -f $VENV/.complete && -x $VENV/bin/moto_server ]]; then return; fi
   command -v python3 >/dev/null || die "python3 not found: it runs the Secrets Manager emulator (moto server)"
   log "installing the Secrets Manager emulator (moto server, dev/moto/requirements.lock) into ${VENV#"$ROOT/"}"
-  mkdir -p "$CACHE"
-  if ! { [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"; } >"$CACHE/venv-stack.log" 2>&1 ||
+  rm -rf "$VENV"
+  mkdir -p "$(dirname "$VENV")"
+  if ! python3 -m venv "$VENV" >"$logf" 2>&1 ||
     ! PIP_CACHE_DIR="$CACHE/pip" "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r "$lock" \
-      >>"$CACHE/venv-stack.log" 2>&1; then
-    tail -n 20 "$CACHE/venv-stack.log" >&2
-    die "installing moto[server] and boto3 from dev/moto/requirements.lock into ${VENV#"$ROOT/"} failed; see ${CACHE#"$ROOT/"}/venv-stack.log"
+      >>"$logf" 2>&1; then
+    tail -n 20 "$logf" >&2
+    die "installing moto, flask and boto3 from dev/moto/requirements.lock into ${VENV#"$ROOT/"} failed; see ${logf#"$ROOT/"}"
   fi
   [[ -x $VENV/bin/moto_server ]] || die "pip ran but $VENV/bin/moto_server is missing"
-  echo "$want" >"$stamp"
+  touch "$VENV/.complete"
 }
 
 # --- Kafka -----------------------------------------------------------------------------------------------
