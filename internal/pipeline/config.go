@@ -82,7 +82,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.StringVar(&c.Compression, "compression", "lz4", "lz4, zstd, snappy, gzip or none")
 	fs.IntVar(&c.LingerMs, "linger-ms", 5, "producer linger in milliseconds")
 	fs.IntVar(&c.EventsPerMessage, "events-per-message", 1, "events newline-joined into one Kafka message (highperf reader batches per read)")
-	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", 900000, "byte cap of a many-events Kafka message")
+	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", 900000, "byte cap of a many-events Kafka message (a longer single line is sent alone)")
 	fs.IntVar(&c.QueueMaxKBytes, "queue-max-kbytes", 65536, "producer local queue bound in KiB (the memory bound under a slow broker)")
 	fs.Uint64Var(&c.MaxEvents, "max-events", 0, "bounded mode: stop reading after this many lines (0: no bound)")
 	fs.DurationVar(&c.Duration, "duration", 0, "bounded mode: stop reading after this long (0: no bound)")
@@ -162,8 +162,8 @@ func (c Config) Validate() error {
 	if c.EventsPerMessage < 1 {
 		return bad("--events-per-message must be at least 1")
 	}
-	if c.MaxMessageBytes < c.MaxLineBytes && c.EventsPerMessage > 1 {
-		return bad("--max-message-bytes (%d) must hold one line of --max-line-bytes (%d)", c.MaxMessageBytes, c.MaxLineBytes)
+	if c.MaxMessageBytes < 1024 {
+		return bad("--max-message-bytes must be at least 1024")
 	}
 	if _, err := kafkaout.ParseOverrides(c.KafkaProperties); err != nil {
 		return bad("--kafka-property: %v", err)

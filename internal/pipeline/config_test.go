@@ -36,7 +36,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "plaintext needs bootstrap", args: []string{"--security-protocol", "plaintext"}, wantErr: "needs --bootstrap"},
 		{name: "bad kafka property", args: []string{"--kafka-property", "novalue"}, wantErr: "--kafka-property"},
 		{name: "bad validation", args: []string{"--validation", "loose"}, wantErr: "--validation"},
-		{name: "batch too small for a line", args: []string{"--events-per-message", "10", "--max-message-bytes", "100"}, wantErr: "--max-message-bytes"},
+		{name: "message cap too small", args: []string{"--events-per-message", "10", "--max-message-bytes", "100"}, wantErr: "--max-message-bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
