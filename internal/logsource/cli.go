@@ -1,0 +1,153 @@
+package logsource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// envPrefix lets every flag --foo-bar be set by the environment variable LOGSOURCE_FOO_BAR; flags win.
+const envPrefix = "LOGSOURCE_"
+
+// RunCLI runs the log source's command line: it parses args, streams, and prints one JSON summary line (see
+// Stats) to stdout, also when the run fails part-way. JSON logs go to stderr. The returned error wraps
+// ErrUsage for command-line mistakes.
+func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := runCLI(ctx, args, stdout, stderr)
+	var parseErr *flagParseError
+	if errors.Is(err, ErrUsage) && !errors.As(err, &parseErr) { // the flag package already printed its own
+		fmt.Fprintf(stderr, "logsource: %v\n", err)
+	}
+	return err
+}
+
+// flagParseError is a mistake the flag package has already reported, with the usage text.
+type flagParseError struct{ err error }
+
+func (e *flagParseError) Error() string { return e.err.Error() }
+func (e *flagParseError) Unwrap() error { return e.err }
+
+func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("logsource", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg                         Config
+		listen, connect, bad, start string
+		sendTimes, logLevel         string
+		firstID                     uint
+	)
+	fs.StringVar(&listen, "listen", "", "serve readers that connect to this address, e.g. 127.0.0.1:7000 (port 0 picks one; the log says which)")
+	fs.StringVar(&connect, "connect", "", "dial a reader listening at host:port, retrying until it is up")
+	fs.Uint64Var(&cfg.Count, "count", 0, "good events to send in total, across connections (0: no count bound)")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "stop after this long from the first connection (0: no time bound); with neither bound, run until interrupted")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "good events per second across connections (0: as fast as possible)")
+	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the event generator")
+	fs.UintVar(&firstID, "first-id", 1, "eventId of the first event")
+	fs.StringVar(&start, "start", "", "timestamp of the first event, RFC 3339 (default: now)")
+	fs.IntVar(&cfg.Clients, "clients", DefaultClients, "listen mode: connections to serve to completion before exiting")
+	fs.StringVar(&bad, "bad", "", "classes of bad input to inject, comma-separated, or all: "+joinClasses(AllBadClasses))
+	fs.IntVar(&cfg.BadEvery, "bad-every", 0, "inject one bad line after every K good events")
+	fs.IntVar(&cfg.OversizeBytes, "oversize-bytes", DefaultOversizeBytes, "length of an oversized line")
+	fs.IntVar(&cfg.WriteBuffer, "write-buffer", DefaultWriteBuffer, "bytes buffered per connection before each write")
+	fs.StringVar(&sendTimes, "send-times", "", "write event_id,sent_unix_nano CSV lines to this file, for latency measurement")
+	fs.IntVar(&cfg.SendTimesEvery, "send-times-every", DefaultSendTimesEvery, "record the send time of every K-th event")
+	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 0, "connect mode: give up connecting after this long (0: retry until interrupted)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("parsing flags: %w: %w", &flagParseError{err}, ErrUsage)
+	}
+	if err := applyEnv(fs, os.LookupEnv); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: %w", fs.Args(), ErrUsage)
+	}
+	if (listen == "") == (connect == "") {
+		return fmt.Errorf("give exactly one of --listen and --connect: %w", ErrUsage)
+	}
+	if firstID > 1<<32-1 {
+		return fmt.Errorf("--first-id %d is above 4294967295: %w", firstID, ErrUsage)
+	}
+	cfg.FirstID = uint32(firstID)
+	var err error
+	if cfg.Bad, err = ParseBadClasses(bad); err != nil {
+		return fmt.Errorf("--bad: %w: %w", err, ErrUsage)
+	}
+	if start != "" {
+		if cfg.Start, err = time.Parse(time.RFC3339Nano, start); err != nil {
+			return fmt.Errorf("--start: %w: %w", err, ErrUsage)
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w: %w", err, ErrUsage)
+	}
+	cfg.Log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if _, err := cfg.withDefaults(); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrUsage)
+	}
+	if sendTimes != "" {
+		f, err := os.Create(sendTimes)
+		if err != nil {
+			return fmt.Errorf("creating --send-times file: %w", err)
+		}
+		defer f.Close()
+		cfg.SendTimes = f
+	}
+
+	var stats Stats
+	var runErr error
+	if listen != "" {
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return fmt.Errorf("listening on %s: %w", listen, err)
+		}
+		cfg.Log.Info("listening", "addr", ln.Addr().String(), "count", cfg.Count, "duration", cfg.Duration.String(), "rate", cfg.Rate)
+		stats, runErr = Serve(ctx, ln, cfg)
+	} else {
+		stats, runErr = Dial(ctx, connect, cfg)
+	}
+	line, err := json.Marshal(stats)
+	if err != nil {
+		return errors.Join(runErr, fmt.Errorf("encoding the summary: %w", err))
+	}
+	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("printing the summary: %w", err))
+	}
+	if f, ok := cfg.SendTimes.(*os.File); ok {
+		if err := f.Close(); err != nil {
+			runErr = errors.Join(runErr, fmt.Errorf("closing --send-times file: %w", err))
+		}
+	}
+	if runErr != nil {
+		cfg.Log.Error("log source failed", "error", runErr.Error())
+	}
+	return runErr
+}
+
+// applyEnv sets every flag not given on the command line from LOGSOURCE_<NAME> when that is set.
+func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		key := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := lookup(key); ok {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w: %w", key, v, serr, ErrUsage)
+			}
+		}
+	})
+	return err
+}
