@@ -57,10 +57,10 @@ func (g *Generator) At(i uint64) Event {
 	return Event{
 		EventID:   p.id,
 		Level:     levelNames[p.level],
-		Source:    p.source,
+		Source:    templateSources[p.tmpl][p.source],
 		Timestamp: time.UnixMicro(p.ts).UTC(),
-		Computer:  p.computer,
-		User:      p.user,
+		Computer:  computers[p.computer],
+		User:      users[p.user],
 		Message:   string(w.b),
 	}
 }
@@ -71,16 +71,17 @@ func (g *Generator) AppendAt(dst []byte, i uint64) []byte {
 	p := g.plan(i)
 	dst = append(dst, `{"eventId":`...)
 	dst = strconv.AppendUint(dst, uint64(p.id), 10)
+	// The pools are escaped once (see escapedPools), not per event.
 	dst = append(dst, `,"level":"`...)
-	dst = appendEscaped(dst, levelNames[p.level])
+	dst = append(dst, levelNames[p.level]...)
 	dst = append(dst, `","source":"`...)
-	dst = appendEscaped(dst, p.source)
+	dst = append(dst, escapedSources[p.tmpl][p.source]...)
 	dst = append(dst, `","timestamp":"`...)
 	dst = appendMicros(dst, p.ts)
 	dst = append(dst, `","computer":"`...)
-	dst = appendEscaped(dst, p.computer)
+	dst = append(dst, escapedComputers[p.computer]...)
 	dst = append(dst, `","user":"`...)
-	dst = appendEscaped(dst, p.user)
+	dst = append(dst, escapedUsers[p.user]...)
 	dst = append(dst, `","message":"`...)
 	// Render the message as is, then escape it in one pass only if it needs it (most messages do not).
 	mark := len(dst)
@@ -101,9 +102,9 @@ type plan struct {
 	id       uint32
 	level    int
 	tmpl     int
-	source   string
-	computer string
-	user     string
+	source   int // index in templateSources[tmpl]
+	computer int // index in computers
+	user     int // index in users
 	ts       int64
 	d        draw
 }
@@ -115,10 +116,9 @@ func (g *Generator) plan(i uint64) plan {
 	p.level = pickLevel(d.n(1000))
 	choices := levelTemplates[p.level]
 	p.tmpl = choices[d.n(len(choices))]
-	srcs := templateSources[p.tmpl]
-	p.source = srcs[d.n(len(srcs))]
-	p.computer = computers[d.n(len(computers))]
-	p.user = users[d.n(len(users))]
+	p.source = d.n(len(templateSources[p.tmpl]))
+	p.computer = d.n(len(computers))
+	p.user = d.n(len(users))
 	p.d = d
 	return p
 }

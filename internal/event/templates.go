@@ -318,3 +318,23 @@ func renderMessage(w *msgWriter, d *draw, t int) {
 		w.u(d.between(0, 1001))
 	}
 }
+
+// The pools as JSON string bodies, escaped once for the generator's append path.
+var (
+	escapedSources = func() (out [templateCount][]string) {
+		for t, srcs := range templateSources {
+			out[t] = escapeAll(srcs)
+		}
+		return out
+	}()
+	escapedComputers = escapeAll(computers)
+	escapedUsers     = escapeAll(users)
+)
+
+func escapeAll(xs []string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = string(appendEscaped(nil, x))
+	}
+	return out
+}
