@@ -37,6 +37,10 @@ stack-down: ## Stop the local stack and leave no process behind.
 stack-status: ## Show what of the local stack is running.
 	dev/stack.sh status
 
+.PHONY: synth
+synth: ## Synthesize the CDK app offline (installs the pinned CDK CLI; cdk-nag runs on every synth).
+	dev/cdk.sh synth
+
 .PHONY: unit
 unit: ## Go unit tests only (no stack needed).
 	$(GO) test -short ./...
