@@ -22,6 +22,15 @@
 //   - every string, escapes included, is valid Unicode: a \u escape of a lone UTF-16 surrogate is rejected
 //     as invalid_utf8, because ClickHouse either fails on it (high surrogate) or stores invalid UTF-8 (low).
 //
+// Strict accepts a subset of what ClickHouse reads, chosen so that a line it accepts always lands with the
+// values it holds. The integration tests check this against the real engine (TestIntegrationClickHouse*):
+// ClickHouse fails the whole message on a signed, fractional or exponent eventId, on a lone high surrogate,
+// on an escaped or impossible timestamp, and on a duplicated column met before the last one; it silently
+// wraps eventIds above 4294967295, reads "42" and null as numbers, keeps the first of a duplicated column
+// met after the last one, and stores a lone low surrogate as invalid UTF-8. It is more permissive than
+// Strict about timestamps (date only, a Z suffix, more fraction digits, 24:00:00, unix seconds), which
+// Strict refuses so that every accepted timestamp means one unambiguous instant.
+//
 // # Lenient mode
 //
 // A line is accepted when it is valid UTF-8 and a syntactically valid JSON object. Lone surrogate escapes
