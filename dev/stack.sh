@@ -103,8 +103,8 @@ java_home() { dirname "$(dirname "$(readlink -f "$(java_bin)")")"; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# A pid counts as ours while it lives (zombies do not count), and its command line names our stack
-# directory, so a recycled pid is never taken for our process.
+# pid_alive: the process exists and is not a zombie. Our processes are reparented when this script exits,
+# and a reaper may be slow, so a killed process can linger as a zombie that kill -0 would still report.
 pid_alive() {
   local pid=$1 state
   [[ -n $pid && -r /proc/$pid/stat ]] || return 1
@@ -112,7 +112,9 @@ pid_alive() {
   [[ $state != Z && $state != X ]]
 }
 
-running_pid() { # pidfile marker -> prints the pid when that process runs and its cmdline contains marker
+# running_pid pidfile marker: prints the pid when that process runs and its command line contains marker
+# (the stack's own config path or port), so a recycled pid is never taken for our process.
+running_pid() {
   local file=$1 marker=$2 pid
   [[ -s $file ]] || return 1
   pid=$(<"$file")
@@ -436,7 +438,7 @@ cmd_up() {
   # Both downloads at once on a cold cache.
   ensure_kafka_jars &
   local jars=$!
-  ensure_venv || { wait "$jars" || true; exit 1; }
+  ensure_venv
   wait "$jars" || exit 1
 
   ((kafka_running)) || kafka_prepare
@@ -451,7 +453,7 @@ cmd_up() {
   clickhouse up || die "dev/clickhouse.sh up failed"
   assemble_env
   log "stack up in $((SECONDS - t0))s; env: $ENV_FILE"
-  cmd_status
+  cmd_status || die "a component is not running after up; see the lines above"
 }
 
 cmd_down() {
