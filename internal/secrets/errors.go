@@ -8,10 +8,10 @@ var (
 	// ErrMissingKey: the secret (or the environment) lacks one of the required keys. The concrete error is a
 	// *MissingKeyError naming the key.
 	ErrMissingKey = errors.New("missing key")
-	// ErrMalformed: the secret is not a JSON object, or a required key holds a non-string or empty value, or
-	// the bootstrap servers are not host:port pairs.
+	// ErrMalformed: the secret holds no string (only binary), is not a JSON object, or a required key holds a
+	// non-string or empty value, or the bootstrap servers are not host:port pairs.
 	ErrMalformed = errors.New("malformed secret")
-	// ErrNotFound: Secrets Manager has no secret of that name (or it has no string value).
+	// ErrNotFound: Secrets Manager has no secret of that name.
 	ErrNotFound = errors.New("secret not found")
 	// ErrAccessDenied: Secrets Manager rejected the caller's credentials or the caller lacks permission to
 	// read the secret (or its KMS key), or no credentials could be found.

@@ -52,10 +52,17 @@ func newEmulator(t *testing.T) *emulator {
 // putSecret stores value under a fresh name and deletes it when the test ends.
 func (e *emulator) putSecret(t *testing.T, value string) string {
 	t.Helper()
+	return e.create(t, &secretsmanager.CreateSecretInput{SecretString: aws.String(value)})
+}
+
+// create creates the secret in with a fresh name and deletes it when the test ends.
+func (e *emulator) create(t *testing.T, in *secretsmanager.CreateSecretInput) string {
+	t.Helper()
 	name := fmt.Sprintf("secrets-test/%s/%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
+	in.Name = aws.String(name)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := e.admin.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)}); err != nil {
+	if _, err := e.admin.CreateSecret(ctx, in); err != nil {
 		t.Fatalf("creating secret %s: %v", name, err)
 	}
 	t.Cleanup(func() {
@@ -108,6 +115,7 @@ func TestIntegrationFromSecretsManagerErrors(t *testing.T) {
 	missingKey := e.putSecret(t, `{"KAFKA_BOOTSTRAP_SERVER":"localhost:1","KAFKA_SASL_USERNAME":"u"}`)
 	malformed := e.putSecret(t, `{"KAFKA_BOOTSTRAP_SERVER":"localhost:1","KAFKA_SASL_USERNAME":"u","KAFKA_SASL_PASSWORD":"`+fakePassword)
 	notString := e.putSecret(t, `{"KAFKA_BOOTSTRAP_SERVER":"localhost:1","KAFKA_SASL_USERNAME":"u","KAFKA_SASL_PASSWORD":{"value":"`+fakePassword+`"}}`)
+	binary := e.create(t, &secretsmanager.CreateSecretInput{SecretBinary: []byte(`{"KAFKA_SASL_PASSWORD":"` + fakePassword + `"}`)})
 	emptyPassword := e.putSecret(t, `{"KAFKA_BOOTSTRAP_SERVER":"localhost:1","KAFKA_SASL_USERNAME":"u","KAFKA_SASL_PASSWORD":""}`)
 
 	tests := []struct {
@@ -125,6 +133,8 @@ func TestIntegrationFromSecretsManagerErrors(t *testing.T) {
 			want: secrets.ErrMalformed, mentions: "invalid JSON"},
 		{name: "password not a string", opts: secrets.Options{SecretName: notString, Endpoint: e.endpoint},
 			want: secrets.ErrMalformed, mentions: secrets.KeySASLPassword},
+		{name: "binary secret", opts: secrets.Options{SecretName: binary, Endpoint: e.endpoint},
+			want: secrets.ErrMalformed, mentions: "no string value"},
 		{name: "empty password", opts: secrets.Options{SecretName: emptyPassword, Endpoint: e.endpoint},
 			want: secrets.ErrMalformed, mentions: secrets.KeySASLPassword},
 		{name: "access denied by policy", opts: secrets.Options{SecretName: e.stack.Get(t, "SECRET_NAME"), Endpoint: e.endpoint},

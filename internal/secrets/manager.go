@@ -98,7 +98,7 @@ func FromSecretsManager(ctx context.Context, o Options) (Kafka, error) {
 		return Kafka{}, fmt.Errorf("reading secret %s: %w", o.SecretName, classify(ctx, err))
 	}
 	if out.SecretString == nil {
-		return Kafka{}, fmt.Errorf("reading secret %s: %w: it holds no string value", o.SecretName, ErrNotFound)
+		return Kafka{}, fmt.Errorf("reading secret %s: %w: it holds no string value", o.SecretName, ErrMalformed)
 	}
 	k, err := Parse([]byte(*out.SecretString))
 	if err != nil {
