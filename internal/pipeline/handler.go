@@ -54,7 +54,13 @@ func (h *handler) HandleLines(_ context.Context, src tcpin.Source, lines [][]byt
 	} else {
 		h.produceJoined(src, lines)
 	}
-	if h.maxEvents > 0 && n >= h.maxEvents {
+	h.checkBound(n)
+}
+
+// checkBound stops reading once the bounded run's count of received lines is reached. Rejected lines count
+// too, so a run whose last line is rejected still ends.
+func (h *handler) checkBound(received uint64) {
+	if h.maxEvents > 0 && received >= h.maxEvents {
 		h.stopReading()
 	}
 }
@@ -100,9 +106,10 @@ func (h *handler) produceJoined(src tcpin.Source, lines [][]byte) {
 }
 
 func (h *handler) HandleReject(_ context.Context, src tcpin.Source, sample []byte, reason event.Reason, detail string) {
-	h.counts.received.Add(1)
+	n := h.counts.received.Add(1)
 	h.metrics.received.Add(1)
 	h.deadLetter(h.produceCtx, src, sample, string(reason), detail)
+	h.checkBound(n)
 }
 
 func (h *handler) rejectInvalid(src tcpin.Source, line []byte, err error) {
