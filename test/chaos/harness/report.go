@@ -1,0 +1,57 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+)
+
+// Row is one scenario's outcome: sent (written by the source), delivered (distinct eventIds on the topic),
+// dead-lettered, lost and duplicated, and what else the scenario measured.
+type Row struct {
+	Scenario                                        string
+	Sent, Delivered, DeadLettered, Lost, Duplicated uint64
+	Notes                                           string
+}
+
+// Report collects rows from concurrent tests and renders them as a Markdown table.
+type Report struct {
+	mu   sync.Mutex
+	rows []Row
+}
+
+// Add records a row.
+func (r *Report) Add(row Row) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rows = append(r.rows, row)
+}
+
+// Markdown renders the table, in the order rows were added.
+func (r *Report) Markdown(title string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n\n", title)
+	b.WriteString("| scenario | sent | delivered | dead-lettered | lost | duplicated | notes |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	for _, row := range r.rows {
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s |\n", row.Scenario, row.Sent, row.Delivered,
+			row.DeadLettered, row.Lost, row.Duplicated, strings.ReplaceAll(row.Notes, "|", "/"))
+	}
+	return b.String()
+}
+
+// Write renders the table to path (when not empty) and to stdout.
+func (r *Report) Write(path, title string) error {
+	md := r.Markdown(title)
+	fmt.Print("\n" + md)
+	if path == "" {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
+		return fmt.Errorf("writing report: %w", err)
+	}
+	return nil
+}

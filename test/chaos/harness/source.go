@@ -1,0 +1,200 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/event"
+)
+
+// SourceOptions shape a Source's stream.
+type SourceOptions struct {
+	// First is the first eventId (default 1); line i of the stream has eventId First+i.
+	First uint32
+	// Seed picks the generated contents (default 1).
+	Seed int64
+	// CutEvery, with Cuts > 0, ends the connection in the middle of a line after every CutEvery lines, Cuts
+	// times: half of the line is written, then the socket is closed. The next connection starts again with
+	// that line, whole.
+	CutEvery uint64
+	Cuts     int
+	// Rate limits the stream to this many lines per second (0: as fast as the socket takes them).
+	Rate int
+}
+
+// Source is the log source of connect mode: it listens on loopback and streams Total generated events to
+// whoever connects, one connection at a time. After a disconnect it resumes at the first line it had not
+// written whole, so every line reaches the reader once unless the reader itself loses it. When every line is
+// written it keeps the connection open, idle, until the reader closes it.
+type Source struct {
+	ln    net.Listener
+	gen   *event.Generator
+	total uint64
+	opts  SourceOptions
+
+	next  atomic.Uint64 // index of the first line not yet written whole
+	conns atomic.Int64
+	cuts  atomic.Int64
+	bytes atomic.Uint64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	done   chan struct{}
+	once   sync.Once
+}
+
+// NewSource listens on a free loopback port and serves total lines until the test ends.
+func NewSource(tb testing.TB, total uint64, opts SourceOptions) *Source {
+	tb.Helper()
+	if opts.First == 0 {
+		opts.First = 1
+	}
+	if opts.Seed == 0 {
+		opts.Seed = 1
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("source: listening: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Source{
+		ln: ln, gen: event.NewGenerator(opts.Seed, opts.First, time.Date(2026, 11, 25, 10, 11, 12, 0, time.UTC)),
+		total: total, opts: opts, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+	}
+	s.wg.Add(1)
+	go s.serve()
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// Addr is the address the reader dials.
+func (s *Source) Addr() string { return s.ln.Addr().String() }
+
+// Written is how many lines were written whole to a connection (they may still sit in socket buffers).
+func (s *Source) Written() uint64 { return s.next.Load() }
+
+// Bytes is how many bytes were written.
+func (s *Source) Bytes() uint64 { return s.bytes.Load() }
+
+// Conns is how many connections the source accepted.
+func (s *Source) Conns() int { return int(s.conns.Load()) }
+
+// CutsDone is how many connections were ended in the middle of a line.
+func (s *Source) CutsDone() int { return int(s.cuts.Load()) }
+
+// Done is closed once every line was written.
+func (s *Source) Done() <-chan struct{} { return s.done }
+
+// Line returns line i of the stream (without newline).
+func (s *Source) Line(i uint64) []byte { return s.gen.AppendAt(nil, i) }
+
+// Close stops serving and closes the current connection.
+func (s *Source) Close() {
+	s.cancel()
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+func (s *Source) serve() {
+	defer s.wg.Done()
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.conns.Add(1)
+		stop := context.AfterFunc(s.ctx, func() { conn.Close() })
+		s.stream(conn)
+		stop()
+		conn.Close()
+	}
+}
+
+// stream writes lines from the resume point until the end, a planned cut, or a write error.
+func (s *Source) stream(conn net.Conn) {
+	const batchBytes = 64 << 10
+	buf := make([]byte, 0, batchBytes+4096)
+	ends := make([]int, 0, 1024) // end offset of each line in buf
+	perBatch := 1 << 30
+	var tick time.Duration
+	if s.opts.Rate > 0 {
+		perBatch = max(1, s.opts.Rate/50)
+		tick = time.Second * time.Duration(perBatch) / time.Duration(s.opts.Rate)
+	}
+	nextTick := time.Now()
+	for {
+		start := s.next.Load()
+		if start >= s.total {
+			s.once.Do(func() { close(s.done) })
+			// Idle until the reader hangs up; what it sends (nothing) is discarded.
+			io.Copy(io.Discard, conn)
+			return
+		}
+		limit := s.total
+		cutPending := s.opts.Cuts > 0 && s.opts.CutEvery > 0 && int(s.cuts.Load()) < s.opts.Cuts
+		if cutPending {
+			limit = min(limit, uint64(s.cuts.Load()+1)*s.opts.CutEvery)
+		}
+		buf, ends = buf[:0], ends[:0]
+		i := start
+		for ; i < limit && len(buf) < batchBytes && len(ends) < perBatch; i++ {
+			buf = s.gen.AppendAt(buf, i)
+			buf = append(buf, '\n')
+			ends = append(ends, len(buf))
+		}
+		if len(buf) > 0 {
+			n, err := conn.Write(buf)
+			s.bytes.Add(uint64(n))
+			whole := 0
+			for whole < len(ends) && ends[whole] <= n {
+				whole++
+			}
+			s.next.Store(start + uint64(whole))
+			if err != nil {
+				return
+			}
+		}
+		if cutPending && i == limit && i < s.total {
+			line := s.gen.AppendAt(nil, i)
+			n, _ := conn.Write(line[:len(line)/2])
+			s.bytes.Add(uint64(n))
+			s.cuts.Add(1)
+			return
+		}
+		if tick > 0 {
+			nextTick = nextTick.Add(tick)
+			if d := time.Until(nextTick); d > 0 {
+				select {
+				case <-s.ctx.Done():
+					return
+				case <-time.After(d):
+				}
+			}
+		}
+	}
+}
+
+// ErrSourceStalled is returned by WaitWritten when the source makes no progress.
+var ErrSourceStalled = errors.New("source made no progress")
+
+// WaitWritten waits until at least n lines were written, or d passes.
+func (s *Source) WaitWritten(n uint64, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for s.Written() < n {
+		if time.Now().After(deadline) {
+			return ErrSourceStalled
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// Dial connects to a listen-mode reader.
+func Dial(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, 5*time.Second) }

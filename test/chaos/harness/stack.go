@@ -1,0 +1,226 @@
+// Package harness runs the real reader binary against real peers for the fault-injection suite (test/chaos)
+// and the abuse suite (test/abuse): a stack instance of the suite's own (dev/stack.sh under another
+// STACK_DIR and other ports, so faults never touch the stack other tests share), a TCP log source that streams
+// events with sequential eventIds, the reader as a subprocess with its summary, logs, metrics, memory and file
+// descriptors, and a read-back of the topics that checks every eventId one by one.
+package harness
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrSharedStack is returned when a fault would be injected into the stack other tests share.
+var ErrSharedStack = errors.New("refusing to inject faults into the shared stack")
+
+// Defaults of the suite's own stack. The ports stay clear of the shared stack's (19092-19094, 15000, 18123)
+// and can be moved with the same variables dev/stack.sh reads, prefixed CHAOS_.
+var chaosPorts = []struct{ name, def string }{
+	{"KAFKA_PLAINTEXT_PORT", "39092"},
+	{"KAFKA_SASL_PORT", "39093"},
+	{"KAFKA_CONTROLLER_PORT", "39094"},
+	{"MOTO_PORT", "35000"},
+	{"CLICKHOUSE_HTTP_PORT", "38123"},
+}
+
+// Stack is a running stack instance, as its env file describes it.
+type Stack struct {
+	// Root is the repository root; Dir is the stack directory (STACK_DIR).
+	Root, Dir string
+	vars      map[string]string
+}
+
+// Get returns the value of key, or "" when the env file does not define it.
+func (s *Stack) Get(key string) string { return s.vars[key] }
+
+// PlaintextBootstrap is the broker's PLAINTEXT listener (tests' admin and read-back clients use it).
+func (s *Stack) PlaintextBootstrap() string { return s.vars["KAFKA_PLAINTEXT_BOOTSTRAP"] }
+
+// LoadStack reads a stack env file written by dev/stack.sh up.
+func LoadStack(root, envFile string) (*Stack, error) {
+	f, err := os.Open(envFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading stack env: %w", err)
+	}
+	defer f.Close()
+	vars := make(map[string]string)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimPrefix(strings.TrimSpace(sc.Text()), "export ")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok {
+			vars[k] = strings.Trim(v, `'"`)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading stack env %s: %w", envFile, err)
+	}
+	for _, k := range []string{"STACK_DIR", "KAFKA_PLAINTEXT_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVER", "KAFKA_SASL_PASSWORD", "KAFKA_CA_FILE"} {
+		if vars[k] == "" {
+			return nil, fmt.Errorf("stack env %s lacks %s (is the stack up to date?)", envFile, k)
+		}
+	}
+	return &Stack{Root: root, Dir: vars["STACK_DIR"], vars: vars}, nil
+}
+
+// ChaosStackDir is the suite's own stack directory under the repository's cache.
+func ChaosStackDir(root string) string {
+	if d := os.Getenv("CHAOS_STACK_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join(root, ".cache", "chaos", "stack")
+}
+
+// UpChaosStack returns the suite's own stack. When CHAOS_STACK_ENV names the env file of a running one
+// (dev/chaos.sh starts it), that one is used and stop does nothing; otherwise it runs dev/stack.sh up for
+// ChaosStackDir on the suite's ports, and stop runs dev/stack.sh down for it. Setup output goes to log.
+func UpChaosStack(root string, log *os.File) (s *Stack, stop func(), err error) {
+	if env := os.Getenv("CHAOS_STACK_ENV"); env != "" {
+		s, err := LoadStack(root, env)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() {}, s.guard()
+	}
+	dir := ChaosStackDir(root)
+	env := stackEnv(dir)
+	up := exec.Command(filepath.Join(root, "dev", "stack.sh"), "up")
+	up.Env, up.Stdout, up.Stderr = env, log, log
+	if err := up.Run(); err != nil {
+		return nil, nil, fmt.Errorf("starting the chaos stack in %s with dev/stack.sh up: %w", dir, err)
+	}
+	stop = func() {
+		down := exec.Command(filepath.Join(root, "dev", "stack.sh"), "down")
+		down.Env, down.Stdout, down.Stderr = env, log, log
+		if err := down.Run(); err != nil {
+			fmt.Fprintf(log, "stopping the chaos stack: %v\n", err)
+		}
+	}
+	s, err = LoadStack(root, filepath.Join(dir, "stack.env"))
+	if err == nil {
+		err = s.guard()
+	}
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return s, stop, nil
+}
+
+func stackEnv(dir string) []string {
+	env := append(os.Environ(), "STACK_DIR="+dir, "KAFKA_HEAP="+getenv("CHAOS_KAFKA_HEAP", "768m"))
+	for _, p := range chaosPorts {
+		env = append(env, p.name+"="+getenv("CHAOS_"+p.name, p.def))
+	}
+	return env
+}
+
+func getenv(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// guard refuses a stack that is, or may be, the shared one: its directory is the default .cache/stack or its
+// broker listens on the shared default port.
+func (s *Stack) guard() error {
+	shared := filepath.Join(s.Root, ".cache", "stack")
+	if filepath.Clean(s.Dir) == filepath.Clean(shared) || strings.HasSuffix(s.PlaintextBootstrap(), ":19092") {
+		return fmt.Errorf("%w: %s (%s); use a stack of the suite's own (dev/chaos.sh)", ErrSharedStack, s.Dir, s.PlaintextBootstrap())
+	}
+	return nil
+}
+
+func (s *Stack) stackCmd(ctx context.Context, args ...string) error {
+	if err := s.guard(); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(s.Root, "dev", "stack.sh"), args...)
+	cmd.Env = append(os.Environ(), "STACK_DIR="+s.Dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("dev/stack.sh %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// KillBroker SIGKILLs the suite's broker (an unclean stop: no shutdown, no final flush).
+func (s *Stack) KillBroker(ctx context.Context) error {
+	return s.stackCmd(ctx, "kafka-stop", "--kill", s.Dir)
+}
+
+// StartBroker starts the suite's broker again and waits until it is ready.
+func (s *Stack) StartBroker(ctx context.Context) error {
+	return s.stackCmd(ctx, "kafka-start", s.Dir)
+}
+
+// StopBroker stops the suite's broker cleanly (SIGTERM).
+func (s *Stack) StopBroker(ctx context.Context) error {
+	return s.stackCmd(ctx, "kafka-stop", s.Dir)
+}
+
+// BrokerPID returns the pid of the suite's broker.
+func (s *Stack) BrokerPID() (int, error) {
+	if err := s.guard(); err != nil {
+		return 0, err
+	}
+	b, err := os.ReadFile(s.vars["KAFKA_PID_FILE"])
+	if err != nil {
+		return 0, fmt.Errorf("reading broker pid: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("reading broker pid: %w", err)
+	}
+	// The pid must be the broker of this stack directory, never a recycled pid of something else.
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), s.Dir) {
+		return 0, fmt.Errorf("broker pid %d is not the broker of %s", pid, s.Dir)
+	}
+	return pid, nil
+}
+
+// PauseBroker freezes the suite's broker with SIGSTOP; ResumeBroker thaws it with SIGCONT.
+func (s *Stack) PauseBroker() error { return s.signalBroker(syscall.SIGSTOP) }
+
+// ResumeBroker sends SIGCONT to the suite's broker.
+func (s *Stack) ResumeBroker() error { return s.signalBroker(syscall.SIGCONT) }
+
+func (s *Stack) signalBroker(sig syscall.Signal) error {
+	pid, err := s.BrokerPID()
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("sending %v to the broker (pid %d): %w", sig, pid, err)
+	}
+	return nil
+}
+
+// WaitPort waits until addr accepts TCP connections or d passes.
+func WaitPort(addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		c, err := dialTimeout(addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not accepting connections after %v: %w", addr, d, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
