@@ -57,6 +57,8 @@ def parse(line: str) -> Summary | None:
         return None
     if not isinstance(data, dict) or not all(isinstance(data.get(k, 0), int) for k in _COUNTS):
         return None
+    if "msg" in data or "level" in data:  # a log record that repeats the counts, not the summary itself
+        return None
     if not all(k in data for k in ("received", "delivered", "dead_lettered")):
         return None
     duration = data.get("duration_seconds", 0.0)
