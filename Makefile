@@ -43,7 +43,7 @@ synth: ## Synthesize the CDK app offline (installs the pinned CDK CLI; cdk-nag r
 
 .PHONY: unit
 unit: ## Go unit tests only (no stack needed).
-	$(GO) test -short ./...
+	$(GO) test -short -skip Integration ./...
 
 .PHONY: vet
 vet: ## go vet.

@@ -31,6 +31,7 @@ type Producer struct {
 	wg       sync.WaitGroup
 	closed   atomic.Bool
 	lastErr  atomic.Pointer[kafka.Error] // the last client-level error, to explain failures
+	cause    atomic.Pointer[kafka.Error] // the last authentication or TLS error: "all brokers down" follows it and must not hide it
 	fatalErr atomic.Pointer[kafka.Error]
 	authFail func()
 }
@@ -94,6 +95,9 @@ func (pr *Producer) events() {
 
 func (pr *Producer) clientError(e kafka.Error) {
 	pr.lastErr.Store(&e)
+	if isAuth(e) || isTLS(e) {
+		pr.cause.Store(&e)
+	}
 	if e.IsFatal() {
 		pr.fatalErr.Store(&e)
 		pr.log.Error("kafka fatal error", "code", e.Code().String(), "err", e.Error())
@@ -200,14 +204,27 @@ func (pr *Producer) Close() {
 // CheckTopic verifies within ctx's deadline that the brokers answer with our credentials and that topic
 // exists. Its error wraps ErrTopicNotFound, ErrAuthentication, ErrTLS or ErrUnreachable.
 func (pr *Producer) CheckTopic(ctx context.Context, topic string) error {
-	return checkTopic(ctx, pr.p, &pr.lastErr, topic)
+	err := checkTopic(ctx, pr.p, pr.lastCause, topic)
+	if err == nil {
+		pr.cause.Store(nil) // the brokers accept us now: an old failure explains nothing later
+	}
+	return err
+}
+
+// lastCause returns the most telling client error seen so far: an authentication or TLS failure if there was
+// one, else the last error.
+func (pr *Producer) lastCause() *kafka.Error {
+	if c := pr.cause.Load(); c != nil {
+		return c
+	}
+	return pr.lastErr.Load()
 }
 
 type metadataGetter interface {
 	GetMetadata(topic *string, allTopics bool, timeoutMs int) (*kafka.Metadata, error)
 }
 
-func checkTopic(ctx context.Context, c metadataGetter, lastErr *atomic.Pointer[kafka.Error], topic string) error {
+func checkTopic(ctx context.Context, c metadataGetter, last func() *kafka.Error, topic string) error {
 	timeout := 10 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
@@ -217,7 +234,7 @@ func checkTopic(ctx context.Context, c metadataGetter, lastErr *atomic.Pointer[k
 	}
 	md, err := c.GetMetadata(&topic, false, int(timeout/time.Millisecond))
 	if err != nil {
-		return fmt.Errorf("checking topic %s: %w", topic, classify(err, lastErr.Load()))
+		return fmt.Errorf("checking topic %s: %w", topic, classify(err, last()))
 	}
 	tm, ok := md.Topics[topic]
 	if !ok || tm.Error.Code() == kafka.ErrUnknownTopicOrPart || tm.Error.Code() == kafka.ErrUnknownTopic {
@@ -236,14 +253,24 @@ func checkTopic(ctx context.Context, c metadataGetter, lastErr *atomic.Pointer[k
 // (authentication and TLS failures arrive there, not on the call that times out).
 func classify(err error, last *kafka.Error) error {
 	if last != nil {
-		switch code := last.Code(); {
-		case code == kafka.ErrAuthentication:
+		switch {
+		case isAuth(*last):
 			return fmt.Errorf("%w: %s", ErrAuthentication, last.Error())
-		case code == kafka.ErrSsl || strings.Contains(last.Error(), "SSL handshake failed"):
+		case isTLS(*last):
 			return fmt.Errorf("%w: %s", ErrTLS, last.Error())
 		default:
 			return fmt.Errorf("%w: %w (last client error: %s)", ErrUnreachable, err, last.Error())
 		}
 	}
 	return fmt.Errorf("%w: %w", ErrUnreachable, err)
+}
+
+func isAuth(e kafka.Error) bool {
+	return e.Code() == kafka.ErrAuthentication || strings.Contains(e.Error(), "Authentication failed")
+}
+
+func isTLS(e kafka.Error) bool {
+	msg := e.Error()
+	return e.Code() == kafka.ErrSsl || strings.Contains(msg, "SSL handshake failed") ||
+		strings.Contains(msg, "certificate verify failed")
 }

@@ -1,0 +1,79 @@
+package kafkaout
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestConfigDefaultsAndValidation(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{name: "no brokers", cfg: Config{}, wantErr: "brokers"},
+		{name: "sasl without password", cfg: Config{Brokers: "b:9092", Username: "u"}, wantErr: "SASL username and password"},
+		{name: "unknown protocol", cfg: Config{Brokers: "b:9092", SecurityProtocol: "kerberos"}, wantErr: "security protocol"},
+		{name: "plaintext ok", cfg: Config{Brokers: "b:9092", SecurityProtocol: "plaintext"}},
+		{name: "sasl ok", cfg: Config{Brokers: "b:9092", Username: "u", Password: "p"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.cfg.withDefaults()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("withDefaults() error = %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("withDefaults() error = %v, want ErrInvalidConfig mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestConfigMapIsReliableAndVerifiesTLS(t *testing.T) {
+	cfg, err := Config{Brokers: "b:9093", Username: "u", Password: "s3cret", CAFile: "/ca.pem"}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.configMap()
+	want := map[string]any{
+		"acks": "all", "enable.idempotence": true, "compression.type": "lz4", "security.protocol": "sasl_ssl",
+		"sasl.mechanisms": "PLAIN", "enable.ssl.certificate.verification": true,
+		"ssl.endpoint.identification.algorithm": "https", "ssl.ca.location": "/ca.pem",
+		"queue.buffering.max.kbytes": 65536,
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("configMap()[%q] = %v, want %v", k, m[k], v)
+		}
+	}
+	if strings.Contains(cfg.String(), "s3cret") {
+		t.Errorf("Config.String() = %q leaks the password", cfg.String())
+	}
+
+	insecure, _ := Config{Brokers: "b:9093", Username: "u", Password: "p", InsecureSkipVerify: true,
+		Overrides: map[string]string{"linger.ms": "50"}}.withDefaults()
+	m = insecure.configMap()
+	if m["enable.ssl.certificate.verification"] != false || m["ssl.endpoint.identification.algorithm"] != "none" {
+		t.Errorf("InsecureSkipVerify did not turn verification off: %v", m)
+	}
+	if m["linger.ms"] != "50" {
+		t.Errorf("override not applied last: linger.ms = %v", m["linger.ms"])
+	}
+}
+
+func TestParseOverrides(t *testing.T) {
+	got, err := ParseOverrides(" linger.ms=20, debug=broker,,batch.size=100 ")
+	if err != nil || len(got) != 3 || got["linger.ms"] != "20" || got["debug"] != "broker" || got["batch.size"] != "100" {
+		t.Fatalf("ParseOverrides = %v, %v", got, err)
+	}
+	for _, bad := range []string{"novalue", "=x"} {
+		if _, err := ParseOverrides(bad); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("ParseOverrides(%q) error = %v, want ErrInvalidConfig", bad, err)
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package kafkaout
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
+	"github.com/mwaa-kafka/pipeline/internal/stacktest"
+)
+
+func saslConfig(t *testing.T, st *stacktest.Stack) Config {
+	return Config{
+		Brokers: st.Get(t, "KAFKA_BOOTSTRAP_SERVER"), Username: st.Get(t, "KAFKA_SASL_USERNAME"),
+		Password: st.Get(t, "KAFKA_SASL_PASSWORD"), CAFile: st.Get(t, "KAFKA_CA_FILE"),
+	}
+}
+
+func checkWith(t *testing.T, cfg Config, topic string) error {
+	t.Helper()
+	p, err := New(cfg, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	return p.CheckTopic(ctx, topic)
+}
+
+func TestIntegrationCheckTopicNamesTheCause(t *testing.T) {
+	st := stacktest.Load(t)
+	good := saslConfig(t, st)
+
+	wrongPassword := good
+	wrongPassword.Password = "not-the-password"
+
+	otherCA := filepath.Join(t.TempDir(), "ca.pem")
+	// A CA that did not sign the broker's certificate: the system bundle.
+	if b, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt"); err == nil {
+		os.WriteFile(otherCA, b, 0o600)
+	} else {
+		t.Fatalf("reading the system CA bundle: %v", err)
+	}
+	wrongCA := good
+	wrongCA.CAFile = otherCA
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := ln.Addr().String()
+	ln.Close()
+	unreachable := Config{Brokers: closedAddr, SecurityProtocol: "plaintext"}
+
+	tests := []struct {
+		name  string
+		cfg   Config
+		topic string
+		want  error
+	}{
+		{"existing topic over SASL_SSL", good, "logs_4", nil},
+		{"missing topic", good, "no_such_topic_" + kafkatest.UniqueTopic("x"), ErrTopicNotFound},
+		{"wrong password", wrongPassword, "logs_4", ErrAuthentication},
+		{"broker certificate not signed by the CA", wrongCA, "logs_4", ErrTLS},
+		{"nothing listening", unreachable, "logs_4", ErrUnreachable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			err := checkWith(t, tt.cfg, tt.topic)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("CheckTopic error = %v, want %v", err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), good.Password) {
+				t.Fatalf("error leaks the password: %v", err)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %v, want a bounded answer", d)
+			}
+		})
+	}
+}
+
+func TestIntegrationProduceReportsEveryDelivery(t *testing.T) {
+	st := stacktest.Load(t)
+	bootstrap := st.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP")
+	topic := kafkatest.UniqueTopic("kafkaout")
+	kafkatest.CreateTopic(t, bootstrap, topic, 2)
+
+	var mu sync.Mutex
+	delivered, failed := 0, 0
+	// A tiny local queue forces Produce through its wait-for-room path.
+	p, err := New(Config{Brokers: bootstrap, SecurityProtocol: "plaintext", QueueMaxMessages: 100}, func(_ string, _ []byte, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failed++
+		} else {
+			delivered++
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const n = 20000
+	for i := 0; i < n; i++ {
+		if err := p.Produce(ctx, topic, []byte(`{"n":1}`)); err != nil {
+			t.Fatalf("Produce #%d: %v", i, err)
+		}
+	}
+	if left := p.Flush(ctx); left != 0 {
+		t.Fatalf("Flush left %d messages", left)
+	}
+	p.Close()
+	if delivered != n || failed != 0 {
+		t.Fatalf("delivered=%d failed=%d, want %d and 0", delivered, failed, n)
+	}
+	if err := p.Produce(ctx, topic, []byte("x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Produce after Close = %v, want ErrClosed", err)
+	}
+	if got := len(kafkatest.ReadAll(t, bootstrap, topic, n, time.Minute)); got != n {
+		t.Fatalf("topic holds %d messages, want %d", got, n)
+	}
+}
