@@ -198,3 +198,70 @@ func (s *Source) WaitWritten(n uint64, d time.Duration) error {
 
 // Dial connects to a listen-mode reader.
 func Dial(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, 5*time.Second) }
+
+// Proxy forwards TCP connections from a loopback address to a target. Its address is reserved before it
+// listens, so a client can be pointed at a service that is not there yet and comes back when Start is called.
+type Proxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        []net.Conn
+	wg           sync.WaitGroup
+}
+
+// NewProxy reserves a free loopback address for a proxy to target; nothing listens on it until Start.
+func NewProxy(tb testing.TB, target string) *Proxy {
+	p := &Proxy{addr: FreeAddr(tb), target: target}
+	tb.Cleanup(p.Stop)
+	return p
+}
+
+// Addr is the proxy's address.
+func (p *Proxy) Addr() string { return p.addr }
+
+// Start listens on the reserved address and forwards every connection to the target.
+func (p *Proxy) Start() error {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			p.wg.Add(2)
+			go func() { defer p.wg.Done(); io.Copy(up, c); up.Close() }()
+			go func() { defer p.wg.Done(); io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return nil
+}
+
+// Stop closes the listener and every forwarded connection.
+func (p *Proxy) Stop() {
+	p.mu.Lock()
+	if p.ln != nil {
+		p.ln.Close()
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
