@@ -109,7 +109,7 @@ run_tests() {
   local rc=0 t0=$SECONDS
   # The tests give Airflow its own home per session; nothing of a developer's AIRFLOW_HOME leaks in.
   env -u AIRFLOW_HOME -u AIRFLOW__CORE__DAGS_FOLDER \
-    "$VENV/bin/python" -m pytest -o cache_dir="$CACHE/pytest-dags" "$ROOT/dags/tests" "$@" || rc=$?
+    "$VENV/bin/python" -m pytest -o cache_dir="$CACHE/pytest-dags" --basetemp="$CACHE/pytest-dags-tmp" "$ROOT/dags/tests" "$@" || rc=$?
   log "DAG tests finished in $((SECONDS - t0))s (pytest exit $rc)"
   case $rc in
     0) ;;
