@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -118,9 +119,6 @@ func (h *handler) rejectInvalid(src tcpin.Source, line []byte, err error) {
 	if errors.As(err, &verr) {
 		reason = string(verr.Reason)
 	}
-	if len(line) > tcpin.SampleBytes {
-		line = line[:tcpin.SampleBytes]
-	}
 	h.deadLetter(h.produceCtx, src, line, reason, detail)
 }
 
@@ -131,6 +129,12 @@ func (h *handler) deadLetter(ctx context.Context, src tcpin.Source, line []byte,
 	h.reasons[reason]++
 	h.reasonsMu.Unlock()
 	h.metrics.deadLetterAttempts.WithLabelValues(reason).Inc()
+	// Every dead letter carries a bounded sample: a line Kafka refused as too large would be refused again
+	// on the dead-letter topic, and lost, if it went there whole.
+	if len(line) > tcpin.SampleBytes {
+		detail = fmt.Sprintf("%s (line of %d bytes; the first %d kept)", detail, len(line), tcpin.SampleBytes)
+		line = line[:tcpin.SampleBytes]
+	}
 	dl := DeadLetter{Time: time.Now(), Reason: reason, Detail: detail, Source: src.Remote, Line: line}
 	async, err := h.dlq.Put(ctx, dl)
 	switch {
