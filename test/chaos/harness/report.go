@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -28,10 +29,14 @@ func (r *Report) Add(row Row) {
 	r.rows = append(r.rows, row)
 }
 
-// Markdown renders the table, in the order rows were added.
+// Markdown renders the table, rows ordered by scenario name (which starts with the scenario's number), and
+// in the order they were added within one scenario.
 func (r *Report) Markdown(title string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	slices.SortStableFunc(r.rows, func(a, b Row) int {
+		return strings.Compare(strings.SplitN(a.Scenario, " ", 2)[0], strings.SplitN(b.Scenario, " ", 2)[0])
+	})
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", title)
 	b.WriteString("| scenario | sent | delivered | dead-lettered | lost | duplicated | notes |\n")
