@@ -65,7 +65,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.StringVar(&c.Reader, "reader", "highperf", "highperf (HighPerfTCPReader) or basic (TCPLogReader)")
 	fs.IntVar(&c.MaxLineBytes, "max-line-bytes", tcpin.DefaultMaxLineBytes, "longest line accepted; longer lines are dead-lettered")
 	fs.IntVar(&c.MaxConns, "max-conns", tcpin.DefaultMaxConns, "listen mode: most simultaneous source connections")
-	fs.DurationVar(&c.IdleTimeout, "idle-timeout", tcpin.DefaultIdleTimeout, "listen mode: close a source silent this long")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", tcpin.DefaultIdleTimeout, "listen mode: close a source that finishes no line for this long (silent or trickling)")
 	fs.StringVar(&c.Validation, "validation", "strict", "strict (the full event schema) or lenient (any JSON object)")
 	fs.StringVar(&c.Topic, "topic", "logs_4", "Kafka topic for events")
 	fs.StringVar(&c.DLQTopic, "dlq-topic", "logs_4_dlq", "Kafka topic for dead letters (ignored when --dlq-file is set)")

@@ -63,7 +63,8 @@ type Config struct {
 	QueueLines int
 	// MaxConns bounds simultaneous connections in Listen mode (default 512); extra ones are closed at once.
 	MaxConns int
-	// IdleTimeout closes a Listen-mode connection that sends nothing for this long (default 5m).
+	// IdleTimeout closes a Listen-mode connection that completes no line for this long (default 5m): one
+	// that sends nothing, and one that trickles a line too slowly to finish it (slowloris).
 	IdleTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the jittered exponential backoff between dials (defaults 100ms, 30s).
 	MinBackoff, MaxBackoff time.Duration

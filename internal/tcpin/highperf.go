@@ -1,6 +1,7 @@
 package tcpin
 
 import (
+	"bytes"
 	"context"
 	"net"
 )
@@ -40,11 +41,18 @@ func (r *HighPerfTCPReader) serve(ctx context.Context, conn net.Conn, src Source
 	f := newFramer(r.cfg.ReadBufferBytes, r.cfg.MaxLineBytes)
 	d := newDeadliner(ctx, conn, r.cfg)
 	defer d.stop()
+	rearm := true
 	for {
-		d.arm(ctx)
+		if rearm {
+			d.arm(ctx)
+		}
 		n, err := f.fill(conn)
 		if n > 0 {
 			r.cfg.Observer.BytesRead(n)
+			// Only a read that ends a line extends the idle deadline: a source that trickles a line a byte
+			// at a time (slowloris), or streams one endless line, is closed after IdleTimeout like a silent
+			// one. TCPLogReader behaves the same, its deadline covering a whole ReadSlice.
+			rearm = bytes.IndexByte(f.buf[f.end-n:f.end], '\n') >= 0
 			f.split(hctx, r.h, src)
 		}
 		if err != nil {

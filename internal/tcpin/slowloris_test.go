@@ -1,0 +1,73 @@
+package tcpin
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/event"
+)
+
+// TestListenModeIdleTimeoutTrickle: a connection that sends a byte at a time, never finishing a line within
+// the idle timeout, is closed like a silent one; a connection that keeps finishing lines stays open.
+func TestListenModeIdleTimeoutTrickle(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	for name, mk := range readers {
+		t.Run(name, func(t *testing.T) {
+			rec := newRecorder()
+			ln := listen(t)
+			stop := startReader(t, mk, Config{Mode: Listen, IdleTimeout: idle}, ln, rec)
+			defer stop()
+
+			slow, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer slow.Close()
+			steady, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer steady.Close()
+
+			closed := make(chan time.Duration, 1)
+			start := time.Now()
+			go func() {
+				slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+				if _, err := slow.Read(make([]byte, 1)); err == io.EOF {
+					closed <- time.Since(start)
+				}
+				close(closed)
+			}()
+			// Trickle a byte every idle/8, and a whole line every idle/8 on the other connection, for 4 idle
+			// timeouts; then one more line, which must still be read.
+			for i := 0; i < 32; i++ {
+				slow.Write([]byte("x"))
+				steady.Write([]byte("line\n"))
+				time.Sleep(idle / 8)
+			}
+			steady.Write([]byte("line\n"))
+			rec.waitFor(t, 34, 5*time.Second)
+			took, ok := <-closed
+			if !ok {
+				t.Fatalf("the trickling connection was not closed")
+			}
+			if took > 3*idle {
+				t.Errorf("the trickling connection was closed after %v, want within about %v", took, idle)
+			}
+			var lines, truncated int
+			for _, it := range rec.snapshot() {
+				switch it.reason {
+				case "":
+					lines++
+				case event.ReasonTruncated:
+					truncated++
+				}
+			}
+			if lines != 33 || truncated != 1 {
+				t.Errorf("got %d lines and %d truncated, want 33 and 1 (the trickle's partial line)", lines, truncated)
+			}
+		})
+	}
+}
