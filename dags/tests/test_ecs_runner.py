@@ -88,3 +88,52 @@ def test_ecs_without_outputs_is_an_import_error_naming_them(monkeypatch, no_aws)
     assert "ecs_task_definition (CDK output TaskDefinitionArn)" in error
     assert "ecs_subnets (CDK output Subnets)" in error
     assert "ecs_security_groups (CDK output SecurityGroup)" in error
+
+
+class LogStream:
+    """The last events of the task's CloudWatch log stream, as the provider's log fetcher returns them."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def get_last_log_messages(self, number: int) -> list[str]:
+        return self.lines[-number:]
+
+
+def built_operator(**target_overrides):
+    from log_pipeline.ecs import reader_task
+    from log_pipeline.settings import EcsTarget
+
+    fields = {"cluster": "c", "task_definition": "td", "subnets": ("s",), "security_groups": ("g",), "log_group": "lg"}
+    target = EcsTarget(**(fields | target_overrides))
+    return reader_task("t", target, duration="4m")
+
+
+SUMMARY = '{"received":7,"delivered":6,"dead_lettered":1,"failed":0,"in_flight":0,"duration_seconds":240.1}'
+FINISHED = '{"time":"t","level":"INFO","msg":"reader finished","received":7,"delivered":6,"dead_lettered":1}'
+
+
+def test_ecs_summary_is_read_back_from_the_log_stream(no_aws):
+    operator = built_operator()
+    operator.task_log_fetcher = LogStream(['{"time":"t","level":"INFO","msg":"reading"}', SUMMARY, FINISHED])
+    assert operator._summary(FINISHED) == {
+        "received": 7, "delivered": 6, "dead_lettered": 1, "failed": 0, "in_flight": 0, "duration_seconds": 240.1,
+    }
+
+
+def test_ecs_summary_with_a_lost_event_fails_the_task(no_aws):
+    from log_pipeline.compat import AirflowException
+
+    operator = built_operator()
+    operator.task_log_fetcher = LogStream([SUMMARY.replace('"delivered":6', '"delivered":5')])
+    with pytest.raises(AirflowException, match="1 received but neither delivered nor dead-lettered"):
+        operator._summary(None)
+    operator.task_log_fetcher = LogStream([FINISHED])
+    with pytest.raises(AirflowException, match="run summary is not among the last 50 events"):
+        operator._summary(FINISHED)
+
+
+def test_ecs_without_log_group_returns_no_summary(no_aws):
+    operator = built_operator(log_group=None)
+    assert operator.awslogs_stream_prefix is None
+    assert operator._summary(None) is None
