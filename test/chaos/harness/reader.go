@@ -380,3 +380,9 @@ func tail(b []byte, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// HTTPGet fetches path from addr and returns the body, whatever the status.
+func HTTPGet(addr, path string) ([]byte, error) {
+	_, b, err := httpGet(addr, path)
+	return b, err
+}

@@ -211,7 +211,13 @@ type Proxy struct {
 
 // NewProxy reserves a free loopback address for a proxy to target; nothing listens on it until Start.
 func NewProxy(tb testing.TB, target string) *Proxy {
-	p := &Proxy{addr: FreeAddr(tb), target: target}
+	return NewProxyAt(tb, FreeAddr(tb), target)
+}
+
+// NewProxyAt is NewProxy on a given address, e.g. 127.0.0.2:0 to reach a loopback service under an address
+// its certificate does not name (":0" picks a free port at Start).
+func NewProxyAt(tb testing.TB, addr, target string) *Proxy {
+	p := &Proxy{addr: addr, target: target}
 	tb.Cleanup(p.Stop)
 	return p
 }
@@ -227,6 +233,7 @@ func (p *Proxy) Start() error {
 	}
 	p.mu.Lock()
 	p.ln = ln
+	p.addr = ln.Addr().String()
 	p.mu.Unlock()
 	p.wg.Add(1)
 	go func() {
