@@ -24,7 +24,7 @@ from log_pipeline.compat import AirflowException, BaseHook, BaseOperator
 
 # Where the reader is looked for when no reader_bin setting names it: the repository's build output
 # (dags/../bin/reader, `make build`) and the MWAA plugins layout (plugins.zip unpacks under
-# $AIRFLOW_HOME/plugins; dags/mwaa/startup.sh exports LOG_PIPELINE_READER_BIN when it had to copy it).
+# $AIRFLOW_HOME/plugins; dags/mwaa/startup.sh exports LOG_PIPELINE_READER_BIN, a copy when the mode was lost).
 _REPO_READER = Path(__file__).resolve().parents[2] / "bin" / "reader"
 _PLUGINS_READER = Path("plugins") / "bin" / "reader"
 

@@ -18,7 +18,7 @@ die() {
   exit 1
 }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/plugins.XXXXXX")
+work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/bin"
 

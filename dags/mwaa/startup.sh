@@ -11,8 +11,7 @@ if [ -f "$PLUGIN_READER" ]; then
   if [ -x "$PLUGIN_READER" ]; then
     LOG_PIPELINE_READER_BIN="$PLUGIN_READER"
   else
-    READER_DIR="${TMPDIR:-/tmp}/log-pipeline"
-    mkdir -p "$READER_DIR" &&
+    READER_DIR=$(mktemp -d) &&
       cp "$PLUGIN_READER" "$READER_DIR/reader" &&
       chmod 0755 "$READER_DIR/reader" &&
       LOG_PIPELINE_READER_BIN="$READER_DIR/reader"
