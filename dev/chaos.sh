@@ -9,7 +9,7 @@
 #   dev/chaos.sh --quick    the quick version (small counts, outages of a few seconds); `make test` runs it
 #   dev/chaos.sh [--quick] -run REGEXP   only the scenarios whose test names match
 #
-# The table goes to .cache/chaos/report-full.md (or report-quick.md). Environment: CHAOS_STACK_DIR (default
+# The tables go to .cache/chaos/report-full.md and report-full-abuse.md (or report-quick*.md). Environment: CHAOS_STACK_DIR (default
 # .cache/chaos/stack); CHAOS_KAFKA_PLAINTEXT_PORT (39092), CHAOS_KAFKA_SASL_PORT (39093),
 # CHAOS_KAFKA_CONTROLLER_PORT (39094), CHAOS_MOTO_PORT (35000), CHAOS_CLICKHOUSE_HTTP_PORT (38123);
 # CHAOS_KAFKA_HEAP (768m); CHAOS_TIMEOUT (go test -timeout, default 20m quick, 90m full).
@@ -84,7 +84,7 @@ mkdir -p bin
 go build -o bin/ ./tasks/reader
 
 report="$ROOT/.cache/chaos/report-$mode.md"
-rm -f "$report"
+rm -f "$report" "${report%.md}-abuse.md"
 export CHAOS_STACK_ENV="$STACK_DIR/stack.env" READER_BIN="$ROOT/bin/reader" CHAOS_REPORT="$report"
 t0=$SECONDS
 rc=0
@@ -92,7 +92,9 @@ log "running test/chaos ($mode)"
 go test -count=1 -v -timeout "$timeout" "${run[@]}" ./test/chaos/ || rc=$?
 # The abuse suite uses the stack through internal/stacktest: point it at the chaos stack.
 log "running test/abuse ($mode)"
-STACK_ENV="$CHAOS_STACK_ENV" go test -count=1 -v -timeout "$timeout" "${run[@]}" ./test/abuse/ || rc=$?
+STACK_ENV="$CHAOS_STACK_ENV" ABUSE_REPORT="${report%.md}-abuse.md" go test -count=1 -v -timeout "$timeout" "${run[@]}" ./test/abuse/ || rc=$?
 log "finished in $((SECONDS - t0))s (exit $rc)"
-[[ -f $report ]] && cat "$report"
+for f in "$report" "${report%.md}-abuse.md"; do
+  [[ -f $f ]] && { echo; cat "$f"; }
+done
 exit "$rc"

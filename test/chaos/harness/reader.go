@@ -134,7 +134,7 @@ func StartReader(tb testing.TB, bin string, env []string, args ...string) *Reade
 		select {
 		case <-r.done:
 		default:
-			r.cmd.Process.Kill()
+			_ = r.cmd.Process.Kill() // it may have exited since the check
 			<-r.done
 		}
 		if tb.Failed() {

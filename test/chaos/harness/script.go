@@ -75,7 +75,7 @@ func (s *ScriptSource) serve() {
 		s.mu.Unlock()
 		i := int(s.next.Add(1)) - 1
 		if i >= len(s.steps) {
-			io.Copy(io.Discard, conn)
+			_, _ = io.Copy(io.Discard, conn)
 			conn.Close()
 			continue
 		}

@@ -134,7 +134,7 @@ func (s *Source) stream(conn net.Conn) {
 		if start >= s.total {
 			s.once.Do(func() { close(s.done) })
 			// Idle until the reader hangs up; what it sends (nothing) is discarded.
-			io.Copy(io.Discard, conn)
+			_, _ = io.Copy(io.Discard, conn)
 			return
 		}
 		limit := s.total
@@ -252,8 +252,8 @@ func (p *Proxy) Start() error {
 			p.conns = append(p.conns, c, up)
 			p.mu.Unlock()
 			p.wg.Add(2)
-			go func() { defer p.wg.Done(); io.Copy(up, c); up.Close() }()
-			go func() { defer p.wg.Done(); io.Copy(c, up); c.Close() }()
+			go func() { defer p.wg.Done(); _, _ = io.Copy(up, c); up.Close() }()
+			go func() { defer p.wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
 		}
 	}()
 	return nil
