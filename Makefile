@@ -5,6 +5,9 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
 export CGO_ENABLED := 1
+# go.mod names the toolchain (a patch release with the standard library's security fixes); "auto" lets the
+# go command fetch it through the module proxy when the installed Go is older.
+export GOTOOLCHAIN := auto
 GO ?= go
 BIN := bin
 
@@ -40,6 +43,23 @@ stack-status: ## Show what of the local stack is running.
 .PHONY: synth
 synth: ## Synthesize the CDK app offline (installs the pinned CDK CLI; cdk-nag runs on every synth).
 	dev/cdk.sh synth
+
+.PHONY: lint
+lint: ## go vet, golangci-lint (pinned) and govulncheck (database built locally from golang.org/x/vulndb).
+	dev/lint.sh
+
+.PHONY: chaos
+chaos: ## The full fault-injection and abuse suites, on a second stack of their own (slow: tens of minutes).
+	dev/chaos.sh
+
+.PHONY: bench
+bench: ## Side-by-side benchmark: our readers vs kcat, rsyslog and syslog-ng on the same stream and broker.
+	dev/bench-peers.sh
+	$(GO) run ./bench
+
+.PHONY: dags-test
+dags-test: ## The DAG's tests under real Airflow (needs the stack: make stack-up).
+	dev/airflow.sh test
 
 .PHONY: unit
 unit: ## Go unit tests only (no stack needed).

@@ -2,6 +2,8 @@ module github.com/mwaa-kafka/pipeline
 
 go 1.26.8
 
+toolchain go1.26.10
+
 require (
 	github.com/aws/aws-cdk-go/awscdk/v2 v2.275.0
 	github.com/aws/aws-lambda-go v1.55.1
