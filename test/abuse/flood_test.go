@@ -173,7 +173,7 @@ func TestConnectionFlood(t *testing.T) {
 
 	tally := harness.ReadEvents(t, e.plaintext, topic, 1, total)
 	dls := harness.ReadDeadLetters(t, e.plaintext, dlq)
-	report.Add(harness.Row{Scenario: fmt.Sprintf("%d simultaneous connections, %d trickling 1 byte/s, idle timeout %v (listen mode, --max-conns %d)",
+	report.Add(harness.Row{Scenario: fmt.Sprintf("C. %d simultaneous connections, %d trickling 1 byte/s, idle timeout %v (listen mode, --max-conns %d)",
 		flood, trickles, idle, maxConns), Sent: total, Delivered: tally.Unique, DeadLettered: uint64(len(dls)),
 		Lost: total - min(total, tally.Unique), Duplicated: tally.Duplicated,
 		Notes: fmt.Sprintf("refused %v (seen closed by clients %d); active %v during the flood, %v after the idle timeout (%d of %d trickles closed); "+

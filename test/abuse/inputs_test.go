@@ -250,7 +250,7 @@ func runBattery(t *testing.T, mode, impl string, bigLine int) {
 	tally := harness.ReadEvents(t, e.plaintext, topic, 1, s.next)
 	dls := harness.ReadDeadLetters(t, e.plaintext, dlq)
 	gotReasons := harness.ReasonCounts(dls)
-	report.Add(harness.Row{Scenario: fmt.Sprintf("hostile input battery (%s mode, %s reader)", mode, impl),
+	report.Add(harness.Row{Scenario: fmt.Sprintf("A. hostile input battery (%s mode, %s reader)", mode, impl),
 		Sent: wantDelivered, Delivered: tally.Unique, DeadLettered: uint64(len(dls)), Lost: wantDelivered - min(wantDelivered, tally.Unique),
 		Duplicated: tally.Duplicated,
 		Notes: fmt.Sprintf("%d inputs incl. a %d MiB line without newline; reasons %v; peak RSS %s; exit %d",
@@ -338,7 +338,7 @@ func TestRandomBytes(t *testing.T) {
 
 	tally := harness.ReadEvents(t, e.plaintext, topic, 1, 2*good)
 	reasons, records := countDeadLetterFile(t, dlqFile)
-	report.Add(harness.Row{Scenario: fmt.Sprintf("%d MiB of random bytes between good lines (listen mode)", size>>20),
+	report.Add(harness.Row{Scenario: fmt.Sprintf("B. %d MiB of random bytes between good lines (listen mode)", size>>20),
 		Sent: 2 * good, Delivered: tally.Unique, DeadLettered: records, Lost: 2*good - tally.Unique, Duplicated: tally.Duplicated,
 		Notes: fmt.Sprintf("%d junk lines, dead-lettered by reason %v; sent in %.1fs; peak RSS %s; exit %d",
 			junkLines, reasons, sendTook.Seconds(), mib(r.PeakRSS()), code)})

@@ -148,7 +148,7 @@ func TestPasswordNeverAppears(t *testing.T) {
 	for _, o := range outputs {
 		size += len(o.text)
 	}
-	report.Add(harness.Row{Scenario: "SASL password searched in every output at debug level (debug=all)",
+	report.Add(harness.Row{Scenario: "D. SASL password searched in every output at debug level (debug=all)",
 		Notes: fmt.Sprintf("%d outputs, %d bytes, %d librdkafka debug lines; failures: %v", len(outputs), size, debugLines, t.Failed())})
 }
 
@@ -216,7 +216,7 @@ func TestBrokerCertificateVerification(t *testing.T) {
 				}
 				note += "; error: " + sum.Error
 			}
-			report.Add(harness.Row{Scenario: "TLS: " + tt.name, Sent: 100, Delivered: sum.Delivered, Notes: note})
+			report.Add(harness.Row{Scenario: "E. TLS: " + tt.name, Sent: 100, Delivered: sum.Delivered, Notes: note})
 		})
 	}
 }

@@ -64,8 +64,9 @@ func TestBrokerKilled(t *testing.T) {
 func TestBrokerPaused(t *testing.T) {
 	n := pick[uint64](100_000, 1_000_000)
 	pause := pick(5*time.Second, 30*time.Second)
-	// The quick version uses a small local queue so that backpressure shows within a few seconds.
-	queueKB := pick(4096, 65536)
+	// The quick version uses a smaller local queue than the default (8192 KiB) so that backpressure shows
+	// within a few seconds.
+	queueKB := pick(4096, 8192)
 	topic, dlq := topics(t)
 	ensureBroker(t)
 
