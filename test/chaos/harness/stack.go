@@ -148,7 +148,9 @@ func (s *Stack) stackCmd(ctx context.Context, args ...string) error {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(s.Root, "dev", "stack.sh"), args...)
-	cmd.Env = append(os.Environ(), "STACK_DIR="+s.Dir)
+	// The suite's own ports, set explicitly: a KAFKA_*_PORT inherited from the caller's environment (meant
+	// for the shared stack) must not redirect a restart of this one.
+	cmd.Env = stackEnv(s.Dir)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("dev/stack.sh %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
