@@ -225,16 +225,27 @@ type metadataGetter interface {
 }
 
 func checkTopic(ctx context.Context, c metadataGetter, last func() *kafka.Error, topic string) error {
-	timeout := 10 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Second)
 	}
-	if timeout <= 0 {
-		return fmt.Errorf("checking topic %s: %w", topic, context.DeadlineExceeded)
-	}
-	md, err := c.GetMetadata(&topic, false, int(timeout/time.Millisecond))
-	if err != nil {
-		return fmt.Errorf("checking topic %s: %w", topic, classify(err, last()))
+	// Ask in short steps: an authentication or TLS failure is known within a second, and waiting out the
+	// whole deadline before saying so would only delay a clear answer.
+	var md *kafka.Metadata
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("checking topic %s: %w", topic, context.DeadlineExceeded)
+		}
+		var err error
+		md, err = c.GetMetadata(&topic, false, int(min(left, time.Second)/time.Millisecond))
+		if err == nil {
+			break
+		}
+		cause := last()
+		if (cause != nil && (isAuth(*cause) || isTLS(*cause))) || time.Until(deadline) <= 0 || ctx.Err() != nil {
+			return fmt.Errorf("checking topic %s: %w", topic, classify(err, cause))
+		}
 	}
 	tm, ok := md.Topics[topic]
 	if !ok || tm.Error.Code() == kafka.ErrUnknownTopicOrPart || tm.Error.Code() == kafka.ErrUnknownTopic {
