@@ -109,7 +109,9 @@ func serveHTTP(ctx context.Context, addr string, m *metrics, healthy func() erro
 	return func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("stopping the metrics server", "err", err)
+		}
 		<-done
 	}, nil
 }
