@@ -109,6 +109,10 @@ func load() (*Stack, error) {
 	return &Stack{vars: vars}, sc.Err()
 }
 
+// FindRepoRoot returns the repository root (the directory holding go.mod above the working directory), for
+// callers without a testing.TB such as TestMain.
+func FindRepoRoot() (string, error) { return repoRoot() }
+
 func repoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {

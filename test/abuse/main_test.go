@@ -11,7 +11,6 @@ package abuse
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +29,7 @@ var (
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
-	root, err := repoRoot()
+	root, err := stacktest.FindRepoRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "abuse: finding the repository root:", err)
 		return 1
@@ -55,23 +54,6 @@ func runMain(m *testing.M) int {
 		code = 1
 	}
 	return code
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", os.ErrNotExist
-		}
-		dir = parent
-	}
 }
 
 func pick[T any](quick, fullValue T) T {

@@ -14,13 +14,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
+	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 	"github.com/mwaa-kafka/pipeline/test/chaos/harness"
 )
 
@@ -35,7 +35,7 @@ var (
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
-	root, err := repoRoot()
+	root, err := stacktest.FindRepoRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaos: finding the repository root:", err)
 		return 1
@@ -66,23 +66,6 @@ func runMain(m *testing.M) int {
 		code = 1
 	}
 	return code
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", os.ErrNotExist
-		}
-		dir = parent
-	}
 }
 
 // pick returns quick in the quick version and full in the full one.
