@@ -52,11 +52,6 @@ lint: ## go vet, golangci-lint (pinned) and govulncheck (database built locally 
 chaos: ## The full fault-injection and abuse suites, on a second stack of their own (slow: tens of minutes).
 	dev/chaos.sh
 
-.PHONY: bench
-bench: ## Side-by-side benchmark: our readers vs kcat, rsyslog and syslog-ng on the same stream and broker.
-	dev/bench-peers.sh
-	$(GO) run ./bench
-
 .PHONY: dags-test
 dags-test: ## The DAG's tests under real Airflow (needs the stack: make stack-up).
 	dev/airflow.sh test
