@@ -1,0 +1,210 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Producer settings every contender gets, so they differ in how they read and hand over lines, not in how
+// Kafka is asked to store them: acks=all with idempotence, lz4, 5 ms linger, 1 MiB batches, and the same
+// bounded local queue (the reader's defaults).
+const (
+	compression    = "lz4"
+	lingerMs       = 5
+	batchBytes     = 1 << 20
+	queueKBytes    = 64 << 10
+	queueMessages  = 100000
+	eventsPerBatch = 1000 // HighPerfTCPReader's many-events mode: events per Kafka message
+)
+
+func producerProps() [][2]string {
+	return [][2]string{
+		{"acks", "all"}, {"enable.idempotence", "true"}, {"compression.codec", compression},
+		{"linger.ms", strconv.Itoa(lingerMs)}, {"batch.size", strconv.Itoa(batchBytes)},
+		{"queue.buffering.max.kbytes", strconv.Itoa(queueKBytes)},
+		{"queue.buffering.max.messages", strconv.Itoa(queueMessages)},
+	}
+}
+
+// contender is one program under test.
+type contender struct {
+	Name  string
+	Label string
+	Ours  bool
+	// listens: the source dials the contender (the syslog daemons); otherwise the contender reads a
+	// connection to a listening source (our readers dial it; kcat gets the socket as its stdin).
+	listens bool
+}
+
+func contenderByName(name string) contender {
+	switch name {
+	case HighPerfOne:
+		return contender{Name: name, Label: "HighPerfTCPReader, 1 event/msg", Ours: true}
+	case HighPerfMany:
+		return contender{Name: name, Label: fmt.Sprintf("HighPerfTCPReader, %d events/msg", eventsPerBatch), Ours: true}
+	case Basic:
+		return contender{Name: name, Label: "TCPLogReader, 1 event/msg", Ours: true}
+	case Kcat:
+		return contender{Name: name, Label: "kcat -P"}
+	case Rsyslog:
+		return contender{Name: name, Label: "rsyslog imtcp -> omkafka", listens: true}
+	default:
+		return contender{Name: SyslogNG, Label: "syslog-ng network() -> kafka-c", listens: true}
+	}
+}
+
+// launch describes one start of a contender.
+type launch struct {
+	topic       string
+	sourceAddr  string // for contenders that read a listening source
+	listenPort  int    // for contenders the source dials
+	maxEvents   uint64 // our readers stop after this many lines, then drain and exit
+	queueKBytes int    // our readers' local queue bound; 0: the default
+	metricsAddr string // our readers' /metrics, or empty
+	dir         string // files of this run
+}
+
+// start starts contender c as described by l.
+func (h *harness) start(ctx context.Context, c contender, l launch) (*exec.Cmd, error) {
+	stdout, err := os.Create(filepath.Join(l.dir, c.Name+".out"))
+	if err != nil {
+		return nil, fmt.Errorf("creating log file: %w", err)
+	}
+	defer stdout.Close()
+	stderr, err := os.Create(filepath.Join(l.dir, c.Name+".err"))
+	if err != nil {
+		return nil, fmt.Errorf("creating log file: %w", err)
+	}
+	defer stderr.Close()
+	var cmd *exec.Cmd
+	switch c.Name {
+	case HighPerfOne, HighPerfMany, Basic:
+		cmd = command(ctx, h.bins.reader, h.readerArgs(c, l)...)
+	case Kcat:
+		return h.startKcat(ctx, l, stdout, stderr)
+	case Rsyslog:
+		conf := filepath.Join(l.dir, "rsyslog.conf")
+		if err := os.WriteFile(conf, []byte(rsyslogConf(h.stack.bootstrap(), l.topic, l.listenPort, l.dir)), 0o644); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", conf, err)
+		}
+		cmd = command(ctx, h.peers["BENCH_RSYSLOGD"], "-n", "-f", conf, "-i", filepath.Join(l.dir, "rsyslog.pid"),
+			"-M", h.peers["BENCH_RSYSLOG_MODDIR"])
+	case SyslogNG:
+		conf := filepath.Join(l.dir, "syslog-ng.conf")
+		if err := os.WriteFile(conf, []byte(syslogNGConf(h.stack.bootstrap(), l.topic, l.listenPort)), 0o644); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", conf, err)
+		}
+		cmd = command(ctx, h.peers["BENCH_SYSLOG_NG"], "-F", "--no-caps", "-f", conf,
+			"--module-path="+h.peers["BENCH_SYSLOG_NG_MODDIR"], "-R", filepath.Join(l.dir, "syslog-ng.persist"),
+			"-p", filepath.Join(l.dir, "syslog-ng.pid"), "-c", filepath.Join(l.dir, "syslog-ng.ctl"))
+		cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+h.peers["BENCH_PEERS_LD_LIBRARY_PATH"])
+	default:
+		return nil, fmt.Errorf("%w: unknown contender %q", ErrInvalidConfig, c.Name)
+	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", c.Label, err)
+	}
+	return cmd, nil
+}
+
+func (h *harness) readerArgs(c contender, l launch) []string {
+	kind, per := "highperf", 1
+	switch c.Name {
+	case HighPerfMany:
+		per = eventsPerBatch
+	case Basic:
+		kind = "basic"
+	}
+	args := []string{
+		"--source-mode", "connect", "--source-addr", l.sourceAddr, "--reader", kind,
+		"--events-per-message", strconv.Itoa(per), "--validation", "strict",
+		"--security-protocol", "plaintext", "--bootstrap", h.stack.bootstrap(),
+		"--topic", l.topic, "--dlq-file", filepath.Join(l.dir, c.Name+".dlq.jsonl"),
+		"--compression", compression, "--linger-ms", strconv.Itoa(lingerMs),
+		"--max-events", strconv.FormatUint(l.maxEvents, 10), "--drain-timeout", "5m",
+		"--metrics-addr", l.metricsAddr, "--log-level", "warn",
+		"--summary-file", filepath.Join(l.dir, c.Name+".summary.json"),
+	}
+	if l.queueKBytes > 0 {
+		args = append(args, "--queue-max-kbytes", strconv.Itoa(l.queueKBytes))
+	}
+	return args
+}
+
+// startKcat connects to the listening source and gives kcat the socket itself as its standard input, so
+// kcat reads the TCP stream directly, with no relay process in between.
+func (h *harness) startKcat(ctx context.Context, l launch, stdout, stderr *os.File) (*exec.Cmd, error) {
+	conn, err := net.Dial("tcp", l.sourceAddr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting kcat's input to the source: %w", err)
+	}
+	defer conn.Close()
+	sock, err := conn.(*net.TCPConn).File()
+	if err != nil {
+		return nil, fmt.Errorf("taking the socket for kcat: %w", err)
+	}
+	defer sock.Close()
+	sock.Fd() // puts the descriptor in blocking mode, as a program's stdin expects
+	args := []string{"-P", "-b", h.stack.bootstrap(), "-t", l.topic, "-q"}
+	for _, kv := range producerProps() {
+		args = append(args, "-X", kv[0]+"="+kv[1])
+	}
+	cmd := command(ctx, h.peers["BENCH_KCAT"], args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = sock, stdout, stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting kcat: %w", err)
+	}
+	return cmd, nil
+}
+
+// rsyslogConf forwards each line received on imtcp, unchanged (%rawmsg%), to the topic with omkafka.
+func rsyslogConf(bootstrap, topic string, port int, dir string) string {
+	var props []string
+	for _, kv := range producerProps() {
+		if kv[0] != "acks" {
+			props = append(props, fmt.Sprintf("%q", kv[0]+"="+kv[1]))
+		}
+	}
+	return fmt.Sprintf(`# Generated by the benchmark: imtcp on loopback -> omkafka, the raw line unchanged.
+global(workDirectory=%q processInternalMessages="on" maxMessageSize="64k")
+module(load="imtcp")
+module(load="omkafka")
+template(name="raw" type="string" string="%%rawmsg%%")
+input(type="imtcp" port="%d" address="127.0.0.1" ruleset="tokafka")
+ruleset(name="tokafka") {
+  action(type="omkafka" broker=[%q] topic=%q template="raw"
+         confParam=[%s]
+         topicConfParam=["acks=all"])
+}
+`, dir, port, bootstrap, topic, strings.Join(props, ", "))
+}
+
+// syslogNGConf forwards each line received by network() without parsing it (flags(no-parse): the whole
+// line is $MSG) to the topic with kafka-c.
+func syslogNGConf(bootstrap, topic string, port int) string {
+	var props []string
+	for _, kv := range producerProps() {
+		props = append(props, fmt.Sprintf("%q => %q", kv[0], kv[1]))
+	}
+	return fmt.Sprintf(`@version: 3.38
+# Generated by the benchmark: network() on loopback -> kafka-c, the raw line unchanged.
+options { stats-freq(0); log-msg-size(65536); };
+source s_tcp { network(ip("127.0.0.1") port(%d) transport("tcp") flags(no-parse) max-connections(10)); };
+destination d_kafka {
+  kafka-c(
+    bootstrap-servers(%q)
+    topic(%q)
+    message("$MSG")
+    config(%s)
+  );
+};
+log { source(s_tcp); destination(d_kafka); };
+`, port, bootstrap, topic, strings.Join(props, " "))
+}

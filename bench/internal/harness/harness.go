@@ -1,0 +1,278 @@
+// Package harness runs the side-by-side benchmark: it installs the peers (dev/bench-peers.sh), builds our
+// reader and the log source, starts its own local stack (dev/stack.sh with its own directory and ports, since
+// the stall phase pauses the broker), runs every phase, and writes the table, the JSON file, the chart and,
+// when asked, the results README.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mwaa-kafka/pipeline/bench/internal/report"
+	"github.com/mwaa-kafka/pipeline/bench/internal/topiccheck"
+)
+
+type binaries struct{ reader, logsource string }
+
+type harness struct {
+	cfg    Config
+	root   string
+	runDir string
+	bins   binaries
+	peers  map[string]string
+	stack  *stack
+	stderr io.Writer
+	t0     time.Time
+
+	digestMu sync.Mutex
+	digests  map[uint64]uint64
+}
+
+func (h *harness) log(format string, a ...any) {
+	fmt.Fprintf(h.stderr, "bench %6.1fs  %s\n", time.Since(h.t0).Seconds(), fmt.Sprintf(format, a...))
+}
+
+func (h *harness) expect(count uint64) topiccheck.Expect {
+	return topiccheck.Expect{Seed: h.cfg.Seed, FirstID: 1, Start: h.cfg.Start, Count: count}
+}
+
+// digest returns the expected lines' digest for a stream of count events, computing it once.
+func (h *harness) digest(count uint64) uint64 {
+	h.digestMu.Lock()
+	defer h.digestMu.Unlock()
+	if d, ok := h.digests[count]; ok {
+		return d
+	}
+	d := h.expect(count).Digest()
+	h.digests[count] = d
+	return d
+}
+
+// Run runs the benchmark and prints the table to stdout. It returns an error wrapping ErrCorrectness when a
+// correctness target is missed (never for speed), and ErrSetup when the benchmark could not run.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (report.Results, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	root, err := repoRoot()
+	if err != nil {
+		return report.Results{}, err
+	}
+	h := &harness{cfg: cfg, root: root, stderr: stderr, t0: time.Now(), digests: map[uint64]uint64{}}
+	h.runDir = filepath.Join(root, ".cache", "bench", "run")
+	if err := os.RemoveAll(h.runDir); err != nil {
+		return report.Results{}, fmt.Errorf("clearing %s: %w", h.runDir, err)
+	}
+	if err := os.MkdirAll(h.runDir, 0o755); err != nil {
+		return report.Results{}, fmt.Errorf("creating %s: %w", h.runDir, err)
+	}
+	res := report.Results{When: time.Now(), Quick: cfg.Quick, Events: cfg.Events}
+	res.Machine = machine()
+
+	if cfg.needsPeers() {
+		h.log("peers: dev/bench-peers.sh")
+		if h.peers, err = h.installPeers(ctx); err != nil {
+			return res, err
+		}
+	}
+	h.log("building tasks/reader and tasks/logsource")
+	if err := h.build(ctx); err != nil {
+		return res, err
+	}
+	// The expected digest of the main stream is computed while the stack starts.
+	go h.digest(cfg.Events)
+	h.stack = newStack(root, cfg.PortBase)
+	stackLog := filepath.Join(h.runDir, "stack.log")
+	h.log("starting the benchmark's own stack (%s, Kafka on 127.0.0.1:%d)", h.stack.dir, cfg.PortBase)
+	if err := h.stack.up(ctx, stackLog); err != nil {
+		return res, err
+	}
+	if !cfg.KeepStack {
+		defer func() {
+			h.log("stopping the benchmark's stack")
+			dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			defer dcancel()
+			_ = h.stack.pause(false) // never leave a paused broker behind
+			if err := h.stack.down(dctx, stackLog); err != nil {
+				h.log("warning: %v", err)
+			}
+		}()
+	}
+	res.Machine.Kafka = "Kafka " + h.stack.vars["KAFKA_VERSION"]
+	res.Machine.Peers = h.peerVersions(ctx)
+
+	var errs []error
+	if res.Throughput, err = h.throughput(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if ctx.Err() == nil && len(cfg.StallContenders) > 0 {
+		if res.Stall, err = h.stall(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if ctx.Err() == nil && len(cfg.LatencyContenders) > 0 {
+		if res.Latency, err = h.latency(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if ctx.Err() == nil && cfg.Micro {
+		res.Micro = h.micro(ctx)
+	}
+	res.WallSeconds = time.Since(h.t0).Seconds()
+	res.CheckTargets()
+	report.Table(stdout, res)
+	if werr := h.write(res); werr != nil {
+		errs = append(errs, werr)
+	}
+	if fails := h.correctnessFailures(res); len(fails) > 0 {
+		errs = append(errs, fmt.Errorf("%w:\n  %s", ErrCorrectness, strings.Join(fails, "\n  ")))
+	}
+	return res, errors.Join(errs...)
+}
+
+// correctnessFailures: our readers must be exact and flat under a stall; in quick mode no contender may
+// lose events either (a full run marks a peer that loses events instead of failing).
+func (h *harness) correctnessFailures(res report.Results) []string {
+	fails := res.CorrectnessFailures()
+	if h.cfg.Quick {
+		for _, t := range res.Throughput {
+			if !t.Ours && (!t.Exact || t.Error != "") {
+				fails = append(fails, fmt.Sprintf("%s did not deliver exactly the events sent: %s %s", t.Label, t.Check, t.Error))
+			}
+		}
+	}
+	for _, l := range res.Latency {
+		if (l.Ours || h.cfg.Quick) && (!l.Exact || l.Error != "") {
+			fails = append(fails, fmt.Sprintf("%s (latency run) did not deliver exactly the events sent: %s %s", l.Label, l.Check, l.Error))
+		}
+	}
+	return fails
+}
+
+func (h *harness) write(res report.Results) error {
+	out := h.cfg.Out
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(h.root, out)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", out, err)
+	}
+	if err := report.WriteJSON(filepath.Join(out, "results.json"), res); err != nil {
+		return err
+	}
+	var svg bytes.Buffer
+	if err := report.Chart(&svg, res); err != nil {
+		return fmt.Errorf("drawing the chart: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "chart.svg"), svg.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("writing the chart: %w", err)
+	}
+	written := []string{"results.json", "chart.svg"}
+	if h.cfg.Readme {
+		var md bytes.Buffer
+		report.Markdown(&md, res, "make bench")
+		if err := os.WriteFile(filepath.Join(out, "README.md"), md.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("writing the results README: %w", err)
+		}
+		written = append(written, "README.md")
+	}
+	h.log("wrote %s in %s", strings.Join(written, ", "), out)
+	return nil
+}
+
+func (h *harness) installPeers(ctx context.Context) (map[string]string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(h.root, "dev", "bench-peers.sh"))
+	cmd.Dir = h.root
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%w: dev/bench-peers.sh: %w: %s", ErrSetup, err, strings.TrimSpace(errb.String()))
+	}
+	vars := parseEnv(bufio.NewScanner(&out))
+	for _, k := range []string{"BENCH_KCAT", "BENCH_RSYSLOGD", "BENCH_RSYSLOG_MODDIR", "BENCH_SYSLOG_NG", "BENCH_SYSLOG_NG_MODDIR", "BENCH_PEERS_LD_LIBRARY_PATH"} {
+		if vars[k] == "" {
+			return nil, fmt.Errorf("%w: dev/bench-peers.sh printed no %s", ErrSetup, k)
+		}
+	}
+	return vars, nil
+}
+
+// build compiles our two programs into the benchmark's own directory, so a concurrent `make build` cannot
+// swap a binary in the middle of a run.
+func (h *harness) build(ctx context.Context) error {
+	dir := filepath.Join(h.root, ".cache", "bench", "bin")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "./tasks/reader", "./tasks/logsource")
+	cmd.Dir = h.root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%w: go build ./tasks/reader ./tasks/logsource: %w: %s", ErrSetup, err, out)
+	}
+	h.bins = binaries{reader: filepath.Join(dir, "reader"), logsource: filepath.Join(dir, "logsource")}
+	return nil
+}
+
+func (h *harness) peerVersions(ctx context.Context) []string {
+	if h.peers == nil {
+		return nil
+	}
+	first := func(env []string, bin string, args ...string) string {
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, _ := cmd.CombinedOutput()
+		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		return strings.TrimSpace(line)
+	}
+	ld := []string{"LD_LIBRARY_PATH=" + h.peers["BENCH_PEERS_LD_LIBRARY_PATH"]}
+	return []string{
+		first(nil, h.peers["BENCH_KCAT"], "-V"),
+		first(nil, h.peers["BENCH_RSYSLOGD"], "-v"),
+		first(ld, h.peers["BENCH_SYSLOG_NG"], "--version"),
+	}
+}
+
+func machine() report.Machine {
+	m := report.Machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) >= 3 {
+			m.LoadAvg = strings.Join(f[:3], " ")
+		}
+	}
+	return m
+}
+
+// repoRoot finds the module root (the directory holding go.mod) from the working directory up.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("%w: no go.mod above the working directory; run from the repository", ErrSetup)
+		}
+		dir = parent
+	}
+}

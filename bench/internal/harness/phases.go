@@ -1,0 +1,168 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mwaa-kafka/pipeline/bench/internal/procstat"
+	"github.com/mwaa-kafka/pipeline/bench/internal/report"
+	"github.com/mwaa-kafka/pipeline/bench/internal/topiccheck"
+)
+
+// throughput carries the whole stream through each contender as fast as it goes.
+func (h *harness) throughput(ctx context.Context) ([]report.Throughput, error) {
+	var rows []report.Throughput
+	for _, name := range h.cfg.Contenders {
+		c := contenderByName(name)
+		h.log("throughput: %s, %d events", c.Label, h.cfg.Events)
+		res, err := h.runTrial(ctx, trialSpec{phase: "throughput", c: c, count: h.cfg.Events})
+		if ctx.Err() != nil {
+			return rows, ctx.Err()
+		}
+		row := report.Throughput{Name: c.Name, Label: c.Label, Ours: c.Ours, Events: res.source.Sent, Bytes: res.source.Bytes,
+			CPUSeconds: res.usage.CPU.Seconds(), PeakRSS: res.usage.PeakRSS, Exact: res.exact, Check: res.check.String(), RSS: res.samples}
+		if err = errors.Join(err, res.procErr); err != nil {
+			row.Error = err.Error()
+		}
+		if s := res.seconds(); s > 0 {
+			row.Seconds = s
+			row.EventsPerSec = float64(res.source.Sent) / s
+			row.MBPerSec = float64(res.source.Bytes) / s / 1e6
+		}
+		if res.source.Sent > 0 {
+			row.CPUPerMEv = row.CPUSeconds / (float64(res.source.Sent) / 1e6)
+		}
+		h.log("  %.0f events/s, %.1f MB/s, %.2f CPU s per million, peak RSS %.1f MiB; %s", row.EventsPerSec, row.MBPerSec,
+			row.CPUPerMEv, float64(row.PeakRSS)/(1<<20), row.Check)
+		if row.Error != "" {
+			h.log("  error: %s", row.Error)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// stallRecord is what the stall hook saw.
+type stallRecord struct {
+	from, to         float64 // on the sampler's clock
+	readMid, readEnd float64
+}
+
+// stall runs each of our readers while the broker is paused for cfg.Stall, the source still pushing.
+func (h *harness) stall(ctx context.Context) ([]report.Stall, error) {
+	var rows []report.Stall
+	lead := 2 * time.Second
+	if h.cfg.Quick {
+		lead = 500 * time.Millisecond
+	}
+	for _, name := range h.cfg.StallContenders {
+		c := contenderByName(name)
+		h.log("stall: %s, %d events, broker paused for %v after %v", c.Label, h.cfg.StallEvents, h.cfg.Stall, lead)
+		rec := &stallRecord{}
+		hook := func(ctx context.Context, t *liveTrial) error {
+			if !sleepCtx(ctx, lead) {
+				return ctx.Err()
+			}
+			rec.from = time.Since(t.sampler.Started()).Seconds()
+			if err := h.stack.pause(true); err != nil {
+				return err
+			}
+			// Whatever happens, the broker runs again.
+			defer func() {
+				if err := h.stack.pause(false); err != nil {
+					h.log("warning: %v", err)
+				}
+			}()
+			var errs []error
+			if !sleepCtx(ctx, h.cfg.Stall/2) {
+				return ctx.Err()
+			}
+			v, err := receivedTotal(ctx, t.metricsAddr)
+			rec.readMid, errs = v, append(errs, err)
+			if !sleepCtx(ctx, h.cfg.Stall-h.cfg.Stall/2) {
+				return ctx.Err()
+			}
+			v, err = receivedTotal(ctx, t.metricsAddr)
+			rec.readEnd, errs = v, append(errs, err)
+			rec.to = time.Since(t.sampler.Started()).Seconds()
+			return errors.Join(errs...)
+		}
+		res, err := h.runTrial(ctx, trialSpec{phase: "stall", c: c, count: h.cfg.StallEvents, queueKB: h.cfg.StallQueueKBytes,
+			metrics: true, during: hook})
+		if ctx.Err() != nil {
+			return rows, ctx.Err()
+		}
+		row := report.Stall{Name: c.Name, Label: c.Label, StallSeconds: h.cfg.Stall.Seconds(), StallFrom: rec.from, StallTo: rec.to,
+			PeakRSS: res.usage.PeakRSS, ReadMid: rec.readMid, ReadEnd: rec.readEnd, Exact: res.exact, Check: res.check.String(), RSS: res.samples}
+		row.RSSAtStall, row.RSSMidStall, row.RSSEndStall = stallRSS(res.samples, rec.from, rec.to)
+		row.Flat = rec.to > rec.from && row.RSSEndStall > 0 && row.RSSEndStall-row.RSSMidStall <= report.FlatGrowth
+		if err = errors.Join(err, res.procErr); err != nil {
+			row.Error = err.Error()
+		}
+		h.log("  RSS at stall %.1f MiB, max 1st half %.1f, 2nd half %.1f, peak %.1f; lines read mid/end %.0f/%.0f; %s",
+			mb(row.RSSAtStall), mb(row.RSSMidStall), mb(row.RSSEndStall), mb(row.PeakRSS), row.ReadMid, row.ReadEnd, row.Check)
+		if row.Error != "" {
+			h.log("  error: %s", row.Error)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// stallRSS returns the RSS when the stall began and the largest RSS in each half of it.
+func stallRSS(samples []procstat.Sample, from, to float64) (at, firstHalf, secondHalf int64) {
+	mid := (from + to) / 2
+	for _, s := range samples {
+		switch {
+		case s.At <= from:
+			at = s.RSS
+		case s.At <= mid:
+			firstHalf = max(firstHalf, s.RSS)
+		case s.At <= to:
+			secondHalf = max(secondHalf, s.RSS)
+		}
+	}
+	return at, firstHalf, secondHalf
+}
+
+// latency sends at a fixed rate through each contender and reads send -> append times.
+func (h *harness) latency(ctx context.Context) ([]report.Latency, error) {
+	var rows []report.Latency
+	count := uint64(h.cfg.LatencyRate * h.cfg.LatencyDuration.Seconds())
+	for _, name := range h.cfg.LatencyContenders {
+		c := contenderByName(name)
+		h.log("latency: %s at %.0f events/s for %v", c.Label, h.cfg.LatencyRate, h.cfg.LatencyDuration)
+		res, err := h.runTrial(ctx, trialSpec{phase: "latency", c: c, count: count, rate: h.cfg.LatencyRate, sendTimes: true})
+		if ctx.Err() != nil {
+			return rows, ctx.Err()
+		}
+		p50, p99, mx := topiccheck.Percentiles(res.check.Latencies)
+		row := report.Latency{Name: c.Name, Label: c.Label, Ours: c.Ours, Rate: h.cfg.LatencyRate, Events: res.source.Sent,
+			Samples: len(res.check.Latencies), P50ms: ms(p50), P99ms: ms(p99), MaxMs: ms(mx), Exact: res.exact, Check: res.check.String()}
+		if err = errors.Join(err, res.procErr); err != nil {
+			row.Error = err.Error()
+		}
+		h.log("  p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d samples; %s", row.P50ms, row.P99ms, row.MaxMs, row.Samples, row.Check)
+		if row.Error != "" {
+			h.log("  error: %s", row.Error)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

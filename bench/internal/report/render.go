@@ -1,0 +1,142 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteJSON writes r, indented, to path.
+func WriteJSON(path string, r Results) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding results: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// vs returns a's events/s as a multiple of the named baseline's, or "-".
+func (r Results) vs(t Throughput, base string) string {
+	if got, ok := r.ratio(t.Name, base); ok {
+		return fmt.Sprintf("%.2fx", got)
+	}
+	return "-"
+}
+
+func status(exact bool, errText string) string {
+	switch {
+	case errText != "":
+		return "FAILED"
+	case exact:
+		return "exact"
+	default:
+		return "LOST/ALTERED (not ranked)"
+	}
+}
+
+// Table writes the terminal table.
+func Table(w io.Writer, r Results) {
+	fmt.Fprintf(w, "\nThroughput: %d events per contender (first byte sent -> last broker append)\n", r.Events)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "contender\tevents/s\tMB/s\tCPU s/M ev\tpeak RSS\tvs kcat\tvs rsyslog\tvs syslog-ng\tcheck\t")
+	for _, t := range r.Throughput {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", t.Label, t.EventsPerSec, t.MBPerSec, t.CPUPerMEv,
+			mib(t.PeakRSS), r.vs(t, Kcat), r.vs(t, Rsyslog), r.vs(t, SyslogNG), status(t.Exact, t.Error))
+	}
+	tw.Flush()
+	if len(r.Stall) > 0 {
+		fmt.Fprintln(w, "\nStalled broker (SIGSTOP while the source keeps pushing)")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "reader\tstall\tRSS at stall\t1st half max\t2nd half max\tpeak\tflat\treading\tafter resume\t")
+		for _, s := range r.Stall {
+			fmt.Fprintf(tw, "%s\t%.0fs\t%s\t%s\t%s\t%s\t%t\t%s\t%s\t\n", s.Label, s.StallSeconds, mib(s.RSSAtStall), mib(s.RSSMidStall),
+				mib(s.RSSEndStall), mib(s.PeakRSS), s.Flat, blocked(s), status(s.Exact, s.Error))
+		}
+		tw.Flush()
+	}
+	if len(r.Latency) > 0 {
+		fmt.Fprintln(w, "\nLatency at a fixed rate (source send -> broker append)")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "contender\tevents/s\tsamples\tp50 ms\tp99 ms\tmax ms\tcheck\t")
+		for _, l := range r.Latency {
+			fmt.Fprintf(tw, "%s\t%.0f\t%d\t%.1f\t%.1f\t%.1f\t%s\t\n", l.Label, l.Rate, l.Samples, l.P50ms, l.P99ms, l.MaxMs, status(l.Exact, l.Error))
+		}
+		tw.Flush()
+	}
+	if len(r.Micro) > 0 {
+		fmt.Fprintln(w, "\nMicro-benchmarks (one core)")
+		for _, m := range r.Micro {
+			fmt.Fprintf(w, "  %-28s %8.0f MB/s  %.0f allocs/op %s\n", m.Name, m.MBPerSec, m.AllocsPerOp, m.Error)
+		}
+	}
+	fmt.Fprintln(w, "\nTargets")
+	for _, t := range r.Targets {
+		mark := "MET   "
+		if !t.Met {
+			mark = "MISSED"
+		}
+		fmt.Fprintf(w, "  %s %s: %s\n", mark, t.Goal, t.Got)
+	}
+	for _, t := range r.Throughput {
+		if t.Error != "" {
+			fmt.Fprintf(w, "  error: %s: %s\n", t.Label, t.Error)
+		}
+	}
+}
+
+// Markdown writes the results README: the same tables, the ratios and the targets.
+func Markdown(w io.Writer, r Results, command string) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("# Benchmark results\n\n")
+	p("Written by `%s` on %s (%.0f s wall). Every figure below comes from that one run on one machine; the\n", command, r.When.UTC().Format("2006-01-02 15:04 MST"), r.WallSeconds)
+	p("comparisons are ratios measured in it. Raw data: `results.json`; chart: `chart.svg` (both beside this file, not\ncommitted).\n\n")
+	p("Machine: %s, %d cores (shared with other work; load average at start %s), %s, %s.\n", r.Machine.CPU, r.Machine.Cores, r.Machine.LoadAvg, r.Machine.GoVersion, r.Machine.Kafka)
+	if len(r.Machine.Peers) > 0 {
+		p("Peers: %s.\n", strings.Join(r.Machine.Peers, ", "))
+	}
+	p("\nEach contender reads the same %d generated events (about 300 bytes each, fixed seed) over TCP from\n", r.Events)
+	p("`tasks/logsource` and produces them to its own fresh topic (3 partitions, LogAppendTime) with acks=all,\n")
+	p("idempotence, lz4, linger 5 ms, 1 MiB batches and a 64 MiB local queue. Time runs from the first byte sent to\n")
+	p("the broker's last append; CPU is user + system of the contender's process; the topic is read back and every\n")
+	p("event checked (id once, bytes unchanged).\n\n")
+	p("## Throughput\n\n| contender | events/s | MB/s | CPU s per M events | peak RSS | vs kcat | vs rsyslog | vs syslog-ng | check |\n|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	for _, t := range r.Throughput {
+		p("| %s | %.0f | %.1f | %.2f | %s | %s | %s | %s | %s |\n", t.Label, t.EventsPerSec, t.MBPerSec, t.CPUPerMEv, mib(t.PeakRSS),
+			r.vs(t, Kcat), r.vs(t, Rsyslog), r.vs(t, SyslogNG), status(t.Exact, t.Error))
+	}
+	if len(r.Stall) > 0 {
+		p("\n## Memory under a stalled broker\n\nThe broker is paused (SIGSTOP) while the source keeps pushing, then resumed.\n\n")
+		p("| reader | stall | RSS at stall | max, 1st half | max, 2nd half | peak | flat | reading during the stall | after resume |\n|---|--:|--:|--:|--:|--:|---|---|---|\n")
+		for _, s := range r.Stall {
+			p("| %s | %.0f s | %s | %s | %s | %s | %t | %s | %s |\n", s.Label, s.StallSeconds, mib(s.RSSAtStall), mib(s.RSSMidStall),
+				mib(s.RSSEndStall), mib(s.PeakRSS), s.Flat, blocked(s), status(s.Exact, s.Error))
+		}
+	}
+	if len(r.Latency) > 0 {
+		p("\n## Latency at a fixed rate\n\nFrom the source's send time to the broker's append time, for every %s-th event.\n\n", "sampled")
+		p("| contender | events/s | samples | p50 ms | p99 ms | max ms | check |\n|---|--:|--:|--:|--:|--:|---|\n")
+		for _, l := range r.Latency {
+			p("| %s | %.0f | %d | %.1f | %.1f | %.1f | %s |\n", l.Label, l.Rate, l.Samples, l.P50ms, l.P99ms, l.MaxMs, status(l.Exact, l.Error))
+		}
+	}
+	if len(r.Micro) > 0 {
+		p("\n## Micro-benchmarks (one core)\n\n| benchmark | MB/s | allocs/op |\n|---|--:|--:|\n")
+		for _, m := range r.Micro {
+			p("| %s | %.0f | %.0f |\n", m.Name, m.MBPerSec, m.AllocsPerOp)
+		}
+	}
+	p("\n## Targets\n\n| goal | measured | |\n|---|---|---|\n")
+	for _, t := range r.Targets {
+		mark := "met"
+		if !t.Met {
+			mark = "**missed**"
+		}
+		p("| %s | %s | %s |\n", t.Goal, t.Got, mark)
+	}
+}
