@@ -42,7 +42,7 @@ func stopProcess(cmd *exec.Cmd, grace time.Duration) {
 // usage is what a finished process cost.
 type usage struct {
 	CPU     time.Duration
-	PeakRSS int64 // bytes
+	PeakRSS int64 // bytes: VmHWM as sampled (see procstat.Sampler.Peak)
 }
 
 func usageOf(cmd *exec.Cmd) usage {
@@ -50,11 +50,7 @@ func usageOf(cmd *exec.Cmd) usage {
 	if st == nil {
 		return usage{}
 	}
-	u := usage{CPU: st.UserTime() + st.SystemTime()}
-	if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
-		u.PeakRSS = ru.Maxrss << 10 // KiB on Linux
-	}
-	return u
+	return usage{CPU: st.UserTime() + st.SystemTime()}
 }
 
 // freePort returns a loopback port that was free a moment ago.

@@ -152,7 +152,7 @@ func (h *harness) runTrial(ctx context.Context, spec trialSpec) (res trialResult
 			return res, err
 		}
 	}
-	sampler := procstat.Start(tctx, cmd.Process.Pid, 100*time.Millisecond)
+	sampler := procstat.Start(tctx, cmd.Process.Pid, 50*time.Millisecond)
 	res.sampleT0 = sampler.Started()
 
 	duringDone := make(chan error, 1)
@@ -199,6 +199,7 @@ func (h *harness) runTrial(ctx context.Context, spec trialSpec) (res trialResult
 	}
 	res.samples = sampler.Stop()
 	res.usage = usageOf(cmd)
+	res.usage.PeakRSS = sampler.Peak()
 	if derr := <-duringDone; derr != nil {
 		return res, derr
 	}

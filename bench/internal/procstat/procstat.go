@@ -61,6 +61,7 @@ type Sampler struct {
 
 	mu      sync.Mutex
 	samples []Sample
+	peak    int64 // the largest VmHWM read
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -96,10 +97,24 @@ func (s *Sampler) sample() bool {
 	if err != nil {
 		return false
 	}
+	hwm, err := PeakRSS(s.pid)
+	if err != nil {
+		return false
+	}
 	s.mu.Lock()
 	s.samples = append(s.samples, Sample{At: time.Since(s.t0).Seconds(), RSS: rss})
+	s.peak = max(s.peak, hwm, rss)
 	s.mu.Unlock()
 	return true
+}
+
+// Peak returns the process's peak RSS (VmHWM) as last read. It is read from /proc rather than taken from
+// wait4's rusage because a child's ru_maxrss also counts the parent's memory at the fork (the child starts
+// as the parent's address space before exec), which would charge the benchmark's own memory to it.
+func (s *Sampler) Peak() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
 }
 
 // Started is when sampling began: Sample.At counts from it.
