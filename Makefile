@@ -52,6 +52,14 @@ lint: ## go vet, golangci-lint (pinned) and govulncheck (database built locally 
 chaos: ## The full fault-injection and abuse suites, on a second stack of their own (slow: tens of minutes).
 	dev/chaos.sh
 
+.PHONY: bench
+bench: ## Side-by-side benchmark vs kcat, rsyslog, syslog-ng on its own broker (~12 min); writes bench/results/.
+	$(GO) run ./bench --readme
+
+.PHONY: bench-quick
+bench-quick: ## The benchmark harness in quick mode (small N; fails only on correctness), as make test runs it.
+	$(GO) run ./bench --quick --out .cache/bench/quick
+
 .PHONY: dags-test
 dags-test: ## The DAG's tests under real Airflow (needs the stack: make stack-up).
 	dev/airflow.sh test

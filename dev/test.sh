@@ -52,3 +52,8 @@ dev/cdk.sh synth
 
 phase "fault injection and abuse, quick mode (a second stack of their own)"
 dev/chaos.sh --quick
+
+# Small N, so the harness cannot rot: it fails on a contender that loses, duplicates or alters events, or a
+# reader whose memory grows while the broker is stalled; never on speed (the figures come from make bench).
+phase "benchmark harness, quick mode (its own broker; peers from Debian packages)"
+go run ./bench --quick --out .cache/bench/quick

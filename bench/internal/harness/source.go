@@ -117,7 +117,8 @@ func (p *sourceProc) scanLog(r io.Reader) {
 			})
 		}
 	}
-	io.Copy(io.Discard, r)
+	// Drain whatever follows a scan error so the source never blocks on a full stderr pipe.
+	_, _ = io.Copy(io.Discard, r)
 }
 
 // listenAddr waits for the address a listening source reports.

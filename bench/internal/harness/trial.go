@@ -48,7 +48,6 @@ type trialResult struct {
 	check    topiccheck.Result
 	exact    bool
 	procErr  error // the contender's own failure (exit status), if any
-	during   any   // what the during hook recorded
 }
 
 // seconds runs from the first byte sent to the broker's last append.

@@ -114,8 +114,11 @@ func endOffsets(c *kafka.Consumer, topic string) (map[int32]int64, error) {
 		return nil, fmt.Errorf("reading metadata of %s: %w", topic, err)
 	}
 	tm, ok := md.Topics[topic]
-	if !ok || tm.Error.Code() != kafka.ErrNoError {
-		return nil, fmt.Errorf("reading metadata of %s: %v", topic, tm.Error)
+	if !ok {
+		return nil, fmt.Errorf("reading metadata of %s: the broker does not list the topic", topic)
+	}
+	if tm.Error.Code() != kafka.ErrNoError {
+		return nil, fmt.Errorf("reading metadata of %s: %w", topic, tm.Error)
 	}
 	ends := make(map[int32]int64, len(tm.Partitions))
 	for _, p := range tm.Partitions {
