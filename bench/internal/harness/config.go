@@ -29,6 +29,9 @@ type Config struct {
 	Quick bool
 	// Events is how many events each contender carries in the throughput phase (default 2,000,000).
 	Events uint64
+	// Rounds is how many times the throughput phase runs every contender, interleaved (default 3; quick 1):
+	// the machine is shared and noisy, so each row reports the median round and the spread.
+	Rounds int
 	// Seed and Start fix the generated stream, so every contender gets the same bytes.
 	Seed  int64
 	Start time.Time
@@ -77,6 +80,7 @@ func ParseConfig(args []string, usage io.Writer) (Config, error) {
 	fs.SetOutput(usage)
 	fs.BoolVar(&c.Quick, "quick", false, "small run for make test (20k events, 3 s stall): fails only on correctness")
 	fs.Uint64Var(&events, "events", 0, "events per contender in the throughput phase (default 2000000; quick 20000)")
+	fs.IntVar(&c.Rounds, "rounds", 0, "throughput rounds, contenders interleaved; each row is the median round (default 3; quick 1)")
 	fs.Int64Var(&c.Seed, "seed", 42, "seed of the generated events")
 	fs.StringVar(&start, "start", "2026-11-25T00:00:00Z", "timestamp of the first generated event (RFC 3339)")
 	fs.IntVar(&c.Partitions, "partitions", 3, "partitions of each benchmark topic")
@@ -126,6 +130,9 @@ func ParseConfig(args []string, usage io.Writer) (Config, error) {
 		return full
 	}
 	c.Events = pick(events, 2_000_000, 20_000)
+	if c.Rounds <= 0 {
+		c.Rounds = int(pick(0, 3, 1))
+	}
 	c.StallEvents = pick(stallEvents, 1_500_000, 300_000)
 	c.Stall = pickD(stall, 30*time.Second, 3*time.Second)
 	c.LatencyDuration = pickD(latDur, 10*time.Second, time.Second)
@@ -180,6 +187,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Events == 0 || c.Events > 1<<32-2:
 		return bad("--events %d: want 1 to 4294967294", c.Events)
+	case c.Rounds < 1 || c.Rounds > 15:
+		return bad("--rounds %d: want 1 to 15", c.Rounds)
 	case c.Partitions < 1:
 		return bad("--partitions %d: want at least 1", c.Partitions)
 	case c.LatencyRate <= 0:

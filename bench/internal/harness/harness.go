@@ -76,7 +76,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (report.Resu
 	if err := os.MkdirAll(h.runDir, 0o755); err != nil {
 		return report.Results{}, fmt.Errorf("creating %s: %w", h.runDir, err)
 	}
-	res := report.Results{When: time.Now(), Quick: cfg.Quick, Events: cfg.Events}
+	res := report.Results{When: time.Now(), Quick: cfg.Quick, Events: cfg.Events, Rounds: cfg.Rounds}
 	res.Machine = machine()
 
 	if cfg.needsPeers() {

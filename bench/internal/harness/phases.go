@@ -1,8 +1,10 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/bench/internal/procstat"
@@ -10,37 +12,77 @@ import (
 	"github.com/mwaa-kafka/pipeline/bench/internal/topiccheck"
 )
 
-// throughput carries the whole stream through each contender as fast as it goes.
+// throughput carries the whole stream through each contender as fast as it goes, cfg.Rounds times with the
+// contenders interleaved (so a burst of load from elsewhere on the machine hits one round of each, not every
+// round of one), and keeps each contender's median round.
 func (h *harness) throughput(ctx context.Context) ([]report.Throughput, error) {
+	byName := map[string][]report.Throughput{}
+	for round := 1; round <= h.cfg.Rounds; round++ {
+		for _, name := range h.cfg.Contenders {
+			c := contenderByName(name)
+			h.log("throughput: %s, %d events, round %d of %d", c.Label, h.cfg.Events, round, h.cfg.Rounds)
+			row, err := h.throughputTrial(ctx, c, round)
+			if err != nil {
+				return summarize(h.cfg.Contenders, byName), err
+			}
+			byName[name] = append(byName[name], row)
+		}
+	}
+	return summarize(h.cfg.Contenders, byName), nil
+}
+
+func (h *harness) throughputTrial(ctx context.Context, c contender, round int) (report.Throughput, error) {
+	spec := trialSpec{phase: "throughput", c: c, count: h.cfg.Events, round: round}
+	spec.queueKB = ourQueue(c)
+	res, err := h.runTrial(ctx, spec)
+	if ctx.Err() != nil {
+		return report.Throughput{}, ctx.Err()
+	}
+	row := report.Throughput{Name: c.Name, Label: c.Label, Ours: c.Ours, Events: res.source.Sent, Bytes: res.source.Bytes,
+		CPUSeconds: res.usage.CPU.Seconds(), PeakRSS: res.usage.PeakRSS, Exact: res.exact, Check: res.check.String(), RSS: res.samples}
+	if err = errors.Join(err, res.procErr); err != nil {
+		row.Error = err.Error()
+	}
+	if s := res.seconds(); s > 0 {
+		row.Seconds = s
+		row.EventsPerSec = float64(res.source.Sent) / s
+		row.MBPerSec = float64(res.source.Bytes) / s / 1e6
+	}
+	if res.source.Sent > 0 {
+		row.CPUPerMEv = row.CPUSeconds / (float64(res.source.Sent) / 1e6)
+	}
+	h.log("  %.0f events/s, %.1f MB/s, %.2f CPU s per million, peak RSS %.1f MiB; %s", row.EventsPerSec, row.MBPerSec,
+		row.CPUPerMEv, float64(row.PeakRSS)/(1<<20), row.Check)
+	if row.Error != "" {
+		h.log("  error: %s", row.Error)
+	}
+	return row, nil
+}
+
+// summarize keeps, per contender, the round with the median events/s (the lower middle one for an even
+// count), and records every round's rate. A contender is exact only if every round was: one lossy round
+// unranks it, whatever the others did. Peak RSS is the largest of all rounds.
+func summarize(order []string, byName map[string][]report.Throughput) []report.Throughput {
 	var rows []report.Throughput
-	for _, name := range h.cfg.Contenders {
-		c := contenderByName(name)
-		h.log("throughput: %s, %d events", c.Label, h.cfg.Events)
-		res, err := h.runTrial(ctx, trialSpec{phase: "throughput", c: c, count: h.cfg.Events})
-		if ctx.Err() != nil {
-			return rows, ctx.Err()
+	for _, name := range order {
+		rounds := byName[name]
+		if len(rounds) == 0 {
+			continue
 		}
-		row := report.Throughput{Name: c.Name, Label: c.Label, Ours: c.Ours, Events: res.source.Sent, Bytes: res.source.Bytes,
-			CPUSeconds: res.usage.CPU.Seconds(), PeakRSS: res.usage.PeakRSS, Exact: res.exact, Check: res.check.String(), RSS: res.samples}
-		if err = errors.Join(err, res.procErr); err != nil {
-			row.Error = err.Error()
-		}
-		if s := res.seconds(); s > 0 {
-			row.Seconds = s
-			row.EventsPerSec = float64(res.source.Sent) / s
-			row.MBPerSec = float64(res.source.Bytes) / s / 1e6
-		}
-		if res.source.Sent > 0 {
-			row.CPUPerMEv = row.CPUSeconds / (float64(res.source.Sent) / 1e6)
-		}
-		h.log("  %.0f events/s, %.1f MB/s, %.2f CPU s per million, peak RSS %.1f MiB; %s", row.EventsPerSec, row.MBPerSec,
-			row.CPUPerMEv, float64(row.PeakRSS)/(1<<20), row.Check)
-		if row.Error != "" {
-			h.log("  error: %s", row.Error)
+		sorted := slices.Clone(rounds)
+		slices.SortFunc(sorted, func(a, b report.Throughput) int { return cmp.Compare(a.EventsPerSec, b.EventsPerSec) })
+		row := sorted[(len(sorted)-1)/2]
+		row.RoundRates = nil
+		for _, r := range rounds {
+			row.RoundRates = append(row.RoundRates, r.EventsPerSec)
+			row.PeakRSS = max(row.PeakRSS, r.PeakRSS)
+			if !r.Exact || r.Error != "" {
+				row.Exact, row.Check, row.Error = r.Exact, r.Check, r.Error
+			}
 		}
 		rows = append(rows, row)
 	}
-	return rows, nil
+	return rows
 }
 
 // stallRecord is what the stall hook saw.
@@ -133,7 +175,7 @@ func (h *harness) latency(ctx context.Context) ([]report.Latency, error) {
 	for _, name := range h.cfg.LatencyContenders {
 		c := contenderByName(name)
 		h.log("latency: %s at %.0f events/s for %v", c.Label, h.cfg.LatencyRate, h.cfg.LatencyDuration)
-		res, err := h.runTrial(ctx, trialSpec{phase: "latency", c: c, count: count, rate: h.cfg.LatencyRate, sendTimes: true})
+		res, err := h.runTrial(ctx, trialSpec{phase: "latency", c: c, count: count, rate: h.cfg.LatencyRate, sendTimes: true, queueKB: ourQueue(c)})
 		if ctx.Err() != nil {
 			return rows, ctx.Err()
 		}
@@ -165,4 +207,12 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// ourQueue is the local queue bound our readers get outside the stall phase: the peers' bound.
+func ourQueue(c contender) int {
+	if c.Ours {
+		return queueKBytes
+	}
+	return 0
 }

@@ -26,6 +26,7 @@ type trialSpec struct {
 	sendTimes bool    // record send times for latency
 	queueKB   int     // our readers' local queue bound (0: default)
 	metrics   bool    // serve our readers' /metrics (for the stall phase)
+	round     int     // the throughput round (from 1); 0 in the other phases
 	// during, when set, runs alongside the contender from the moment the source starts streaming.
 	during func(ctx context.Context, t *liveTrial) error
 }
@@ -62,6 +63,9 @@ func (h *harness) runTrial(ctx context.Context, spec trialSpec) (res trialResult
 	c := spec.c
 	res.c = c
 	dir := filepath.Join(h.runDir, spec.phase+"-"+c.Name)
+	if spec.round > 0 {
+		dir = fmt.Sprintf("%s-%d", dir, spec.round)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return res, fmt.Errorf("creating %s: %w", dir, err)
 	}

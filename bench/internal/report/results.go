@@ -14,6 +14,7 @@ type Results struct {
 	Quick       bool         `json:"quick"`
 	Machine     Machine      `json:"machine"`
 	Events      uint64       `json:"events"`
+	Rounds      int          `json:"rounds"` // throughput rounds per contender; rows show the median round
 	Throughput  []Throughput `json:"throughput"`
 	Stall       []Stall      `json:"stall"`
 	Latency     []Latency    `json:"latency"`
@@ -49,6 +50,21 @@ type Throughput struct {
 	Check        string            `json:"check"`
 	Error        string            `json:"error,omitempty"`
 	RSS          []procstat.Sample `json:"rss"`
+	// RoundRates is events/s of every round, in run order; the row's other figures are the median round's.
+	RoundRates []float64 `json:"round_rates"`
+}
+
+// Spread returns the slowest and fastest round's events/s.
+func (t Throughput) Spread() (lo, hi float64) {
+	for i, r := range t.RoundRates {
+		if i == 0 || r < lo {
+			lo = r
+		}
+		if r > hi {
+			hi = r
+		}
+	}
+	return lo, hi
 }
 
 // Ranked reports whether the row counts in comparisons: a contender that lost or altered events does not.
