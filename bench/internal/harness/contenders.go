@@ -165,6 +165,8 @@ func (h *harness) startKcat(ctx context.Context, l launch, stdout, stderr *os.Fi
 }
 
 // rsyslogConf forwards each line received on imtcp, unchanged (%rawmsg%), to the topic with omkafka.
+// resubmitOnFailure makes omkafka retry a message librdkafka refused (its local queue full) instead of
+// dropping it: the setting for anyone who wants every line, as flow-control is for syslog-ng.
 func rsyslogConf(bootstrap, topic string, port int, dir string) string {
 	var props []string
 	for _, kv := range producerProps() {
@@ -179,7 +181,7 @@ module(load="omkafka")
 template(name="raw" type="string" string="%%rawmsg%%")
 input(type="imtcp" port="%d" address="127.0.0.1" ruleset="tokafka")
 ruleset(name="tokafka") {
-  action(type="omkafka" broker=[%q] topic=%q template="raw"
+  action(type="omkafka" broker=[%q] topic=%q template="raw" resubmitOnFailure="on"
          confParam=[%s]
          topicConfParam=["acks=all"])
 }

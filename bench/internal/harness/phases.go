@@ -49,7 +49,10 @@ func (h *harness) throughputTrial(ctx context.Context, c contender, round int) (
 		row.MBPerSec = float64(res.source.Bytes) / s / 1e6
 	}
 	if res.source.Sent > 0 {
-		row.CPUPerMEv = row.CPUSeconds / (float64(res.source.Sent) / 1e6)
+		mev := float64(res.source.Sent) / 1e6
+		row.CPUPerMEv = row.CPUSeconds / mev
+		row.BrokerCPUPerMEv = res.brokerCPU.Seconds() / mev
+		row.SourceCPUPerMEv = res.sourceCPU.Seconds() / mev
 	}
 	h.log("  %.0f events/s, %.1f MB/s, %.2f CPU s per million, peak RSS %.1f MiB; %s", row.EventsPerSec, row.MBPerSec,
 		row.CPUPerMEv, float64(row.PeakRSS)/(1<<20), row.Check)

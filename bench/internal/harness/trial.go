@@ -46,9 +46,13 @@ type trialResult struct {
 	samples  []procstat.Sample
 	sampleT0 time.Time
 	usage    usage
-	check    topiccheck.Result
-	exact    bool
-	procErr  error // the contender's own failure (exit status), if any
+	// brokerCPU and sourceCPU are what the broker and the log source spent during the trial: with the
+	// contender's own CPU they are the whole CPU budget an event costs on this machine.
+	brokerCPU time.Duration
+	sourceCPU time.Duration
+	check     topiccheck.Result
+	exact     bool
+	procErr   error // the contender's own failure (exit status), if any
 }
 
 // seconds runs from the first byte sent to the broker's last append.
@@ -128,6 +132,14 @@ func (h *harness) runTrial(ctx context.Context, spec trialSpec) (res trialResult
 		return nil
 	}
 	srcLog := filepath.Join(dir, "logsource.log")
+	brokerPID, err := h.stack.brokerPID()
+	if err != nil {
+		return res, err
+	}
+	broker0, err := procstat.CPUTime(brokerPID)
+	if err != nil {
+		return res, fmt.Errorf("reading the broker's CPU time: %w", err)
+	}
 	if c.listens {
 		port, err := freePort()
 		if err != nil {
@@ -200,6 +212,10 @@ func (h *harness) runTrial(ctx context.Context, spec trialSpec) (res trialResult
 			res.procErr = fmt.Errorf("%s exited: %w; see %s", c.Label, waited, dir)
 		}
 	}
+	if broker1, err := procstat.CPUTime(brokerPID); err == nil {
+		res.brokerCPU = broker1 - broker0
+	}
+	res.sourceCPU = usageOf(sp.cmd).CPU
 	res.samples = sampler.Stop()
 	res.usage = usageOf(cmd)
 	res.usage.PeakRSS = sampler.Peak()

@@ -133,3 +133,38 @@ func (s *Sampler) Stop() []Sample {
 	<-s.done
 	return s.Samples()
 }
+
+// clockTick is the unit of /proc/PID/stat's CPU times: USER_HZ, 100 on every Linux the benchmark runs on.
+const clockTick = 10 * time.Millisecond
+
+// CPUTime returns the user + system CPU time process pid has used so far (utime + stime of /proc/PID/stat).
+// The benchmark reads it before and after a trial for processes it did not start, such as the broker.
+func CPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("reading stat of pid %d: %w", pid, err)
+	}
+	return parseStatCPU(b)
+}
+
+// parseStatCPU reads utime and stime, fields 14 and 15 of a /proc/PID/stat line. The command name (field 2)
+// is in parentheses and may itself hold spaces and parentheses, so fields are counted after its last ')'.
+func parseStatCPU(b []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("%w: no command name in %q", ErrFormat, b)
+	}
+	f := bytes.Fields(b[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%w: %d fields after the command name", ErrFormat, len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(string(s), 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%w: CPU time %q", ErrFormat, s)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * clockTick, nil
+}

@@ -45,3 +45,43 @@ func TestSamplerGrowsWithAllocation(t *testing.T) {
 	}
 	_ = hold[len(hold)-1]
 }
+
+func TestParseStatCPU(t *testing.T) {
+	tests := []struct {
+		name    string
+		line    string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"plain", "42 (java) S 1 42 42 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 30 0 1 2 3", 3250 * time.Millisecond, false},
+		{"name with spaces and parentheses", "7 (rdk:broker (1) x) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0", 70 * time.Millisecond, false},
+		{"no command name", "42 java S 1", 0, true},
+		{"too few fields", "42 (java) S 1 42", 0, true},
+		{"not a number", "42 (java) S 1 42 42 0 -1 4194560 100 0 0 0 x 75 0", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStatCPU([]byte(tt.line))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("parseStatCPU = %v, %v; want %v, error %t", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestCPUTimeOfSelfGrows(t *testing.T) {
+	before, err := CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for x, end := 0, time.Now().Add(100*time.Millisecond); time.Now().Before(end); x++ {
+		_ = x * x
+	}
+	after, err := CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before < 30*time.Millisecond {
+		t.Fatalf("CPU time went from %v to %v over 100 ms of spinning", before, after)
+	}
+}

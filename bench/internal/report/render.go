@@ -42,12 +42,24 @@ func status(exact bool, errText string) string {
 
 // Table writes the terminal table.
 func Table(w io.Writer, r Results) {
-	fmt.Fprintf(w, "\nThroughput: %d events per contender, median of %d rounds (first byte sent -> last broker append)\n", r.Events, r.Rounds)
+	rounds := "1 round"
+	if r.Rounds > 1 {
+		rounds = fmt.Sprintf("median of %d rounds", r.Rounds)
+	}
+	fmt.Fprintf(w, "\nThroughput: %d events per contender, %s (first byte sent -> last broker append)\n", r.Events, rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "contender\tevents/s\trounds min-max\tMB/s\tCPU s/M ev\tpeak RSS\tvs kcat\tvs rsyslog\tvs syslog-ng\tcheck\t")
 	for _, t := range r.Throughput {
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", t.Label, t.EventsPerSec, spread(t), t.MBPerSec, t.CPUPerMEv,
 			mib(t.PeakRSS), r.vs(t, Kcat), r.vs(t, Rsyslog), r.vs(t, SyslogNG), status(t.Exact, t.Error))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nCPU budget per million events (the contender, the broker and the source share %d cores)\n", r.Machine.Cores)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "contender\tcontender s\tbroker s\tsource s\ttotal s\tceiling events/s\tmeasured/ceiling\t")
+	for _, t := range r.Throughput {
+		c := budget(t, r.Machine.Cores)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Label, c[0], c[1], c[2], c[3], c[4], c[5])
 	}
 	tw.Flush()
 	if len(r.Stall) > 0 {
@@ -88,6 +100,12 @@ func Table(w io.Writer, r Results) {
 			fmt.Fprintf(w, "  error: %s: %s\n", t.Label, t.Error)
 		}
 	}
+	if b := r.Bounds(); len(b) > 0 {
+		fmt.Fprintln(w, "\nWhat bounds the throughput targets here")
+		for _, l := range b {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
 }
 
 // Markdown writes the results README: the same tables, the ratios and the targets.
@@ -110,6 +128,15 @@ func Markdown(w io.Writer, r Results, command string) {
 	for _, t := range r.Throughput {
 		p("| %s | %.0f | %s | %.1f | %.2f | %s | %s | %s | %s | %s |\n", t.Label, t.EventsPerSec, spread(t), t.MBPerSec, t.CPUPerMEv, mib(t.PeakRSS),
 			r.vs(t, Kcat), r.vs(t, Rsyslog), r.vs(t, SyslogNG), status(t.Exact, t.Error))
+	}
+	p("\n## CPU budget\n\nCPU seconds per million events of the contender, the broker and the log source over the same\n")
+	p("trial. The three share the machine's %d cores, so the ceiling is the rate at which together they would keep\n", r.Machine.Cores)
+	p("every core busy: a contender cannot beat it here, and the ratio of the measured rate to it shows how much\n")
+	p("of the machine the run used.\n\n")
+	p("| contender | contender s | broker s | source s | total s | ceiling events/s | measured/ceiling |\n|---|--:|--:|--:|--:|--:|--:|\n")
+	for _, t := range r.Throughput {
+		c := budget(t, r.Machine.Cores)
+		p("| %s | %s | %s | %s | %s | %s | %s |\n", t.Label, c[0], c[1], c[2], c[3], c[4], c[5])
 	}
 	if len(r.Stall) > 0 {
 		p("\n## Memory under a stalled broker\n\nThe broker is paused (SIGSTOP) while the source keeps pushing, then resumed.\n\n")
@@ -140,6 +167,12 @@ func Markdown(w io.Writer, r Results, command string) {
 		}
 		p("| %s | %s | %s |\n", t.Goal, t.Got, mark)
 	}
+	if b := r.Bounds(); len(b) > 0 {
+		p("\n## What bounds the throughput targets here\n\n")
+		for _, l := range b {
+			p("- %s.\n", l)
+		}
+	}
 }
 
 // spread renders the slowest and fastest round's events/s.
@@ -149,4 +182,19 @@ func spread(t Throughput) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f-%.0f", lo, hi)
+}
+
+// budget renders a row's CPU per million events of the contender, broker and source, their total, the
+// ceiling rate on cores, and the measured rate as a share of that ceiling.
+func budget(t Throughput, cores int) [6]string {
+	c := [6]string{"-", "-", "-", "-", "-", "-"}
+	if t.EventsPerSec <= 0 {
+		return c
+	}
+	c[0], c[1], c[2] = fmt.Sprintf("%.2f", t.CPUPerMEv), fmt.Sprintf("%.2f", t.BrokerCPUPerMEv), fmt.Sprintf("%.2f", t.SourceCPUPerMEv)
+	c[3] = fmt.Sprintf("%.2f", t.CPUPerMEv+t.BrokerCPUPerMEv+t.SourceCPUPerMEv)
+	if ceil := t.Ceiling(cores); ceil > 0 {
+		c[4], c[5] = fmt.Sprintf("%.0f", ceil), fmt.Sprintf("%.0f%%", 100*t.EventsPerSec/ceil)
+	}
+	return c
 }

@@ -35,21 +35,25 @@ type Machine struct {
 
 // Throughput is one contender carrying the whole stream as fast as it can.
 type Throughput struct {
-	Name         string            `json:"name"`
-	Label        string            `json:"label"`
-	Ours         bool              `json:"ours"`
-	Events       uint64            `json:"events"` // sent by the source
-	Bytes        uint64            `json:"bytes"`
-	Seconds      float64           `json:"seconds"` // first byte sent to last broker append
-	EventsPerSec float64           `json:"events_per_sec"`
-	MBPerSec     float64           `json:"mb_per_sec"`
-	CPUSeconds   float64           `json:"cpu_seconds"` // user + system of the contender's process
-	CPUPerMEv    float64           `json:"cpu_seconds_per_million_events"`
-	PeakRSS      int64             `json:"peak_rss_bytes"`
-	Exact        bool              `json:"exact"`
-	Check        string            `json:"check"`
-	Error        string            `json:"error,omitempty"`
-	RSS          []procstat.Sample `json:"rss"`
+	Name         string  `json:"name"`
+	Label        string  `json:"label"`
+	Ours         bool    `json:"ours"`
+	Events       uint64  `json:"events"` // sent by the source
+	Bytes        uint64  `json:"bytes"`
+	Seconds      float64 `json:"seconds"` // first byte sent to last broker append
+	EventsPerSec float64 `json:"events_per_sec"`
+	MBPerSec     float64 `json:"mb_per_sec"`
+	CPUSeconds   float64 `json:"cpu_seconds"` // user + system of the contender's process
+	CPUPerMEv    float64 `json:"cpu_seconds_per_million_events"`
+	// BrokerCPUPerMEv and SourceCPUPerMEv are the broker's and the log source's CPU over the same trial: the
+	// three share the machine's cores, so together they bound the rate (see Ceiling).
+	BrokerCPUPerMEv float64           `json:"broker_cpu_seconds_per_million_events"`
+	SourceCPUPerMEv float64           `json:"source_cpu_seconds_per_million_events"`
+	PeakRSS         int64             `json:"peak_rss_bytes"`
+	Exact           bool              `json:"exact"`
+	Check           string            `json:"check"`
+	Error           string            `json:"error,omitempty"`
+	RSS             []procstat.Sample `json:"rss"`
 	// RoundRates is events/s of every round, in run order; the row's other figures are the median round's.
 	RoundRates []float64 `json:"round_rates"`
 }
@@ -65,6 +69,16 @@ func (t Throughput) Spread() (lo, hi float64) {
 		}
 	}
 	return lo, hi
+}
+
+// Ceiling is the rate at which the contender, the broker and the source together would keep every one of
+// cores busy: no contender can run faster on this machine than its CPU per event allows. 0 when unknown.
+func (t Throughput) Ceiling(cores int) float64 {
+	total := t.CPUPerMEv + t.BrokerCPUPerMEv + t.SourceCPUPerMEv
+	if total <= 0 || cores <= 0 {
+		return 0
+	}
+	return float64(cores) / total * 1e6
 }
 
 // Ranked reports whether the row counts in comparisons: a contender that lost or altered events does not.

@@ -117,3 +117,36 @@ func blocked(s Stall) string {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// Bounds explains the throughput targets with the CPU budget: for each of our rows, the rate the broker and
+// the source alone would allow if the contender cost nothing (the most any contender could reach here, as a
+// multiple of kcat's measured rate), and what the contender's own CPU per event would have to be to reach
+// the target ratio on this machine.
+func (r Results) Bounds() []string {
+	k, ok := r.row(Kcat)
+	if !ok || !k.Ranked() || r.Machine.Cores <= 0 {
+		return nil
+	}
+	var out []string
+	for _, c := range []struct {
+		name string
+		want float64
+	}{{HighPerfOne, 1.0}, {HighPerfMany, 3.0}, {Basic, 0.5}} {
+		t, ok := r.row(c.name)
+		if !ok || !t.Ranked() || t.BrokerCPUPerMEv+t.SourceCPUPerMEv <= 0 {
+			continue
+		}
+		others := t.BrokerCPUPerMEv + t.SourceCPUPerMEv
+		free := float64(r.Machine.Cores) / others * 1e6
+		line := fmt.Sprintf("%s: the broker and the source alone cost %.2f CPU s per million events, so even a "+
+			"contender costing nothing could reach at most %.0f events/s here, %.2fx kcat's measured rate", t.Label, others, free, free/k.EventsPerSec)
+		goal := c.want * k.EventsPerSec
+		if need := float64(r.Machine.Cores)/goal*1e6 - others; need > 0 {
+			line += fmt.Sprintf("; %.1fx kcat (%.0f events/s) needs at most %.2f CPU s per million events of its own (measured %.2f)", c.want, goal, need, t.CPUPerMEv)
+		} else {
+			line += fmt.Sprintf("; %.1fx kcat (%.0f events/s) is out of reach on %d cores whatever the contender does", c.want, goal, r.Machine.Cores)
+		}
+		out = append(out, line)
+	}
+	return out
+}

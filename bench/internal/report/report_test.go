@@ -1,0 +1,99 @@
+package report
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"testing"
+)
+
+func sample() Results {
+	row := func(name, label string, ours bool, rate, cpu float64, exact bool) Throughput {
+		return Throughput{Name: name, Label: label, Ours: ours, EventsPerSec: rate, CPUPerMEv: cpu, BrokerCPUPerMEv: 1.0,
+			SourceCPUPerMEv: 0.5, Exact: exact, Check: "checked", PeakRSS: 50 << 20, RoundRates: []float64{rate * 0.9, rate, rate * 1.1}}
+	}
+	return Results{Events: 1000, Rounds: 3, Machine: Machine{Cores: 2}, Throughput: []Throughput{
+		row(HighPerfOne, "fast", true, 400_000, 2.0, true),
+		row(HighPerfMany, "many", true, 900_000, 0.5, true),
+		row(Basic, "basic", true, 100_000, 6.0, true),
+		row(Kcat, "kcat", false, 400_000, 2.5, true),
+		row(Rsyslog, "rsyslog", false, 200_000, 4.0, true),
+		row(SyslogNG, "syslog-ng", false, 300_000, 3.0, false),
+	}}
+}
+
+func TestCheckTargets(t *testing.T) {
+	r := sample()
+	r.CheckTargets()
+	want := map[string]string{
+		"fast >= 1.0x kcat events/s":            "1.00x met",
+		"many >= 3.0x kcat events/s":            "2.25x missed",
+		"basic >= 0.5x kcat events/s":           "0.25x missed",
+		"fast >= 2.0x rsyslog events/s":         "2.00x met",
+		"fast >= 2.0x syslog-ng events/s":       "not comparable (a side lost events or did not run) missed",
+		"basic >= 2.0x syslog-ng events/s":      "not comparable (a side lost events or did not run) missed",
+		"fast delivers exactly the events sent": "checked met",
+	}
+	got := map[string]string{}
+	for _, tg := range r.Targets {
+		m := "missed"
+		if tg.Met {
+			m = "met"
+		}
+		got[tg.Goal] = tg.Got + " " + m
+	}
+	for goal, w := range want {
+		if got[goal] != w {
+			t.Errorf("%s: got %q, want %q", goal, got[goal], w)
+		}
+	}
+	if f := r.CorrectnessFailures(); len(f) != 0 {
+		t.Errorf("correctness failures %v: a lossy peer is marked, not a failure", f)
+	}
+}
+
+func TestCeilingAndBounds(t *testing.T) {
+	r := sample()
+	fast := r.Throughput[0]
+	// 2 cores over (2.0 + 1.0 + 0.5) CPU s per million events.
+	if got, want := fast.Ceiling(2), 2/3.5*1e6; math.Abs(got-want) > 1e-6 {
+		t.Errorf("Ceiling = %v, want %v", got, want)
+	}
+	if (Throughput{}).Ceiling(2) != 0 {
+		t.Error("Ceiling of a row without CPU figures must be 0 (unknown)")
+	}
+	b := strings.Join(r.Bounds(), "\n")
+	for _, want := range []string{
+		// Broker and source: 1.5 CPU s per million on 2 cores: 1,333,333 events/s, 3.33x kcat's 400,000.
+		"fast: the broker and the source alone cost 1.50 CPU s per million events, so even a contender costing nothing could reach at most 1333333 events/s here, 3.33x",
+		// 1.0x kcat = 400,000 events/s needs 2/0.4 - 1.5 = 3.5 CPU s per million of its own.
+		"1.0x kcat (400000 events/s) needs at most 3.50 CPU s per million events of its own (measured 2.00)",
+		"3.0x kcat (1200000 events/s) needs at most 0.17 CPU s per million events of its own (measured 0.50)",
+	} {
+		if !strings.Contains(b, want) {
+			t.Errorf("bounds lack %q:\n%s", want, b)
+		}
+	}
+}
+
+func TestRenderings(t *testing.T) {
+	r := sample()
+	r.CheckTargets()
+	var tb, md bytes.Buffer
+	Table(&tb, r)
+	Markdown(&md, r, "make bench")
+	for _, out := range []string{tb.String(), md.String()} {
+		for _, want := range []string{"3 rounds", "360000-440000", "LOST/ALTERED (not ranked)", "ceiling events/s", "70%"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+	}
+	if !strings.Contains(md.String(), "## What bounds the throughput targets here") {
+		t.Errorf("the README lacks the bounds section:\n%s", md.String())
+	}
+	var svg bytes.Buffer
+	if err := Chart(&svg, r); err != nil || !strings.HasPrefix(strings.TrimSpace(svg.String()), "<svg") {
+		t.Errorf("Chart: %v, %.80q", err, svg.String())
+	}
+}
