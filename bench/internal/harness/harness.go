@@ -225,18 +225,28 @@ func (h *harness) peerVersions(ctx context.Context) []string {
 	if h.peers == nil {
 		return nil
 	}
-	first := func(env []string, bin string, args ...string) string {
+	// version runs bin and returns the first line of its output that holds want, cut at the first " (" or
+	// " compiled" (kcat and rsyslogd follow the version with their feature lists).
+	version := func(name, want string, env []string, bin string, args ...string) string {
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = append(os.Environ(), env...)
 		out, _ := cmd.CombinedOutput()
-		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		return strings.TrimSpace(line)
+		for _, l := range strings.Split(string(out), "\n") {
+			if i := strings.Index(l, want); i >= 0 {
+				v := strings.TrimSpace(l[i+len(want):])
+				for _, cut := range []string{" (", " compiled"} {
+					v, _, _ = strings.Cut(v, cut)
+				}
+				return name + " " + v
+			}
+		}
+		return name + " (version unknown)"
 	}
 	ld := []string{"LD_LIBRARY_PATH=" + h.peers["BENCH_PEERS_LD_LIBRARY_PATH"]}
 	return []string{
-		first(nil, h.peers["BENCH_KCAT"], "-V"),
-		first(nil, h.peers["BENCH_RSYSLOGD"], "-v"),
-		first(ld, h.peers["BENCH_SYSLOG_NG"], "--version"),
+		version("kcat", "Version ", nil, h.peers["BENCH_KCAT"], "-V"),
+		version("rsyslog", "rsyslogd ", nil, h.peers["BENCH_RSYSLOGD"], "-v"),
+		version("syslog-ng", "Installer-Version: ", ld, h.peers["BENCH_SYSLOG_NG"], "--version"),
 	}
 }
 

@@ -147,7 +147,7 @@ func Markdown(w io.Writer, r Results, command string) {
 		}
 	}
 	if len(r.Latency) > 0 {
-		p("\n## Latency at a fixed rate\n\nFrom the source's send time to the broker's append time, for every %s-th event.\n\n", "sampled")
+		p("\n## Latency at a fixed rate\n\nFrom the source's send time to the broker's append time (millisecond resolution), over the events\nwhose send time the source recorded (every 10th by default, `--latency-sample-every`).\n\n")
 		p("| contender | events/s | samples | p50 ms | p99 ms | max ms | check |\n|---|--:|--:|--:|--:|--:|---|\n")
 		for _, l := range r.Latency {
 			p("| %s | %.0f | %d | %.1f | %.1f | %.1f | %s |\n", l.Label, l.Rate, l.Samples, l.P50ms, l.P99ms, l.MaxMs, status(l.Exact, l.Error))
