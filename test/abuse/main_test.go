@@ -26,34 +26,8 @@ var (
 	full      = os.Getenv("CHAOS_FULL") == "1"
 )
 
-func TestMain(m *testing.M) { os.Exit(runMain(m)) }
-
-func runMain(m *testing.M) int {
-	root, err := stacktest.FindRepoRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "abuse: finding the repository root:", err)
-		return 1
-	}
-	tmp, err := os.MkdirTemp("", "abuse-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "abuse:", err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	if readerBin, err = harness.BuildReader(root, tmp); err != nil {
-		fmt.Fprintln(os.Stderr, "abuse:", err)
-		return 1
-	}
-	code := m.Run()
-	mode := "quick"
-	if full {
-		mode = "full"
-	}
-	if err := report.Write(os.Getenv("ABUSE_REPORT"), "Bad input and abuse ("+mode+" mode, "+time.Now().UTC().Format(time.DateOnly)+")"); err != nil {
-		fmt.Fprintln(os.Stderr, "abuse:", err)
-		code = 1
-	}
-	return code
+func TestMain(m *testing.M) {
+	os.Exit(harness.Suite{Name: "abuse", Title: "Bad input and abuse", ReportEnv: "ABUSE_REPORT", Full: full, Report: &report}.Run(m, &readerBin))
 }
 
 func pick[T any](quick, fullValue T) T {

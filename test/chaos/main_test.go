@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
-	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 	"github.com/mwaa-kafka/pipeline/test/chaos/harness"
 )
 
@@ -32,40 +31,16 @@ var (
 	full = os.Getenv("CHAOS_FULL") == "1"
 )
 
-func TestMain(m *testing.M) { os.Exit(runMain(m)) }
-
-func runMain(m *testing.M) int {
-	root, err := stacktest.FindRepoRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chaos: finding the repository root:", err)
-		return 1
-	}
-	tmp, err := os.MkdirTemp("", "chaos-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chaos:", err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	if readerBin, err = harness.BuildReader(root, tmp); err != nil {
-		fmt.Fprintln(os.Stderr, "chaos:", err)
-		return 1
-	}
-	var stop func()
-	if stack, stop, err = harness.UpChaosStack(root, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "chaos:", err)
-		return 1
-	}
-	defer stop()
-	code := m.Run()
-	mode := "quick"
-	if full {
-		mode = "full"
-	}
-	if err := report.Write(os.Getenv("CHAOS_REPORT"), "Fault injection ("+mode+" mode, "+time.Now().UTC().Format(time.DateOnly)+")"); err != nil {
-		fmt.Fprintln(os.Stderr, "chaos:", err)
-		code = 1
-	}
-	return code
+func TestMain(m *testing.M) {
+	os.Exit(harness.Suite{Name: "chaos", Title: "Fault injection", ReportEnv: "CHAOS_REPORT", Full: full, Report: &report,
+		Setup: func(root string) (func(), error) {
+			var (
+				stop func()
+				err  error
+			)
+			stack, stop, err = harness.UpChaosStack(root, os.Stderr)
+			return stop, err
+		}}.Run(m, &readerBin))
 }
 
 // pick returns quick in the quick version and full in the full one.
