@@ -32,7 +32,7 @@ func Chart(w io.Writer, r Results) error {
 	for _, t := range r.Throughput {
 		maxEPS = max(maxEPS, t.EventsPerSec)
 	}
-	const labelW, barMax = 260, 560
+	const labelW, barMax = 260, 340 // leaves room for the figures written after the longest bar
 	for i, t := range r.Throughput {
 		y := 40 + i*(barH+gap)
 		wBar := t.EventsPerSec / maxEPS * barMax
