@@ -7,8 +7,10 @@ import (
 )
 
 // HighPerfTCPReader reads each connection into one large reused buffer, splits lines in place and hands them
-// downstream in batches (one batch per read), so the steady state allocates nothing per line. The Handler call
-// runs on the connection's goroutine: while it blocks, the socket is not read and TCP pushes back on the source.
+// downstream in batches (one batch per read), so the steady state allocates nothing per line. In connect mode
+// (one persistent connection) the Handler runs on a goroutine of its own, one batch behind the reads, so
+// reading and producing overlap (see stage); in listen mode it runs on the connection's goroutine. Either
+// way, while the Handler blocks the socket is soon not read, and TCP pushes back on the source.
 type HighPerfTCPReader struct {
 	cfg Config
 	ln  net.Listener
@@ -38,6 +40,15 @@ func (r *HighPerfTCPReader) Run(ctx context.Context) error {
 func (r *HighPerfTCPReader) serve(ctx context.Context, conn net.Conn, src Source) error {
 	// Lines already read are handed on even while shutting down: the handler owns the drain deadline.
 	hctx := context.WithoutCancel(ctx)
+	h := r.h
+	if r.cfg.Mode == Connect {
+		// One persistent connection: overlap its reads with the handler (see stage). In listen mode the
+		// connections already overlap each other, and a stage per connection would triple the buffer memory
+		// a flood of them can hold.
+		st := newStage(r.h, 1)
+		defer st.close() // after it, every line read has been handled: Reader's contract
+		h = st
+	}
 	f := newFramer(r.cfg.ReadBufferBytes, r.cfg.MaxLineBytes)
 	d := newDeadliner(ctx, conn, r.cfg)
 	defer d.stop()
@@ -53,11 +64,11 @@ func (r *HighPerfTCPReader) serve(ctx context.Context, conn net.Conn, src Source
 			// at a time (slowloris), or streams one endless line, is closed after IdleTimeout like a silent
 			// one. TCPLogReader behaves the same, its deadline covering a whole ReadSlice.
 			rearm = bytes.IndexByte(f.buf[f.end-n:f.end], '\n') >= 0
-			f.split(hctx, r.h, src)
+			f.split(hctx, h, src)
 		}
 		if err != nil {
 			cause, rerr := endCause(ctx, err)
-			f.finish(hctx, r.h, src, cause)
+			f.finish(hctx, h, src, cause)
 			return rerr
 		}
 	}

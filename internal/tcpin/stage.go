@@ -1,0 +1,90 @@
+package tcpin
+
+import (
+	"context"
+
+	"github.com/mwaa-kafka/pipeline/internal/event"
+)
+
+// stage runs one connection's Handler calls on a goroutine of its own, so the connection's next read and
+// framing overlap with validating and producing the lines of the previous one. Without it the two
+// alternate on one goroutine: while the handler works, nothing reads the socket, and while the socket is
+// read, the producer is not fed.
+//
+// It copies what it is handed (the framer reuses its buffer as soon as a call returns) into one of depth+1
+// jobs. When every job is taken, a call waits for the handler to finish one: backpressure still reaches
+// the socket, with at most depth batches read ahead. Calls keep their order.
+type stage struct {
+	h    Handler
+	jobs chan *job
+	free chan *job
+	done chan struct{}
+}
+
+type job struct {
+	ctx   context.Context
+	src   Source
+	buf   []byte   // the lines back to back, or a reject's sample
+	lines [][]byte // slices of buf; empty for a reject
+	// A reject: reason is set.
+	reason event.Reason
+	detail string
+}
+
+var _ Handler = (*stage)(nil)
+
+// newStage starts the handler goroutine; close stops it.
+func newStage(h Handler, depth int) *stage {
+	s := &stage{h: h, jobs: make(chan *job, depth), free: make(chan *job, depth+1), done: make(chan struct{})}
+	for range depth + 1 {
+		s.free <- &job{}
+	}
+	go s.run()
+	return s
+}
+
+func (s *stage) run() {
+	defer close(s.done)
+	for j := range s.jobs {
+		if j.reason != "" {
+			s.h.HandleReject(j.ctx, j.src, j.buf, j.reason, j.detail)
+		} else {
+			s.h.HandleLines(j.ctx, j.src, j.lines)
+		}
+		clear(j.lines) // drop the references, not the capacity
+		j.ctx, j.lines, j.buf, j.reason, j.detail = nil, j.lines[:0], j.buf[:0], "", ""
+		s.free <- j
+	}
+}
+
+func (s *stage) HandleLines(ctx context.Context, src Source, lines [][]byte) {
+	j := <-s.free
+	n := 0
+	for _, l := range lines {
+		n += len(l)
+	}
+	if cap(j.buf) < n {
+		j.buf = make([]byte, 0, n)
+	}
+	for _, l := range lines {
+		start := len(j.buf)
+		j.buf = append(j.buf, l...)
+		j.lines = append(j.lines, j.buf[start:len(j.buf):len(j.buf)])
+	}
+	j.ctx, j.src = ctx, src
+	s.jobs <- j
+}
+
+func (s *stage) HandleReject(ctx context.Context, src Source, sample []byte, reason event.Reason, detail string) {
+	j := <-s.free
+	j.buf = append(j.buf[:0], sample...)
+	j.ctx, j.src, j.reason, j.detail = ctx, src, reason, detail
+	s.jobs <- j
+}
+
+// close waits until every call handed to the stage has returned, then stops its goroutine. The stage must
+// not be used afterwards.
+func (s *stage) close() {
+	close(s.jobs)
+	<-s.done
+}
