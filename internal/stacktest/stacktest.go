@@ -5,6 +5,7 @@ package stacktest
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,8 +93,16 @@ func load() (*Stack, error) {
 		return nil, err
 	}
 	defer f.Close()
+	vars, err := ParseEnv(f)
+	return &Stack{vars: vars}, err
+}
+
+// ParseEnv reads the env files dev/stack.sh and the other dev scripts write: NAME=value lines, optionally
+// prefixed by "export " and with the value in single or double quotes. Blank lines, comments and lines
+// without "=" are skipped.
+func ParseEnv(r io.Reader) (map[string]string, error) {
 	vars := make(map[string]string)
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		line = strings.TrimPrefix(line, "export ")
@@ -106,7 +115,7 @@ func load() (*Stack, error) {
 		}
 		vars[k] = strings.Trim(v, `'"`)
 	}
-	return &Stack{vars: vars}, sc.Err()
+	return vars, sc.Err()
 }
 
 // FindRepoRoot returns the repository root (the directory holding go.mod above the working directory), for

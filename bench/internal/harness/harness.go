@@ -5,7 +5,6 @@
 package harness
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/mwaa-kafka/pipeline/bench/internal/report"
 	"github.com/mwaa-kafka/pipeline/bench/internal/topiccheck"
+	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
 
 type binaries struct{ reader, logsource string }
@@ -198,7 +198,10 @@ func (h *harness) installPeers(ctx context.Context) (map[string]string, error) {
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("%w: dev/bench-peers.sh: %w: %s", ErrSetup, err, strings.TrimSpace(errb.String()))
 	}
-	vars := parseEnv(bufio.NewScanner(&out))
+	vars, err := stacktest.ParseEnv(&out)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading what dev/bench-peers.sh printed: %w", ErrSetup, err)
+	}
 	for _, k := range []string{"BENCH_KCAT", "BENCH_RSYSLOGD", "BENCH_RSYSLOG_MODDIR", "BENCH_SYSLOG_NG", "BENCH_SYSLOG_NG_MODDIR", "BENCH_PEERS_LD_LIBRARY_PATH"} {
 		if vars[k] == "" {
 			return nil, fmt.Errorf("%w: dev/bench-peers.sh printed no %s", ErrSetup, k)
@@ -271,18 +274,9 @@ func machine() report.Machine {
 
 // repoRoot finds the module root (the directory holding go.mod) from the working directory up.
 func repoRoot() (string, error) {
-	dir, err := os.Getwd()
+	root, err := stacktest.FindRepoRoot()
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrSetup, err)
+		return "", fmt.Errorf("%w: no go.mod above the working directory; run from the repository: %w", ErrSetup, err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("%w: no go.mod above the working directory; run from the repository", ErrSetup)
-		}
-		dir = parent
-	}
+	return root, nil
 }

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
 
 // stack is the benchmark's own local stack (dev/stack.sh with its own STACK_DIR and ports): its broker is
@@ -53,13 +54,19 @@ func (s *stack) up(ctx context.Context, logf string) error {
 	if err := s.script(ctx, logf, "up"); err != nil {
 		return err
 	}
-	vars, err := readEnvFile(filepath.Join(s.dir, "stack.env"))
+	envFile := filepath.Join(s.dir, "stack.env")
+	f, err := os.Open(envFile)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrSetup, err)
+		return fmt.Errorf("%w: reading the stack's env: %w", ErrSetup, err)
+	}
+	defer f.Close()
+	vars, err := stacktest.ParseEnv(f)
+	if err != nil {
+		return fmt.Errorf("%w: reading %s: %w", ErrSetup, envFile, err)
 	}
 	for _, k := range []string{"KAFKA_PLAINTEXT_BOOTSTRAP", "KAFKA_PID_FILE"} {
 		if vars[k] == "" {
-			return fmt.Errorf("%w: %s has no %s", ErrSetup, filepath.Join(s.dir, "stack.env"), k)
+			return fmt.Errorf("%w: %s has no %s", ErrSetup, envFile, k)
 		}
 	}
 	s.vars = vars
@@ -93,28 +100,4 @@ func (s *stack) pause(stop bool) error {
 		return fmt.Errorf("sending %v to the benchmark broker (pid %d): %w", sig, pid, err)
 	}
 	return nil
-}
-
-// readEnvFile parses `export NAME='value'` lines (the stack's and the peers' env files).
-func readEnvFile(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	defer f.Close()
-	return parseEnv(bufio.NewScanner(f)), nil
-}
-
-func parseEnv(sc *bufio.Scanner) map[string]string {
-	vars := map[string]string{}
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		line = strings.TrimPrefix(line, "export ")
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || strings.HasPrefix(k, "#") {
-			continue
-		}
-		vars[k] = strings.Trim(v, `'"`)
-	}
-	return vars
 }

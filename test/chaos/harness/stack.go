@@ -6,7 +6,6 @@
 package harness
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
 
 // ErrSharedStack is returned when a fault would be injected into the stack other tests share.
@@ -52,18 +53,8 @@ func LoadStack(root, envFile string) (*Stack, error) {
 		return nil, fmt.Errorf("reading stack env: %w", err)
 	}
 	defer f.Close()
-	vars := make(map[string]string)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimPrefix(strings.TrimSpace(sc.Text()), "export ")
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if k, v, ok := strings.Cut(line, "="); ok {
-			vars[k] = strings.Trim(v, `'"`)
-		}
-	}
-	if err := sc.Err(); err != nil {
+	vars, err := stacktest.ParseEnv(f)
+	if err != nil {
 		return nil, fmt.Errorf("reading stack env %s: %w", envFile, err)
 	}
 	for _, k := range []string{"STACK_DIR", "KAFKA_PLAINTEXT_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVER", "KAFKA_SASL_PASSWORD", "KAFKA_CA_FILE"} {
