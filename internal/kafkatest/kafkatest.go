@@ -1,9 +1,10 @@
-// Package kafkatest helps integration tests use the real local broker: fresh topics, and reading a topic back
-// to check what arrived.
+// Package kafkatest helps integration tests (and the benchmark) use the real local broker: fresh topics, and
+// reading a topic back to check what arrived.
 package kafkatest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -24,53 +25,77 @@ func UniqueTopic(prefix string) string {
 // test ends.
 func CreateTopic(tb testing.TB, bootstrap, topic string, partitions int) {
 	tb.Helper()
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
-	if err != nil {
-		tb.Fatalf("creating admin client: %v", err)
-	}
-	defer admin.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}})
+	if err := NewTopic(ctx, bootstrap, kafka.TopicSpecification{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer dcancel()
+		if err := DeleteTopic(dctx, bootstrap, topic); err != nil {
+			tb.Logf("%v (left for the broker's retention)", err)
+		}
+	})
+}
+
+// NewTopic creates the topic spec describes on the PLAINTEXT bootstrap and waits until every partition has
+// a leader, so the first produce does not race the creation. A topic of that name that exists already is an
+// error: every caller creates a fresh one, and stale messages in it would spoil a read-back check.
+func NewTopic(ctx context.Context, bootstrap string, spec kafka.TopicSpecification) error {
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
 	if err != nil {
-		tb.Fatalf("creating topic %s: %v", topic, err)
+		return fmt.Errorf("creating admin client: %w", err)
+	}
+	defer admin.Close()
+	topic := spec.Topic
+	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{spec})
+	if err != nil {
+		return fmt.Errorf("creating topic %s: %w", topic, err)
 	}
 	for _, r := range res {
-		if r.Error.Code() != kafka.ErrNoError && r.Error.Code() != kafka.ErrTopicAlreadyExists {
-			tb.Fatalf("creating topic %s: %v", topic, r.Error)
+		if r.Error.Code() != kafka.ErrNoError {
+			return fmt.Errorf("creating topic %s: %w", topic, r.Error)
 		}
 	}
-	// Wait for leaders, so the first produce does not race topic creation.
 	for {
 		md, err := admin.GetMetadata(&topic, false, 5000)
 		if err == nil {
-			if tm, ok := md.Topics[topic]; ok && tm.Error.Code() == kafka.ErrNoError && len(tm.Partitions) == partitions {
+			if tm, ok := md.Topics[topic]; ok && tm.Error.Code() == kafka.ErrNoError && len(tm.Partitions) == spec.NumPartitions {
 				ready := true
 				for _, p := range tm.Partitions {
 					ready = ready && p.Leader >= 0
 				}
 				if ready {
-					break
+					return nil
 				}
 			}
 		}
-		if ctx.Err() != nil {
-			tb.Fatalf("topic %s not ready in time: %v", topic, err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s not ready in time: %w", topic, errors.Join(ctx.Err(), err)) // err: the last metadata error, if any
+		case <-time.After(100 * time.Millisecond):
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	tb.Cleanup(func() {
-		a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
-		if err != nil {
-			return
+}
+
+// DeleteTopic deletes topic.
+func DeleteTopic(ctx context.Context, bootstrap, topic string) error {
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		return fmt.Errorf("creating admin client: %w", err)
+	}
+	defer admin.Close()
+	res, err := admin.DeleteTopics(ctx, []string{topic})
+	if err != nil {
+		return fmt.Errorf("deleting topic %s: %w", topic, err)
+	}
+	for _, r := range res {
+		if r.Error.Code() != kafka.ErrNoError {
+			return fmt.Errorf("deleting topic %s: %w", topic, r.Error)
 		}
-		defer a.Close()
-		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer dcancel()
-		if _, err := a.DeleteTopics(dctx, []string{topic}); err != nil {
-			tb.Logf("deleting topic %s: %v (left for the broker's retention)", topic, err)
-		}
-	})
+	}
+	return nil
 }
 
 // Record is one message read back.

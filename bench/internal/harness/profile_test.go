@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/bench/internal/topiccheck"
+	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
 	"github.com/mwaa-kafka/pipeline/internal/logsource"
 	"github.com/mwaa-kafka/pipeline/internal/pipeline"
 )
@@ -69,7 +70,7 @@ func BenchmarkReaderPipeline(b *testing.B) {
 		}
 		b.ReportMetric(float64(count)/time.Since(start).Seconds(), "events/s")
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_ = topiccheck.DeleteTopic(dctx, bootstrap, topic)
+		_ = kafkatest.DeleteTopic(dctx, bootstrap, topic)
 		cancel()
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mwaa-kafka/pipeline/bench/internal/procstat"
 	"github.com/mwaa-kafka/pipeline/bench/internal/topiccheck"
+	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
 )
 
 // trialSpec is one contender carrying one stream to one fresh topic.
@@ -80,7 +81,7 @@ func (h *harness) runTrial(ctx context.Context, spec trialSpec) (res trialResult
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if derr := topiccheck.DeleteTopic(dctx, h.stack.bootstrap(), topic); derr != nil {
+		if derr := kafkatest.DeleteTopic(dctx, h.stack.bootstrap(), topic); derr != nil {
 			h.log("warning: %v", derr)
 		}
 	}()
