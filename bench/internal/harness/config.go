@@ -7,20 +7,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mwaa-kafka/pipeline/bench/internal/report"
 )
 
-// Contender names, in the order they run.
-const (
-	HighPerfOne  = "highperf-1"
-	HighPerfMany = "highperf-many"
-	Basic        = "basic"
-	Kcat         = "kcat"
-	Rsyslog      = "rsyslog"
-	SyslogNG     = "syslog-ng"
-)
-
-// AllContenders lists every contender in run order.
-var AllContenders = []string{HighPerfOne, HighPerfMany, Basic, Kcat, Rsyslog, SyslogNG}
+// AllContenders lists every contender in run order. Their names are the report's, which its targets compare.
+var AllContenders = []string{report.HighPerfOne, report.HighPerfMany, report.Basic, report.Kcat, report.Rsyslog, report.SyslogNG}
 
 // Config is the benchmark's configuration, read once from flags.
 type Config struct {
@@ -85,7 +77,7 @@ func ParseConfig(args []string, usage io.Writer) (Config, error) {
 	fs.StringVar(&start, "start", "2026-11-25T00:00:00Z", "timestamp of the first generated event (RFC 3339)")
 	fs.IntVar(&c.Partitions, "partitions", 3, "partitions of each benchmark topic")
 	fs.StringVar(&contenders, "contenders", strings.Join(AllContenders, ","), "throughput contenders, comma-separated")
-	fs.StringVar(&stallContenders, "stall-contenders", HighPerfOne+","+Basic, "readers to run under a stalled broker (ours only)")
+	fs.StringVar(&stallContenders, "stall-contenders", report.HighPerfOne+","+report.Basic, "readers to run under a stalled broker (ours only)")
 	fs.StringVar(&latContenders, "latency-contenders", strings.Join(AllContenders, ","), "contenders measured at a fixed rate")
 	fs.DurationVar(&stall, "stall", 0, "how long the broker is paused (default 30s; quick 3s)")
 	fs.Uint64Var(&stallEvents, "stall-events", 0, "events in the stall phase (default 1500000; quick 300000)")
@@ -153,7 +145,7 @@ func ParseConfig(args []string, usage io.Writer) (Config, error) {
 	if c.Contenders, err = parseList("--contenders", contenders, AllContenders); err != nil {
 		return c, err
 	}
-	if c.StallContenders, err = parseList("--stall-contenders", stallContenders, []string{HighPerfOne, HighPerfMany, Basic}); err != nil {
+	if c.StallContenders, err = parseList("--stall-contenders", stallContenders, []string{report.HighPerfOne, report.HighPerfMany, report.Basic}); err != nil {
 		return c, err
 	}
 	if c.LatencyContenders, err = parseList("--latency-contenders", latContenders, AllContenders); err != nil {
@@ -207,12 +199,10 @@ func (c Config) Validate() error {
 func (c Config) needsPeers() bool {
 	for _, l := range [][]string{c.Contenders, c.LatencyContenders} {
 		for _, n := range l {
-			if !isOurs(n) {
+			if !contenderByName(n).Ours {
 				return true
 			}
 		}
 	}
 	return false
 }
-
-func isOurs(name string) bool { return name == HighPerfOne || name == HighPerfMany || name == Basic }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/mwaa-kafka/pipeline/bench/internal/report"
 )
 
 // Producer settings every contender gets, so they differ in how they read and hand over lines, not in how
@@ -44,18 +46,18 @@ type contender struct {
 
 func contenderByName(name string) contender {
 	switch name {
-	case HighPerfOne:
+	case report.HighPerfOne:
 		return contender{Name: name, Label: "HighPerfTCPReader, 1 event/msg", Ours: true}
-	case HighPerfMany:
+	case report.HighPerfMany:
 		return contender{Name: name, Label: fmt.Sprintf("HighPerfTCPReader, %d events/msg", eventsPerBatch), Ours: true}
-	case Basic:
+	case report.Basic:
 		return contender{Name: name, Label: "TCPLogReader, 1 event/msg", Ours: true}
-	case Kcat:
+	case report.Kcat:
 		return contender{Name: name, Label: "kcat -P"}
-	case Rsyslog:
+	case report.Rsyslog:
 		return contender{Name: name, Label: "rsyslog imtcp -> omkafka", listens: true}
 	default:
-		return contender{Name: SyslogNG, Label: "syslog-ng network() -> kafka-c", listens: true}
+		return contender{Name: report.SyslogNG, Label: "syslog-ng network() -> kafka-c", listens: true}
 	}
 }
 
@@ -84,18 +86,18 @@ func (h *harness) start(ctx context.Context, c contender, l launch) (*exec.Cmd, 
 	defer stderr.Close()
 	var cmd *exec.Cmd
 	switch c.Name {
-	case HighPerfOne, HighPerfMany, Basic:
+	case report.HighPerfOne, report.HighPerfMany, report.Basic:
 		cmd = command(ctx, h.bins.reader, h.readerArgs(c, l)...)
-	case Kcat:
+	case report.Kcat:
 		return h.startKcat(ctx, l, stdout, stderr)
-	case Rsyslog:
+	case report.Rsyslog:
 		conf := filepath.Join(l.dir, "rsyslog.conf")
 		if err := os.WriteFile(conf, []byte(rsyslogConf(h.stack.bootstrap(), l.topic, l.listenPort, l.dir)), 0o644); err != nil {
 			return nil, fmt.Errorf("writing %s: %w", conf, err)
 		}
 		cmd = command(ctx, h.peers["BENCH_RSYSLOGD"], "-n", "-f", conf, "-i", filepath.Join(l.dir, "rsyslog.pid"),
 			"-M", h.peers["BENCH_RSYSLOG_MODDIR"])
-	case SyslogNG:
+	case report.SyslogNG:
 		conf := filepath.Join(l.dir, "syslog-ng.conf")
 		if err := os.WriteFile(conf, []byte(syslogNGConf(h.stack.bootstrap(), l.topic, l.listenPort)), 0o644); err != nil {
 			return nil, fmt.Errorf("writing %s: %w", conf, err)
@@ -117,9 +119,9 @@ func (h *harness) start(ctx context.Context, c contender, l launch) (*exec.Cmd, 
 func (h *harness) readerArgs(c contender, l launch) []string {
 	kind, per := "highperf", 1
 	switch c.Name {
-	case HighPerfMany:
+	case report.HighPerfMany:
 		per = eventsPerBatch
-	case Basic:
+	case report.Basic:
 		kind = "basic"
 	}
 	args := []string{

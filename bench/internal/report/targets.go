@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Names of the contenders the targets compare (the harness's names).
+// Names of the contenders, as the harness runs them and the targets compare them.
 const (
 	HighPerfOne  = "highperf-1"
 	HighPerfMany = "highperf-many"
