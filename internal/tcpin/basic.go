@@ -45,6 +45,13 @@ func (b *lineBatch) add(line []byte) {
 	b.lines = append(b.lines, b.buf[start:len(b.buf):len(b.buf)])
 }
 
+// reset empties b for the next lines, keeping its capacity. Call it only once the handler has returned: the
+// handler keeps no slice past its return.
+func (b *lineBatch) reset() {
+	clear(b.lines) // drop the references, not the capacity
+	b.lines, b.buf = b.lines[:0], b.buf[:0]
+}
+
 type queued struct {
 	src    Source
 	batch  *lineBatch   // good lines; nil for a reject
@@ -96,9 +103,7 @@ func (r *TCPLogReader) consume(ctx context.Context, queue <-chan queued) {
 			continue
 		}
 		r.h.HandleLines(ctx, q.src, q.batch.lines)
-		// The handler keeps no slice past its return, so the batch's memory can carry the next lines.
-		clear(q.batch.lines)
-		q.batch.lines, q.batch.buf = q.batch.lines[:0], q.batch.buf[:0]
+		q.batch.reset()
 		r.pool.Put(q.batch)
 	}
 }

@@ -22,10 +22,9 @@ type stage struct {
 }
 
 type job struct {
-	ctx   context.Context
-	src   Source
-	buf   []byte   // the lines back to back, or a reject's sample
-	lines [][]byte // slices of buf; empty for a reject
+	ctx       context.Context
+	src       Source
+	lineBatch // the lines; for a reject, buf holds its sample and lines is empty
 	// A reject: reason is set.
 	reason event.Reason
 	detail string
@@ -51,8 +50,8 @@ func (s *stage) run() {
 		} else {
 			s.h.HandleLines(j.ctx, j.src, j.lines)
 		}
-		clear(j.lines) // drop the references, not the capacity
-		j.ctx, j.lines, j.buf, j.reason, j.detail = nil, j.lines[:0], j.buf[:0], "", ""
+		j.reset()
+		j.ctx, j.reason, j.detail = nil, "", ""
 		s.free <- j
 	}
 }
@@ -64,12 +63,10 @@ func (s *stage) HandleLines(ctx context.Context, src Source, lines [][]byte) {
 		n += len(l)
 	}
 	if cap(j.buf) < n {
-		j.buf = make([]byte, 0, n)
+		j.buf = make([]byte, 0, n) // one allocation, not a growth per line
 	}
 	for _, l := range lines {
-		start := len(j.buf)
-		j.buf = append(j.buf, l...)
-		j.lines = append(j.lines, j.buf[start:len(j.buf):len(j.buf)])
+		j.add(l)
 	}
 	j.ctx, j.src = ctx, src
 	s.jobs <- j
