@@ -27,6 +27,8 @@ die() {
   printf 'clickhouse: error: %s\n' "$*" >&2
   exit 1
 }
+# shellcheck source=dev/lib/proc.sh
+source "$ROOT/dev/lib/proc.sh"
 
 STACK_DIR=${STACK_DIR:-$CACHE/stack}
 mkdir -p "$STACK_DIR"
@@ -54,33 +56,11 @@ URL="http://127.0.0.1:$PORT"
 
 # --- processes ---------------------------------------------------------------------------------------------
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-pid_alive() {
-  local pid=$1 state
-  [[ -n $pid && -r /proc/$pid/stat ]] || return 1
-  state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
-  [[ $state != Z && $state != X ]]
-}
-
-# running_pid prints the engine's pid when the pid file names a live process whose command line is ours
+# engine_pid prints the engine's pid when the pid file names a live process whose command line is ours
 # (server.py with this stack's data directory), so a recycled pid is never taken for it.
-running_pid() {
-  local pid
-  [[ -s $CH_PID ]] || return 1
-  pid=$(<"$CH_PID")
-  pid_alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "server.py --data $CH_DATA " || return 1
-  echo "$pid"
-}
+engine_pid() { running_pid "$CH_PID" "server.py --data $CH_DATA "; }
 
 ping_ok() { [[ $(curl -fsS --max-time 2 "$URL/ping" 2>/dev/null) == "Ok." ]]; }
-
-write_private() { # path: stdin to path, mode 0600, through a rename
-  local tmp="$1.tmp.$$"
-  (umask 077 && cat >"$tmp")
-  mv -f "$tmp" "$1"
-}
 
 # --- install -----------------------------------------------------------------------------------------------
 
@@ -181,19 +161,9 @@ drop_env() {
 # --- commands ----------------------------------------------------------------------------------------------
 
 stop_engine() {
-  local pid deadline
-  pid=$(running_pid) || { rm -f "$CH_PID" "$CH_STAMP"; return 0; }
-  log "stopping the engine (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  deadline=$((SECONDS + STOP_TIMEOUT))
-  while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-  if pid_alive "$pid"; then
-    log "the engine did not exit within ${STOP_TIMEOUT}s of SIGTERM; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + 10))
-    while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-    pid_alive "$pid" && die "the engine (pid $pid) is still alive after SIGKILL"
-  fi
+  local pid
+  pid=$(engine_pid) || { rm -f "$CH_PID" "$CH_STAMP"; return 0; }
+  stop_pid "the engine" "$pid"
   rm -f "$CH_PID" "$CH_STAMP"
 }
 
@@ -203,7 +173,7 @@ cmd_up() {
   ensure_venv
   ensure_chctl
   write_config
-  if pid=$(running_pid); then
+  if pid=$(engine_pid); then
     if [[ $(<"$CH_PORT_FILE") != "$PORT" ]]; then
       die "the engine of $STACK_DIR runs on port $(<"$CH_PORT_FILE"), not $PORT; run dev/clickhouse.sh down first"
     fi
@@ -254,7 +224,7 @@ cmd_down() {
 
 cmd_status() {
   local pid
-  if pid=$(running_pid) && ping_ok; then
+  if pid=$(engine_pid) && ping_ok; then
     printf '%-11s %s\n' clickhouse "running  pid $pid  $URL  chdb $(sed -n 's/^chdb-core==\([0-9.]*\).*/\1/p' "$LOCK")  data $CH_DATA"
     return 0
   fi
