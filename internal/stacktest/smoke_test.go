@@ -2,16 +2,7 @@ package stacktest_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -138,7 +129,7 @@ func TestIntegrationSmoke(t *testing.T) {
 func TestIntegrationSmokeWrongCA(t *testing.T) {
 	st := stacktest.Load(t)
 	k := stackCredentials(t, st)
-	cfg := saslSSL(k, throwawayCA(t))
+	cfg := saslSSL(k, stacktest.UnrelatedCA(t))
 	err := firstClientError(t, cfg)
 	if !strings.Contains(err.Error(), "certificate verify failed") {
 		t.Fatalf("error with a foreign CA = %v (code %v), want a certificate verification failure", err, err.Code())
@@ -222,31 +213,4 @@ func firstClientError(t *testing.T, cfg kafka.ConfigMap) kafka.Error {
 			t.Fatalf("no client error within %v", failLimit)
 		}
 	}
-}
-
-// throwawayCA writes a freshly generated, unrelated CA certificate and returns its path.
-func throwawayCA(t *testing.T) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "throwaway test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "other-ca.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

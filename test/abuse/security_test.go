@@ -2,16 +2,9 @@ package abuse
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 	"github.com/mwaa-kafka/pipeline/test/chaos/harness"
 )
 
@@ -157,7 +151,7 @@ func TestPasswordNeverAppears(t *testing.T) {
 // flag and logs a warning.
 func TestBrokerCertificateVerification(t *testing.T) {
 	e := loadEnv(t)
-	otherCA := writeSelfSignedCA(t)
+	otherCA := stacktest.UnrelatedCA(t)
 	// The broker's certificate names localhost and 127.0.0.1; 127.0.0.2 reaches the same broker through a
 	// proxy, under an address the certificate does not name.
 	proxy := harness.NewProxyAt(t, "127.0.0.2:0", strings.Replace(e.sasl, "localhost", "127.0.0.1", 1))
@@ -219,27 +213,4 @@ func TestBrokerCertificateVerification(t *testing.T) {
 			report.Add(harness.Row{Scenario: "E. TLS: " + tt.name, Sent: 100, Delivered: sum.Delivered, Notes: note})
 		})
 	}
-}
-
-// writeSelfSignedCA writes a fresh CA certificate that signed nothing the broker uses.
-func writeSelfSignedCA(t *testing.T) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "not the broker's CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "other-ca.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
