@@ -69,6 +69,17 @@ func freshDatabase(t *testing.T, c *clickhouse.Client, prefix string) string {
 	return db
 }
 
+// freshSchema returns the pipeline's schema pointed at a fresh database and a fresh topic (with partitions),
+// both named after name, the topic's name doubling as the consumer group.
+func freshSchema(t *testing.T, e env, c *clickhouse.Client, name string, partitions int) clickhouse.Schema {
+	t.Helper()
+	topic := kafkatest.UniqueTopic(name)
+	kafkatest.CreateTopic(t, e.plaintext, topic, partitions)
+	s := clickhouse.NewSchema(e.brokers)
+	s.Database, s.Topic, s.Group = freshDatabase(t, c, name), topic, topic
+	return s
+}
+
 func allNames(db string) []string {
 	return []string{db, db + ".logs", db + ".logs_errors", db + ".logs_queue", db + ".logs_mv", db + ".logs_errors_mv"}
 }
@@ -92,11 +103,8 @@ func TestIntegrationApply(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	c := e.client(t, "")
-	db := freshDatabase(t, c, "it_apply")
-	topic := kafkatest.UniqueTopic("it_apply")
-	kafkatest.CreateTopic(t, e.plaintext, topic, 1)
-	s := clickhouse.NewSchema(e.brokers)
-	s.Database, s.Topic, s.Group = db, topic, topic
+	s := freshSchema(t, e, c, "it_apply", 1)
+	db, topic := s.Database, s.Topic
 
 	first, err := clickhouse.Apply(ctx, c, s)
 	if err != nil {
@@ -233,11 +241,9 @@ func TestIntegrationKafkaEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
 	defer cancel()
 	c := e.client(t, "")
-	db := freshDatabase(t, c, "it_e2e")
-	topic := kafkatest.UniqueTopic("it_e2e")
-	kafkatest.CreateTopic(t, e.plaintext, topic, 3)
-	s := clickhouse.NewSchema(e.brokers)
-	s.Database, s.Topic, s.Group, s.NumConsumers = db, topic, topic, 1
+	s := freshSchema(t, e, c, "it_e2e", 3)
+	db, topic := s.Database, s.Topic
+	s.NumConsumers = 1
 	if _, err := clickhouse.Apply(ctx, c, s); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
@@ -382,11 +388,8 @@ func TestIntegrationBrokenMessage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	c := e.client(t, "")
-	db := freshDatabase(t, c, "it_broken")
-	topic := kafkatest.UniqueTopic("it_broken")
-	kafkatest.CreateTopic(t, e.plaintext, topic, 1)
-	s := clickhouse.NewSchema(e.brokers)
-	s.Database, s.Topic, s.Group = db, topic, topic
+	s := freshSchema(t, e, c, "it_broken", 1)
+	db, topic := s.Database, s.Topic
 	if _, err := clickhouse.Apply(ctx, c, s); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
