@@ -39,6 +39,16 @@ func CreateTopic(tb testing.TB, bootstrap, topic string, partitions int) {
 	})
 }
 
+// TopicPair creates a fresh event topic with partitions and its dead-letter topic (one partition), named
+// after prefix and prefix_dlq, both deleted when the test ends.
+func TopicPair(tb testing.TB, bootstrap, prefix string, partitions int) (topic, dlq string) {
+	tb.Helper()
+	topic, dlq = UniqueTopic(prefix), UniqueTopic(prefix+"_dlq")
+	CreateTopic(tb, bootstrap, topic, partitions)
+	CreateTopic(tb, bootstrap, dlq, 1)
+	return topic, dlq
+}
+
 // NewTopic creates the topic spec describes on the PLAINTEXT bootstrap and waits until every partition has
 // a leader, so the first produce does not race the creation. A topic of that name that exists already is an
 // error: every caller creates a fresh one, and stale messages in it would spoil a read-back check.

@@ -120,9 +120,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 		perMessage int
 	}{{"highperf", 1}, {"basic", 1}, {"highperf", 200}} {
 		t.Run(fmt.Sprintf("%s/%d_per_message", tc.reader, tc.perMessage), func(t *testing.T) {
-			topic, dlq := kafkatest.UniqueTopic("e2e"), kafkatest.UniqueTopic("e2e_dlq")
-			kafkatest.CreateTopic(t, bootstrap, topic, 3)
-			kafkatest.CreateTopic(t, bootstrap, dlq, 1)
+			topic, dlq := kafkatest.TopicPair(t, bootstrap, "e2e", 3)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			ln := sourceListener(t)
@@ -167,9 +165,7 @@ func TestIntegrationSASLWithSecretFromEmulator(t *testing.T) {
 	st := stacktest.Load(t)
 	st.SetAWSEnv(t)
 	bootstrap := st.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP")
-	topic, dlq := kafkatest.UniqueTopic("sasl"), kafkatest.UniqueTopic("sasl_dlq")
-	kafkatest.CreateTopic(t, bootstrap, topic, 3)
-	kafkatest.CreateTopic(t, bootstrap, dlq, 1)
+	topic, dlq := kafkatest.TopicPair(t, bootstrap, "sasl", 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	ln := sourceListener(t)
@@ -243,9 +239,7 @@ func TestIntegrationBadInputIsDeadLetteredAndGoodLinesFlow(t *testing.T) {
 	}
 	for _, reader := range []string{"highperf", "basic"} {
 		t.Run(reader, func(t *testing.T) {
-			topic, dlq := kafkatest.UniqueTopic("bad"), kafkatest.UniqueTopic("bad_dlq")
-			kafkatest.CreateTopic(t, bootstrap, topic, 3)
-			kafkatest.CreateTopic(t, bootstrap, dlq, 1)
+			topic, dlq := kafkatest.TopicPair(t, bootstrap, "bad", 3)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			ln := sourceListener(t)
@@ -318,9 +312,7 @@ func TestIntegrationBadInputIsDeadLetteredAndGoodLinesFlow(t *testing.T) {
 func TestIntegrationReconnectsAfterSourceRestart(t *testing.T) {
 	st := stacktest.Load(t)
 	bootstrap := st.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP")
-	topic, dlq := kafkatest.UniqueTopic("reconnect"), kafkatest.UniqueTopic("reconnect_dlq")
-	kafkatest.CreateTopic(t, bootstrap, topic, 1)
-	kafkatest.CreateTopic(t, bootstrap, dlq, 1)
+	topic, dlq := kafkatest.TopicPair(t, bootstrap, "reconnect", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const n1, n2, seed = 3000, 4000, 11
@@ -378,9 +370,7 @@ func TestIntegrationReconnectsAfterSourceRestart(t *testing.T) {
 func TestIntegrationSIGTERMDrains(t *testing.T) {
 	st := stacktest.Load(t)
 	bootstrap := st.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP")
-	topic, dlq := kafkatest.UniqueTopic("sigterm"), kafkatest.UniqueTopic("sigterm_dlq")
-	kafkatest.CreateTopic(t, bootstrap, topic, 3)
-	kafkatest.CreateTopic(t, bootstrap, dlq, 1)
+	topic, dlq := kafkatest.TopicPair(t, bootstrap, "sigterm", 3)
 	bin := filepath.Join(t.TempDir(), "reader")
 	build := exec.Command("go", "build", "-o", bin, "./tasks/reader")
 	build.Dir = stacktest.RepoRoot(t)

@@ -67,10 +67,7 @@ func (e env) creds(extra ...string) []string {
 func (e env) topics(t *testing.T) (topic, dlq string) {
 	t.Helper()
 	name := strings.ToLower(strings.NewReplacer("/", "_", " ", "_", "-", "_").Replace(t.Name()))
-	topic, dlq = kafkatest.UniqueTopic("abuse_"+name), kafkatest.UniqueTopic("abuse_"+name+"_dlq")
-	kafkatest.CreateTopic(t, e.plaintext, topic, 3)
-	kafkatest.CreateTopic(t, e.plaintext, dlq, 1)
-	return topic, dlq
+	return kafkatest.TopicPair(t, e.plaintext, "abuse_"+name, 3)
 }
 
 // baseArgs are the flags every scenario's reader gets: SASL_SSL with env credentials and the stack's CA.

@@ -55,10 +55,7 @@ func pick[T any](quick, fullValue T) T {
 func topics(t *testing.T) (topic, dlq string) {
 	t.Helper()
 	name := strings.ToLower(strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
-	topic, dlq = kafkatest.UniqueTopic("chaos_"+name), kafkatest.UniqueTopic("chaos_"+name+"_dlq")
-	kafkatest.CreateTopic(t, stack.PlaintextBootstrap(), topic, 3)
-	kafkatest.CreateTopic(t, stack.PlaintextBootstrap(), dlq, 1)
-	return topic, dlq
+	return kafkatest.TopicPair(t, stack.PlaintextBootstrap(), "chaos_"+name, 3)
 }
 
 // envCreds is the reader's environment for --credentials env against the suite's SASL_SSL listener.
