@@ -1,6 +1,7 @@
 // Package stacktest gives integration tests the addresses and credentials of the local stack that
 // dev/stack.sh starts. It never skips: a test that needs the stack and cannot find it fails with the
-// command that starts it, so a missing stack is loud rather than a silent pass.
+// command that starts it, so a missing stack is loud rather than a silent pass. Its env-file parser and
+// repository lookup also serve the fault-injection suites and the benchmark, which run stacks of their own.
 package stacktest
 
 import (
