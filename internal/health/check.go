@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
 	"github.com/mwaa-kafka/pipeline/internal/secrets"
 )
 
@@ -29,7 +30,8 @@ type Result struct {
 	err error
 }
 
-// Err returns the check's error (nil when it passed), for errors.Is against this package's sentinels.
+// Err returns the check's error (nil when it passed), for errors.Is against this package's sentinels and
+// kafkaout's (ErrAuthentication, ErrTLS, ErrUnreachable, ErrTopicNotFound).
 func (r Result) Err() error { return r.err }
 
 // Verdict is what one run of the checks found. OK is true only when every check passed.
@@ -116,7 +118,7 @@ func (c *Checker) Run(ctx context.Context) Verdict {
 // runKafka runs the broker and topic checks over one client, so the connection and SASL handshake the
 // brokers check pays for are reused by the topic checks.
 func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict) []Result {
-	probe, err := newKafkaProbe(c.cfg, creds)
+	probe, err := kafkaout.NewProbe(kafkaout.NewConnection(creds, c.cfg.SecurityProtocol, "", c.cfg.CAFile, false), "log-pipeline-health")
 	if err != nil {
 		out := []Result{failed(CheckBrokers, err)}
 		out = append(out, skipped(CheckTopic, CheckBrokers))
@@ -125,9 +127,9 @@ func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict)
 		}
 		return out
 	}
-	defer probe.close()
+	defer probe.Close()
 
-	brokers := c.timed(ctx, CheckBrokers, probe.brokers)
+	brokers := c.timed(ctx, CheckBrokers, probe.Brokers)
 	out := []Result{brokers}
 	if !brokers.OK {
 		out = append(out, skipped(CheckTopic, CheckBrokers))
@@ -137,12 +139,11 @@ func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict)
 		return out
 	}
 	out = append(out, c.timed(ctx, CheckTopic, func(ctx context.Context) error {
-		_, err := probe.topic(ctx, c.cfg.Topic, false)
-		return err
+		return probe.CheckTopic(ctx, c.cfg.Topic)
 	}))
 	if c.cfg.DLQTopic != "" {
 		out = append(out, c.timed(ctx, CheckDLQTopic, func(ctx context.Context) error {
-			n, err := probe.topic(ctx, c.cfg.DLQTopic, true)
+			n, err := probe.TopicMessages(ctx, c.cfg.DLQTopic)
 			if err == nil {
 				v.DeadLetterMessages = &n
 			}

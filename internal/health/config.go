@@ -7,8 +7,9 @@ package health
 import (
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
 )
 
 // Defaults of the Config fields, shared with the reader's own defaults so that both look at the same things.
@@ -36,8 +37,9 @@ type Config struct {
 	// DLQTopic must exist too, and its size is reported as the DeadLetterMessages metric
 	// (HEALTH_DLQ_TOPIC, default logs_4_dlq; "-" turns the check off).
 	DLQTopic string
-	// SecurityProtocol is sasl_ssl (default, PLAIN mechanism) or plaintext (HEALTH_SECURITY_PROTOCOL).
-	SecurityProtocol string
+	// SecurityProtocol is sasl_ssl (default, PLAIN mechanism), ssl or plaintext (HEALTH_SECURITY_PROTOCOL), as
+	// for the reader.
+	SecurityProtocol kafkaout.SecurityProtocol
 	// CAFile is a PEM bundle to verify the brokers with; empty means the system's CAs (HEALTH_CA_FILE).
 	CAFile string
 	// ReaderURL is the reader's /healthz address; empty skips the reader check (HEALTH_READER_URL).
@@ -52,15 +54,17 @@ type Config struct {
 // FromEnv reads the Config from getenv (os.Getenv in the Lambda) and validates it.
 func FromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
-		SecretName:       getenv("HEALTH_SECRET_NAME"),
-		Region:           getenv("AWS_REGION"),
-		SecretsEndpoint:  getenv("AWS_ENDPOINT_URL_SECRETSMANAGER"),
-		Topic:            getenv("HEALTH_TOPIC"),
-		DLQTopic:         getenv("HEALTH_DLQ_TOPIC"),
-		SecurityProtocol: getenv("HEALTH_SECURITY_PROTOCOL"),
-		CAFile:           getenv("HEALTH_CA_FILE"),
-		ReaderURL:        getenv("HEALTH_READER_URL"),
-		Namespace:        getenv("HEALTH_METRICS_NAMESPACE"),
+		SecretName:      getenv("HEALTH_SECRET_NAME"),
+		Region:          getenv("AWS_REGION"),
+		SecretsEndpoint: getenv("AWS_ENDPOINT_URL_SECRETSMANAGER"),
+		Topic:           getenv("HEALTH_TOPIC"),
+		DLQTopic:        getenv("HEALTH_DLQ_TOPIC"),
+		CAFile:          getenv("HEALTH_CA_FILE"),
+		ReaderURL:       getenv("HEALTH_READER_URL"),
+		Namespace:       getenv("HEALTH_METRICS_NAMESPACE"),
+	}
+	if err := c.SecurityProtocol.Set(getenv("HEALTH_SECURITY_PROTOCOL")); err != nil {
+		return c, fmt.Errorf("%w: HEALTH_SECURITY_PROTOCOL: %w", ErrInvalidConfig, err)
 	}
 	if s := getenv("HEALTH_TIMEOUT"); s != "" {
 		d, err := time.ParseDuration(s)
@@ -90,9 +94,8 @@ func (c Config) withDefaults() Config {
 		c.DLQTopic = ""
 	}
 	if c.SecurityProtocol == "" {
-		c.SecurityProtocol = "sasl_ssl"
+		c.SecurityProtocol = kafkaout.SASLSSL
 	}
-	c.SecurityProtocol = strings.ToLower(c.SecurityProtocol)
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
@@ -104,10 +107,8 @@ func (c Config) withDefaults() Config {
 
 // Validate reports the first setting that cannot work, naming its environment variable.
 func (c Config) Validate() error {
-	switch c.SecurityProtocol {
-	case "sasl_ssl", "plaintext":
-	default:
-		return fmt.Errorf("%w: HEALTH_SECURITY_PROTOCOL %q (want sasl_ssl or plaintext)", ErrInvalidConfig, c.SecurityProtocol)
+	if _, err := kafkaout.ParseSecurityProtocol(string(c.SecurityProtocol)); err != nil {
+		return fmt.Errorf("%w: HEALTH_SECURITY_PROTOCOL: %w", ErrInvalidConfig, err)
 	}
 	if c.Timeout < 0 {
 		return fmt.Errorf("%w: HEALTH_TIMEOUT %s is negative", ErrInvalidConfig, c.Timeout)

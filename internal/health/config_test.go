@@ -30,7 +30,13 @@ func TestFromEnv(t *testing.T) {
 		},
 		{name: "bad timeout", env: map[string]string{"HEALTH_TIMEOUT": "soon"}, wantErr: "HEALTH_TIMEOUT"},
 		{name: "negative timeout", env: map[string]string{"HEALTH_TIMEOUT": "-1s"}, wantErr: "HEALTH_TIMEOUT"},
-		{name: "bad protocol", env: map[string]string{"HEALTH_SECURITY_PROTOCOL": "ssl"}, wantErr: "HEALTH_SECURITY_PROTOCOL"},
+		{name: "bad protocol", env: map[string]string{"HEALTH_SECURITY_PROTOCOL": "kerberos"}, wantErr: "HEALTH_SECURITY_PROTOCOL"},
+		{
+			name: "ssl, as the reader accepts it",
+			env:  map[string]string{"HEALTH_SECURITY_PROTOCOL": "ssl"},
+			want: Config{SecretName: "MWAA_Secrets", Region: "us-east-1", Topic: "logs_4", DLQTopic: "logs_4_dlq",
+				SecurityProtocol: "ssl", Timeout: 10 * time.Second, Namespace: "LogPipeline"},
+		},
 		{name: "reader not a URL", env: map[string]string{"HEALTH_READER_URL": "10.0.0.5:9108"}, wantErr: "HEALTH_READER_URL"},
 	}
 	for _, tt := range tests {

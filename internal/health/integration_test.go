@@ -20,6 +20,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/mwaa-kafka/pipeline/internal/health"
+	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
 	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
 	"github.com/mwaa-kafka/pipeline/internal/secrets"
 	"github.com/mwaa-kafka/pipeline/internal/stacktest"
@@ -223,13 +224,13 @@ func TestIntegrationFailures(t *testing.T) {
 		mentions string
 	}{
 		{name: "wrong password", secret: func(s map[string]string) { s[secrets.KeySASLPassword] = "not-the-password" },
-			check: health.CheckBrokers, want: health.ErrAuthentication, mentions: "uthentication"},
+			check: health.CheckBrokers, want: kafkaout.ErrAuthentication, mentions: "uthentication"},
 		{name: "missing topic", cfg: func(c *health.Config) { c.Topic = kafkatest.UniqueTopic("absent") },
-			check: health.CheckTopic, want: health.ErrTopicNotFound, mentions: "absent"},
+			check: health.CheckTopic, want: kafkaout.ErrTopicNotFound, mentions: "absent"},
 		{name: "missing dead-letter topic", cfg: func(c *health.Config) { c.DLQTopic = kafkatest.UniqueTopic("absent_dlq") },
-			check: health.CheckDLQTopic, want: health.ErrTopicNotFound, mentions: "absent_dlq"},
+			check: health.CheckDLQTopic, want: kafkaout.ErrTopicNotFound, mentions: "absent_dlq"},
 		{name: "unreachable broker", secret: func(s map[string]string) { s[secrets.KeyBootstrapServer] = closed },
-			check: health.CheckBrokers, want: health.ErrUnreachable, mentions: "unreachable"},
+			check: health.CheckBrokers, want: kafkaout.ErrUnreachable, mentions: "unreachable"},
 		{name: "missing secret key", secret: func(s map[string]string) { delete(s, secrets.KeySASLPassword) },
 			check: health.CheckSecret, want: secrets.ErrMissingKey, mentions: secrets.KeySASLPassword},
 		{name: "missing secret", cfg: func(c *health.Config) { c.SecretName = "health-test-no-such-secret" },

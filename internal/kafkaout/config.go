@@ -11,24 +11,17 @@ import (
 
 // Config configures the producer. Zero values mean the defaults in the field comments.
 type Config struct {
-	// Brokers is the bootstrap server list (bootstrap.servers).
-	Brokers string
-	// SecurityProtocol is "sasl_ssl" (default, PLAIN mechanism), "ssl" or "plaintext".
-	SecurityProtocol string
-	// Username and Password are the SASL/PLAIN credentials for sasl_ssl.
-	Username, Password string
-	// CAFile is a PEM bundle to verify the broker certificate with; empty means the system's CAs.
-	CAFile string
-	// InsecureSkipVerify turns broker certificate verification off. Off by default; New logs a warning.
-	InsecureSkipVerify bool
+	// Connection says which brokers to reach and how to authenticate (default protocol sasl_ssl).
+	Connection
 	// Compression is the codec (default "lz4"; "zstd", "snappy", "gzip" and "none" also work).
 	Compression string
 	// LingerMs is how long librdkafka waits to fill a batch (default 5).
 	LingerMs int
 	// BatchBytes caps one produce request's batch (default 1 MiB).
 	BatchBytes int
-	// QueueMaxMessages and QueueMaxKBytes bound the local queue (defaults 100000 messages, 64 MiB). When it is
-	// full Produce waits: this is the memory bound that turns a slow broker into TCP backpressure.
+	// QueueMaxMessages and QueueMaxKBytes bound the local queue (defaults DefaultQueueMaxMessages messages,
+	// DefaultQueueMaxKBytes KiB). When it is full Produce waits: this is the memory bound that turns a slow
+	// broker into TCP backpressure, and what a crash can lose.
 	QueueMaxMessages int
 	QueueMaxKBytes   int
 	// MessageMaxBytes is the largest message produced (default 1000000, Kafka's default limit).
@@ -39,22 +32,19 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Defaults of the producer's local queue. 8 MiB because what a crash (SIGKILL, OOM) can lose is what this
+// queue holds, and while the source outpaces the broker it is always full: 8 MiB bounds that to about 28000
+// lines of 300 bytes, and a larger queue was no faster under a slow broker.
+const (
+	DefaultQueueMaxMessages = 100000
+	DefaultQueueMaxKBytes   = 8 << 10
+)
+
 func (c Config) withDefaults() (Config, error) {
-	if strings.TrimSpace(c.Brokers) == "" {
-		return c, fmt.Errorf("%w: brokers (bootstrap.servers) is empty", ErrInvalidConfig)
+	if err := c.Connection.validate(); err != nil {
+		return c, err
 	}
-	if c.SecurityProtocol == "" {
-		c.SecurityProtocol = "sasl_ssl"
-	}
-	switch strings.ToLower(c.SecurityProtocol) {
-	case "sasl_ssl":
-		if c.Username == "" || c.Password == "" {
-			return c, fmt.Errorf("%w: security protocol sasl_ssl needs a SASL username and password", ErrInvalidConfig)
-		}
-	case "ssl", "plaintext":
-	default:
-		return c, fmt.Errorf("%w: security protocol %q (want sasl_ssl, ssl or plaintext)", ErrInvalidConfig, c.SecurityProtocol)
-	}
+	c.SecurityProtocol, _ = ParseSecurityProtocol(string(c.SecurityProtocol))
 	if c.Compression == "" {
 		c.Compression = "lz4"
 	}
@@ -65,10 +55,10 @@ func (c Config) withDefaults() (Config, error) {
 		c.BatchBytes = 1 << 20
 	}
 	if c.QueueMaxMessages <= 0 {
-		c.QueueMaxMessages = 100000
+		c.QueueMaxMessages = DefaultQueueMaxMessages
 	}
 	if c.QueueMaxKBytes <= 0 {
-		c.QueueMaxKBytes = 64 << 10
+		c.QueueMaxKBytes = DefaultQueueMaxKBytes
 	}
 	if c.MessageMaxBytes <= 0 {
 		c.MessageMaxBytes = 1000000
@@ -82,9 +72,8 @@ func (c Config) withDefaults() (Config, error) {
 // configMap turns c into librdkafka properties. Reliability settings come first: acks=all with idempotence,
 // so a retried batch is never duplicated and nothing is acknowledged before every in-sync replica has it.
 func (c Config) configMap() kafka.ConfigMap {
-	m := kafka.ConfigMap{
-		"bootstrap.servers":            c.Brokers,
-		"client.id":                    "log-reader",
+	m := c.Connection.settings("log-reader")
+	for k, v := range map[string]kafka.ConfigValue{
 		"acks":                         "all",
 		"enable.idempotence":           true,
 		"compression.type":             c.Compression,
@@ -97,23 +86,8 @@ func (c Config) configMap() kafka.ConfigMap {
 		"go.delivery.report.fields": "value",
 		"go.events.channel.size":    10000,
 		"go.logs.channel.enable":    true,
-		"security.protocol":         strings.ToLower(c.SecurityProtocol),
-	}
-	if c.SecurityProtocol != "plaintext" {
-		m["enable.ssl.certificate.verification"] = !c.InsecureSkipVerify
-		if !c.InsecureSkipVerify {
-			m["ssl.endpoint.identification.algorithm"] = "https"
-		} else {
-			m["ssl.endpoint.identification.algorithm"] = "none"
-		}
-		if c.CAFile != "" {
-			m["ssl.ca.location"] = c.CAFile
-		}
-	}
-	if strings.EqualFold(c.SecurityProtocol, "sasl_ssl") {
-		m["sasl.mechanisms"] = "PLAIN"
-		m["sasl.username"] = c.Username
-		m["sasl.password"] = c.Password
+	} {
+		m[k] = v
 	}
 	for k, v := range c.Overrides {
 		m[k] = v
@@ -140,7 +114,7 @@ func ParseOverrides(s string) (map[string]string, error) {
 
 // String describes the configuration without the password, for logs.
 func (c Config) String() string {
-	return "brokers=" + c.Brokers + " security_protocol=" + c.SecurityProtocol +
+	return "brokers=" + c.Brokers + " security_protocol=" + c.SecurityProtocol.String() +
 		" compression=" + c.Compression + " linger_ms=" + strconv.Itoa(c.LingerMs) +
 		" verify_tls=" + strconv.FormatBool(!c.InsecureSkipVerify)
 }

@@ -13,10 +13,10 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 		wantErr string
 	}{
 		{name: "no brokers", cfg: Config{}, wantErr: "brokers"},
-		{name: "sasl without password", cfg: Config{Brokers: "b:9092", Username: "u"}, wantErr: "SASL username and password"},
-		{name: "unknown protocol", cfg: Config{Brokers: "b:9092", SecurityProtocol: "kerberos"}, wantErr: "security protocol"},
-		{name: "plaintext ok", cfg: Config{Brokers: "b:9092", SecurityProtocol: "plaintext"}},
-		{name: "sasl ok", cfg: Config{Brokers: "b:9092", Username: "u", Password: "p"}},
+		{name: "sasl without password", cfg: Config{Connection: Connection{Brokers: "b:9092", Username: "u"}}, wantErr: "SASL username and password"},
+		{name: "unknown protocol", cfg: Config{Connection: Connection{Brokers: "b:9092", SecurityProtocol: "kerberos"}}, wantErr: "security protocol"},
+		{name: "plaintext ok", cfg: Config{Connection: Connection{Brokers: "b:9092", SecurityProtocol: Plaintext}}},
+		{name: "sasl ok", cfg: Config{Connection: Connection{Brokers: "b:9092", Username: "u", Password: "p"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,7 +35,7 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 }
 
 func TestConfigMapIsReliableAndVerifiesTLS(t *testing.T) {
-	cfg, err := Config{Brokers: "b:9093", Username: "u", Password: "s3cret", CAFile: "/ca.pem"}.withDefaults()
+	cfg, err := Config{Connection: Connection{Brokers: "b:9093", Username: "u", Password: "s3cret", CAFile: "/ca.pem"}}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestConfigMapIsReliableAndVerifiesTLS(t *testing.T) {
 		"acks": "all", "enable.idempotence": true, "compression.type": "lz4", "security.protocol": "sasl_ssl",
 		"sasl.mechanisms": "PLAIN", "enable.ssl.certificate.verification": true,
 		"ssl.endpoint.identification.algorithm": "https", "ssl.ca.location": "/ca.pem",
-		"queue.buffering.max.kbytes": 65536,
+		"queue.buffering.max.kbytes": 8192, // the reader's documented 8 MiB
 	}
 	for k, v := range want {
 		if m[k] != v {
@@ -55,7 +55,7 @@ func TestConfigMapIsReliableAndVerifiesTLS(t *testing.T) {
 		t.Errorf("Config.String() = %q leaks the password", cfg.String())
 	}
 
-	insecure, _ := Config{Brokers: "b:9093", Username: "u", Password: "p", InsecureSkipVerify: true,
+	insecure, _ := Config{Connection: Connection{Brokers: "b:9093", Username: "u", Password: "p", InsecureSkipVerify: true},
 		Overrides: map[string]string{"linger.ms": "50"}}.withDefaults()
 	m = insecure.configMap()
 	if m["enable.ssl.certificate.verification"] != false || m["ssl.endpoint.identification.algorithm"] != "none" {

@@ -1,11 +1,20 @@
 package kafkaout
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// The errors of this package. Every caller (the reader, the health check, the tools) tells causes apart with
+// errors.Is against these; nothing outside this file looks at librdkafka's codes or messages.
 var (
-	// ErrInvalidConfig reports a Config that cannot work; the message names the field.
-	ErrInvalidConfig = errors.New("invalid producer config")
-	// ErrTopicNotFound means the broker answered but the topic does not exist.
+	// ErrInvalidConfig reports a Config or Connection that cannot work; the message names the field.
+	ErrInvalidConfig = errors.New("invalid kafka client config")
+	// ErrTopicNotFound means the broker answered but the topic does not exist or has no partitions.
 	ErrTopicNotFound = errors.New("topic does not exist")
 	// ErrAuthentication means the broker refused the SASL credentials.
 	ErrAuthentication = errors.New("kafka authentication failed")
@@ -17,3 +26,73 @@ var (
 	// ErrClosed is returned by Produce after Close.
 	ErrClosed = errors.New("producer closed")
 )
+
+// isAuth reports whether a client-level error means the brokers refused the credentials. The message test
+// covers librdkafka versions that report a SASL failure under a transport code.
+func isAuth(e kafka.Error) bool {
+	return e.Code() == kafka.ErrAuthentication || e.Code() == kafka.ErrSaslAuthenticationFailed ||
+		strings.Contains(e.Error(), "Authentication failed")
+}
+
+// isTLS reports whether a client-level error is a failed TLS handshake (certificate or host name).
+func isTLS(e kafka.Error) bool {
+	msg := e.Error()
+	return e.Code() == kafka.ErrSsl || strings.Contains(msg, "SSL handshake failed") ||
+		strings.Contains(msg, "certificate verify failed")
+}
+
+// clientErrors keeps the client-level errors librdkafka reports on its event channel: authentication and
+// TLS failures arrive there, not on the call that then times out.
+type clientErrors struct {
+	last atomic.Pointer[kafka.Error]
+	// cause keeps the last authentication or TLS error: librdkafka follows it with "all brokers are down",
+	// which must not hide why they are down.
+	cause atomic.Pointer[kafka.Error]
+}
+
+// record keeps e and reports whether it is an authentication or TLS failure.
+func (c *clientErrors) record(e kafka.Error) {
+	c.last.Store(&e)
+	if isAuth(e) || isTLS(e) {
+		c.cause.Store(&e)
+	}
+}
+
+// forget drops an old authentication or TLS failure once the brokers accept the client again.
+func (c *clientErrors) forget() { c.cause.Store(nil) }
+
+// telling returns the most telling client error seen so far: an authentication or TLS failure if there was
+// one, else the last error, else nil.
+func (c *clientErrors) telling() *kafka.Error {
+	if e := c.cause.Load(); e != nil {
+		return e
+	}
+	return c.last.Load()
+}
+
+// refused reports whether the brokers have refused the client (credentials or TLS): waiting longer will not
+// change the answer.
+func (c *clientErrors) refused() bool { return c.cause.Load() != nil }
+
+// classify names the cause of a failed broker call, using the last client-level error librdkafka reported.
+// The result wraps ErrAuthentication, ErrTLS or ErrUnreachable.
+func (c *clientErrors) classify(err error) error {
+	last := c.telling()
+	if last == nil {
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	switch {
+	case isAuth(*last):
+		return fmt.Errorf("%w: %s", ErrAuthentication, last.Error())
+	case isTLS(*last):
+		return fmt.Errorf("%w: %s", ErrTLS, last.Error())
+	default:
+		return fmt.Errorf("%w: %w (last client error: %s)", ErrUnreachable, err, last.Error())
+	}
+}
+
+// isQueueFull reports whether err is librdkafka's "local queue full" answer to Produce.
+func isQueueFull(err error) bool {
+	var kerr kafka.Error
+	return errors.As(err, &kerr) && kerr.Code() == kafka.ErrQueueFull
+}

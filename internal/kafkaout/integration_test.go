@@ -16,10 +16,10 @@ import (
 )
 
 func saslConfig(t *testing.T, st *stacktest.Stack) Config {
-	return Config{
+	return Config{Connection: Connection{
 		Brokers: st.Get(t, "KAFKA_BOOTSTRAP_SERVER"), Username: st.Get(t, "KAFKA_SASL_USERNAME"),
 		Password: st.Get(t, "KAFKA_SASL_PASSWORD"), CAFile: st.Get(t, "KAFKA_CA_FILE"),
-	}
+	}}
 }
 
 func checkWith(t *testing.T, cfg Config, topic string) error {
@@ -57,7 +57,7 @@ func TestIntegrationCheckTopicNamesTheCause(t *testing.T) {
 	}
 	closedAddr := ln.Addr().String()
 	ln.Close()
-	unreachable := Config{Brokers: closedAddr, SecurityProtocol: "plaintext"}
+	unreachable := Config{Connection: Connection{Brokers: closedAddr, SecurityProtocol: Plaintext}}
 
 	tests := []struct {
 		name  string
@@ -101,7 +101,7 @@ func TestIntegrationProduceReportsEveryDelivery(t *testing.T) {
 	var mu sync.Mutex
 	delivered, failed := 0, 0
 	// A tiny local queue forces Produce through its wait-for-room path.
-	p, err := New(Config{Brokers: bootstrap, SecurityProtocol: "plaintext", QueueMaxMessages: 100}, func(_ string, _ []byte, err error) {
+	p, err := New(Config{Connection: Connection{Brokers: bootstrap, SecurityProtocol: Plaintext}, QueueMaxMessages: 100}, func(_ string, _ []byte, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {

@@ -5,10 +5,8 @@ package kafkaout
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,8 +28,7 @@ type Producer struct {
 	space    chan struct{} // pinged after deliveries: the local queue may have room again
 	wg       sync.WaitGroup
 	closed   atomic.Bool
-	lastErr  atomic.Pointer[kafka.Error] // the last client-level error, to explain failures
-	cause    atomic.Pointer[kafka.Error] // the last authentication or TLS error: "all brokers down" follows it and must not hide it
+	errs     clientErrors // the client-level errors that explain failed calls
 	fatalErr atomic.Pointer[kafka.Error]
 	authFail func()
 }
@@ -94,17 +91,14 @@ func (pr *Producer) events() {
 }
 
 func (pr *Producer) clientError(e kafka.Error) {
-	pr.lastErr.Store(&e)
-	if isAuth(e) || isTLS(e) {
-		pr.cause.Store(&e)
-	}
+	pr.errs.record(e)
 	if e.IsFatal() {
 		pr.fatalErr.Store(&e)
 		pr.log.Error("kafka fatal error", "code", e.Code().String(), "err", e.Error())
 		return
 	}
 	pr.log.Warn("kafka client error", "code", e.Code().String(), "err", e.Error())
-	if e.Code() == kafka.ErrAuthentication && pr.authFail != nil {
+	if isAuth(e) && pr.authFail != nil {
 		go pr.authFail()
 	}
 }
@@ -128,11 +122,11 @@ func (pr *Producer) logs() {
 
 // Produce enqueues value for topic. While the local queue is full it waits for deliveries to make room,
 // until ctx is done. The value is copied; the caller may reuse it when Produce returns.
-func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, headers ...kafka.Header) error {
+func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, headers ...Header) error {
 	msg := kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
 		Value:          value,
-		Headers:        headers,
+		Headers:        toKafkaHeaders(headers),
 	}
 	var wait *time.Timer
 	for {
@@ -143,8 +137,7 @@ func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, hea
 		if err == nil {
 			return nil
 		}
-		var kerr kafka.Error
-		if !errors.As(err, &kerr) || kerr.Code() != kafka.ErrQueueFull {
+		if !isQueueFull(err) {
 			return fmt.Errorf("producing to %s: %w", topic, err)
 		}
 		if fe := pr.fatalErr.Load(); fe != nil {
@@ -204,84 +197,9 @@ func (pr *Producer) Close() {
 // CheckTopic verifies within ctx's deadline that the brokers answer with our credentials and that topic
 // exists. Its error wraps ErrTopicNotFound, ErrAuthentication, ErrTLS or ErrUnreachable.
 func (pr *Producer) CheckTopic(ctx context.Context, topic string) error {
-	err := checkTopic(ctx, pr.p, pr.lastCause, topic)
+	_, err := checkTopic(ctx, pr.p, &pr.errs, topic)
 	if err == nil {
-		pr.cause.Store(nil) // the brokers accept us now: an old failure explains nothing later
+		pr.errs.forget() // the brokers accept us now: an old failure explains nothing later
 	}
 	return err
-}
-
-// lastCause returns the most telling client error seen so far: an authentication or TLS failure if there was
-// one, else the last error.
-func (pr *Producer) lastCause() *kafka.Error {
-	if c := pr.cause.Load(); c != nil {
-		return c
-	}
-	return pr.lastErr.Load()
-}
-
-type metadataGetter interface {
-	GetMetadata(topic *string, allTopics bool, timeoutMs int) (*kafka.Metadata, error)
-}
-
-func checkTopic(ctx context.Context, c metadataGetter, last func() *kafka.Error, topic string) error {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(10 * time.Second)
-	}
-	// Ask in short steps: an authentication or TLS failure is known within a second, and waiting out the
-	// whole deadline before saying so would only delay a clear answer.
-	var md *kafka.Metadata
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return fmt.Errorf("checking topic %s: %w", topic, context.DeadlineExceeded)
-		}
-		var err error
-		md, err = c.GetMetadata(&topic, false, int(min(left, time.Second)/time.Millisecond))
-		if err == nil {
-			break
-		}
-		cause := last()
-		if (cause != nil && (isAuth(*cause) || isTLS(*cause))) || time.Until(deadline) <= 0 || ctx.Err() != nil {
-			return fmt.Errorf("checking topic %s: %w", topic, classify(err, cause))
-		}
-	}
-	tm, ok := md.Topics[topic]
-	if !ok || tm.Error.Code() == kafka.ErrUnknownTopicOrPart || tm.Error.Code() == kafka.ErrUnknownTopic {
-		return fmt.Errorf("checking topic %s: %w", topic, ErrTopicNotFound)
-	}
-	if tm.Error.Code() != kafka.ErrNoError {
-		return fmt.Errorf("checking topic %s: %w", topic, tm.Error)
-	}
-	if len(tm.Partitions) == 0 {
-		return fmt.Errorf("checking topic %s: %w (no partitions)", topic, ErrTopicNotFound)
-	}
-	return nil
-}
-
-// classify names the cause of a failed broker call, using the last client-level error librdkafka reported
-// (authentication and TLS failures arrive there, not on the call that times out).
-func classify(err error, last *kafka.Error) error {
-	if last != nil {
-		switch {
-		case isAuth(*last):
-			return fmt.Errorf("%w: %s", ErrAuthentication, last.Error())
-		case isTLS(*last):
-			return fmt.Errorf("%w: %s", ErrTLS, last.Error())
-		default:
-			return fmt.Errorf("%w: %w (last client error: %s)", ErrUnreachable, err, last.Error())
-		}
-	}
-	return fmt.Errorf("%w: %w", ErrUnreachable, err)
-}
-
-func isAuth(e kafka.Error) bool {
-	return e.Code() == kafka.ErrAuthentication || strings.Contains(e.Error(), "Authentication failed")
-}
-
-func isTLS(e kafka.Error) bool {
-	msg := e.Error()
-	return e.Code() == kafka.ErrSsl || strings.Contains(msg, "SSL handshake failed") ||
-		strings.Contains(msg, "certificate verify failed")
 }

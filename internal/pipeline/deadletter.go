@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
 )
 
 // Reasons the pipeline itself adds to the event package's validation reasons.
@@ -94,7 +94,7 @@ func (s *fileSink) Close() error {
 
 // producer is what the pipeline needs of kafkaout.Producer.
 type producer interface {
-	Produce(ctx context.Context, topic string, value []byte, headers ...kafka.Header) error
+	Produce(ctx context.Context, topic string, value []byte, headers ...kafkaout.Header) error
 }
 
 // kafkaSink produces dead letters to a topic: the value is the line's sample, headers say why.
@@ -105,10 +105,10 @@ type kafkaSink struct {
 
 func (s *kafkaSink) Put(ctx context.Context, dl DeadLetter) (bool, error) {
 	err := s.p.Produce(ctx, s.topic, dl.Line,
-		kafka.Header{Key: "reason", Value: []byte(dl.Reason)},
-		kafka.Header{Key: "detail", Value: []byte(dl.Detail)},
-		kafka.Header{Key: "source", Value: []byte(dl.Source)},
-		kafka.Header{Key: "received_at", Value: []byte(dl.Time.UTC().Format(time.RFC3339Nano))},
+		kafkaout.Header{Key: "reason", Value: []byte(dl.Reason)},
+		kafkaout.Header{Key: "detail", Value: []byte(dl.Detail)},
+		kafkaout.Header{Key: "source", Value: []byte(dl.Source)},
+		kafkaout.Header{Key: "received_at", Value: []byte(dl.Time.UTC().Format(time.RFC3339Nano))},
 	)
 	return true, err
 }

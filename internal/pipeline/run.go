@@ -94,13 +94,9 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 
 	refresh := &credentialRefresher{cfg: cfg, log: log, current: creds.Password}
 	kcfg := kafkaout.Config{
-		Brokers: creds.BootstrapServers, SecurityProtocol: cfg.SecurityProtocol, Username: creds.Username,
-		Password: creds.Password, CAFile: cfg.CAFile, InsecureSkipVerify: cfg.InsecureSkipTLS,
+		Connection:  kafkaout.NewConnection(creds, kafkaout.SecurityProtocol(cfg.SecurityProtocol), cfg.Bootstrap, cfg.CAFile, cfg.InsecureSkipTLS),
 		Compression: cfg.Compression, LingerMs: cfg.LingerMs, QueueMaxKBytes: cfg.QueueMaxKBytes,
 		MessageMaxBytes: max(cfg.MaxMessageBytes, cfg.MaxLineBytes), Overrides: overrides, Logger: log,
-	}
-	if cfg.Bootstrap != "" {
-		kcfg.Brokers = cfg.Bootstrap
 	}
 	prod, err = kafkaout.New(kcfg, h.delivered, kafkaout.OnAuthFailure(func() { refresh.refresh(ctx) }))
 	if err != nil {
