@@ -118,7 +118,7 @@ func (c *Checker) Run(ctx context.Context) Verdict {
 // runKafka runs the broker and topic checks over one client, so the connection and SASL handshake the
 // brokers check pays for are reused by the topic checks.
 func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict) []Result {
-	probe, err := kafkaout.NewProbe(kafkaout.NewConnection(creds, c.cfg.SecurityProtocol, "", c.cfg.CAFile, false), "log-pipeline-health")
+	probe, err := kafkaout.NewProbe(kafkaout.Connection{SecurityProtocol: c.cfg.SecurityProtocol, CAFile: c.cfg.CAFile}.WithCredentials(creds), "log-pipeline-health")
 	if err != nil {
 		out := []Result{failed(CheckBrokers, err)}
 		out = append(out, skipped(CheckTopic, CheckBrokers))

@@ -46,10 +46,10 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.SecurityProtocol, _ = ParseSecurityProtocol(string(c.SecurityProtocol))
 	if c.Compression == "" {
-		c.Compression = "lz4"
+		c.Compression = DefaultCompression
 	}
 	if c.LingerMs <= 0 {
-		c.LingerMs = 5
+		c.LingerMs = DefaultLingerMs
 	}
 	if c.BatchBytes <= 0 {
 		c.BatchBytes = 1 << 20

@@ -77,16 +77,13 @@ type Connection struct {
 	InsecureSkipVerify bool
 }
 
-// NewConnection combines the credentials loaded from the secret (or the environment) with the client's own
-// security options. A non-empty brokers overrides the secret's bootstrap servers.
-func NewConnection(creds secrets.Kafka, protocol SecurityProtocol, brokers, caFile string, insecureSkipVerify bool) Connection {
-	c := Connection{
-		Brokers: creds.BootstrapServers, SecurityProtocol: protocol, Username: creds.Username,
-		Password: creds.Password, CAFile: caFile, InsecureSkipVerify: insecureSkipVerify,
+// WithCredentials returns c with the brokers and SASL credentials loaded from the secret (or the
+// environment). Brokers already set in c (the --bootstrap override) are kept.
+func (c Connection) WithCredentials(creds secrets.Kafka) Connection {
+	if c.Brokers == "" {
+		c.Brokers = creds.BootstrapServers
 	}
-	if brokers != "" {
-		c.Brokers = brokers
-	}
+	c.Username, c.Password = creds.Username, creds.Password
 	return c
 }
 

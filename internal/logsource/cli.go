@@ -10,34 +10,28 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/flagenv"
 )
 
-// envPrefix lets every flag --foo-bar be set by the environment variable LOGSOURCE_FOO_BAR; flags win.
+// envPrefix lets every flag --foo-bar be set by the environment variable LOGSOURCE_FOO_BAR (see flagenv).
 const envPrefix = "LOGSOURCE_"
 
 // RunCLI runs the log source's command line: it parses args, streams, and prints one JSON summary line (see
-// Stats) to stdout, also when the run fails part-way. JSON logs go to stderr. The returned error wraps
-// ErrUsage for command-line mistakes.
+// Stats) to stdout, also when the run fails part-way. JSON logs go to stderr. --help prints the usage to
+// stdout and returns flag.ErrHelp; the returned error wraps ErrUsage for command-line mistakes, which are
+// explained on stderr.
 func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	err := runCLI(ctx, args, stdout, stderr)
-	var parseErr *flagParseError
-	if errors.Is(err, ErrUsage) && !errors.As(err, &parseErr) { // the flag package already printed its own
+	if errors.Is(err, ErrUsage) {
 		fmt.Fprintf(stderr, "logsource: %v\n", err)
 	}
 	return err
 }
 
-// flagParseError is a mistake the flag package has already reported, with the usage text.
-type flagParseError struct{ err error }
-
-func (e *flagParseError) Error() string { return e.err.Error() }
-func (e *flagParseError) Unwrap() error { return e.err }
-
 func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("logsource", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		cfg                         Config
 		listen, connect, bad, start string
@@ -61,14 +55,8 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&cfg.SendTimesEvery, "send-times-every", DefaultSendTimesEvery, "record the send time of every K-th event")
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 0, "connect mode: give up connecting after this long (0: retry until interrupted)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("parsing flags: %w: %w", &flagParseError{err}, ErrUsage)
-	}
-	if err := applyEnv(fs, os.LookupEnv); err != nil {
+	if err := flagenv.Parse(fs, args, envPrefix, os.Getenv, stdout, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q: %w", fs.Args(), ErrUsage)
 	}
 	if (listen == "") == (connect == "") {
 		return fmt.Errorf("give exactly one of --listen and --connect: %w", ErrUsage)
@@ -131,23 +119,4 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cfg.Log.Error("log source failed", "error", runErr.Error())
 	}
 	return runErr
-}
-
-// applyEnv sets every flag not given on the command line from LOGSOURCE_<NAME> when that is set.
-func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || err != nil {
-			return
-		}
-		key := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := lookup(key); ok {
-			if serr := fs.Set(f.Name, v); serr != nil {
-				err = fmt.Errorf("%s=%q: %w: %w", key, v, serr, ErrUsage)
-			}
-		}
-	})
-	return err
 }

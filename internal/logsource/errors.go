@@ -1,6 +1,10 @@
 package logsource
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/mwaa-kafka/pipeline/internal/flagenv"
+)
 
 var (
 	// ErrInvalidConfig is wrapped by every Config validation error; the message names the field.
@@ -8,5 +12,6 @@ var (
 	// ErrUnknownBadClass is returned by ParseBadClasses for a name not in AllBadClasses.
 	ErrUnknownBadClass = errors.New("unknown bad line class")
 	// ErrUsage marks command-line mistakes (bad flags or values); the binary exits with status 2 for them.
-	ErrUsage = errors.New("invalid command line")
+	// It is the command-line convention's own error, so flagenv.ExitCode maps it.
+	ErrUsage = flagenv.ErrUsage
 )

@@ -7,6 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/event"
+	"github.com/mwaa-kafka/pipeline/internal/flagenv"
+	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
+	"github.com/mwaa-kafka/pipeline/internal/secrets"
+	"github.com/mwaa-kafka/pipeline/internal/tcpin"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -18,17 +24,19 @@ func TestParseConfig(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", check: func(c Config) bool {
-			return c.SourceMode == "connect" && c.Reader == "highperf" && c.Topic == "logs_4" && c.DLQTopic == "logs_4_dlq" &&
-				c.SecretName == "MWAA_Secrets" && c.Region == "us-east-1" && c.SecurityProtocol == "sasl_ssl" && !c.InsecureSkipTLS &&
-				c.Validation == "strict" && c.EventsPerMessage == 1 && !c.Bounded()
+			return c.Source.Mode == tcpin.Connect && c.Reader == HighPerf && c.Topic == "logs_4" && c.DLQTopic == "logs_4_dlq" &&
+				c.Credentials.SecretName == "MWAA_Secrets" && c.Credentials.Region == "us-east-1" &&
+				c.Kafka.SecurityProtocol == kafkaout.SASLSSL && !c.Kafka.InsecureSkipVerify &&
+				c.Validation == event.Strict && c.EventsPerMessage == 1 && !c.Bounded() &&
+				c.Kafka.QueueMaxKBytes == 8192 && c.Credentials.Source == secrets.SourceSecretsManager
 		}},
 		{name: "env fills what flags do not set", args: []string{"--topic", "from_flag"},
 			env: map[string]string{"READER_TOPIC": "from_env", "READER_MAX_EVENTS": "10", "READER_DURATION": "4m", "READER_READER": "basic"},
 			check: func(c Config) bool {
-				return c.Topic == "from_flag" && c.MaxEvents == 10 && c.Duration == 4*time.Minute && c.Reader == "basic" && c.Bounded()
+				return c.Topic == "from_flag" && c.MaxEvents == 10 && c.Duration == 4*time.Minute && c.Reader == Basic && c.Bounded()
 			}},
 		{name: "emulator endpoint from the AWS variable", env: map[string]string{"AWS_ENDPOINT_URL_SECRETSMANAGER": "http://127.0.0.1:1"},
-			check: func(c Config) bool { return c.SecretsEndpoint == "http://127.0.0.1:1" }},
+			check: func(c Config) bool { return c.Credentials.Endpoint == "http://127.0.0.1:1" }},
 		{name: "bad env value names the variable", env: map[string]string{"READER_MAX_EVENTS": "lots"}, wantErr: "READER_MAX_EVENTS"},
 		{name: "bad mode", args: []string{"--source-mode", "pull"}, wantErr: "--source-mode"},
 		{name: "bad reader", args: []string{"--reader", "fast"}, wantErr: "--reader"},
@@ -41,7 +49,7 @@ func TestParseConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			getenv := func(k string) string { return tt.env[k] }
-			c, err := ParseConfig(tt.args, getenv, io.Discard)
+			c, err := ParseConfig(tt.args, getenv, io.Discard, io.Discard)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalidConfig) {
 					t.Fatalf("ParseConfig(%q) error = %v, want ErrInvalidConfig mentioning %q", tt.args, err, tt.wantErr)
@@ -59,15 +67,32 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestParseConfigHelp(t *testing.T) {
-	var out strings.Builder
-	_, err := ParseConfig([]string{"--help"}, func(string) string { return "" }, &out)
+	var out, errOut strings.Builder
+	_, err := ParseConfig([]string{"--help"}, func(string) string { return "" }, &out, &errOut)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("error = %v, want flag.ErrHelp", err)
+	}
+	if errOut.Len() != 0 {
+		t.Errorf("help wrote %q to stderr, want it all on stdout", errOut.String())
 	}
 	for _, want := range []string{"READER_<NAME>", "--source-addr", "--max-events", "--dlq-file", "--insecure-skip-tls-verify"} {
 		if !strings.Contains(out.String(), strings.TrimPrefix(want, "--")) {
 			t.Errorf("help output lacks %q", want)
 		}
+	}
+}
+
+func TestParseConfigMistakeGoesToStderr(t *testing.T) {
+	var out, errOut strings.Builder
+	_, err := ParseConfig([]string{"--no-such-flag"}, func(string) string { return "" }, &out, &errOut)
+	if !errors.Is(err, flagenv.ErrUsage) || flagenv.ExitCode(err) != 2 {
+		t.Fatalf("error = %v (exit %d), want a usage error with exit status 2", err, flagenv.ExitCode(err))
+	}
+	if out.Len() != 0 || !strings.Contains(errOut.String(), "READER_<NAME>") {
+		t.Errorf("stdout = %q, stderr = %q; want the usage on stderr only", out.String(), errOut.String())
+	}
+	if !strings.Contains(err.Error(), "--no-such-flag") {
+		t.Errorf("error = %v, want it to name --no-such-flag", err)
 	}
 }
 

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -114,12 +113,11 @@ func (h *handler) HandleReject(_ context.Context, src tcpin.Source, sample []byt
 }
 
 func (h *handler) rejectInvalid(src tcpin.Source, line []byte, err error) {
-	reason, detail := string(event.ReasonInvalidJSON), err.Error()
-	var verr *event.Error
-	if errors.As(err, &verr) {
-		reason = string(verr.Reason)
+	reason := event.ReasonOf(err)
+	if reason == "" {
+		reason = event.ReasonInvalidJSON
 	}
-	h.deadLetter(h.produceCtx, src, line, reason, detail)
+	h.deadLetter(h.produceCtx, src, line, string(reason), err.Error())
 }
 
 // deadLetter hands a line to the dead-letter sink and settles it in the ledger (now, or at its delivery

@@ -34,7 +34,7 @@ func readerConfig(t *testing.T, bootstrap, addr, topic, dlqTopic string, extra .
 	args := append([]string{"--source-addr", addr, "--topic", topic, "--dlq-topic", dlqTopic,
 		"--security-protocol", "plaintext", "--bootstrap", bootstrap, "--metrics-addr", "",
 		"--startup-timeout", "20s"}, extra...)
-	cfg, err := ParseConfig(args, func(string) string { return "" }, io.Discard)
+	cfg, err := ParseConfig(args, func(string) string { return "" }, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatalf("ParseConfig: %v", err)
 	}
@@ -175,11 +175,11 @@ func TestIntegrationSASLWithSecretFromEmulator(t *testing.T) {
 	args := []string{"--source-addr", ln.Addr().String(), "--topic", topic, "--dlq-topic", dlq,
 		"--credentials", "secretsmanager", "--secret-name", st.Get(t, "SECRET_NAME"),
 		"--ca-file", st.Get(t, "KAFKA_CA_FILE"), "--metrics-addr", "", "--max-events", strconv.Itoa(n)}
-	cfg, err := ParseConfig(args, os.Getenv, io.Discard)
+	cfg, err := ParseConfig(args, os.Getenv, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.SecretsEndpoint == "" {
+	if cfg.Credentials.Endpoint == "" {
 		t.Fatal("the emulator endpoint did not reach the config")
 	}
 	var logs bytes.Buffer

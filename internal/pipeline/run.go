@@ -55,13 +55,6 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (S
 }
 
 func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (summary Summary, err error) {
-	mode, _ := tcpin.ParseMode(cfg.SourceMode)
-	vmode := event.Strict
-	if cfg.Validation == "lenient" {
-		vmode = event.Lenient
-	}
-	overrides, _ := kafkaout.ParseOverrides(cfg.KafkaProperties)
-
 	startCtx := ctx
 	if cfg.Bounded() {
 		var cancel context.CancelFunc
@@ -80,7 +73,7 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 	defer stopReading()
 
 	h := &handler{
-		v: event.NewValidator(vmode), topic: cfg.Topic, counts: counts, log: log,
+		v: event.NewValidator(cfg.Validation), topic: cfg.Topic, counts: counts, log: log,
 		perMessage: cfg.EventsPerMessage, maxMsg: cfg.MaxMessageBytes, produceCtx: produceCtx,
 		maxEvents: cfg.MaxEvents, stopReading: stopReading, reasons: make(map[string]uint64),
 	}
@@ -93,11 +86,10 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 	})
 
 	refresh := &credentialRefresher{cfg: cfg, log: log, current: creds.Password}
-	kcfg := kafkaout.Config{
-		Connection:  kafkaout.NewConnection(creds, kafkaout.SecurityProtocol(cfg.SecurityProtocol), cfg.Bootstrap, cfg.CAFile, cfg.InsecureSkipTLS),
-		Compression: cfg.Compression, LingerMs: cfg.LingerMs, QueueMaxKBytes: cfg.QueueMaxKBytes,
-		MessageMaxBytes: max(cfg.MaxMessageBytes, cfg.MaxLineBytes), Overrides: overrides, Logger: log,
-	}
+	kcfg := cfg.Kafka
+	kcfg.Connection = kcfg.Connection.WithCredentials(creds)
+	kcfg.MessageMaxBytes = max(cfg.MaxMessageBytes, cfg.Source.MaxLineBytes)
+	kcfg.Logger = log
 	prod, err = kafkaout.New(kcfg, h.delivered, kafkaout.OnAuthFailure(func() { refresh.refresh(ctx) }))
 	if err != nil {
 		return counts.Snapshot(), err
@@ -149,12 +141,10 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 		readCtx, cancel = context.WithTimeout(readCtx, cfg.Duration)
 		defer cancel()
 	}
-	tcfg := tcpin.Config{
-		Mode: mode, Addr: cfg.SourceAddr, MaxLineBytes: cfg.MaxLineBytes, MaxConns: cfg.MaxConns,
-		IdleTimeout: cfg.IdleTimeout, Logger: log, Observer: observer{m: h.metrics, log: log},
-	}
+	tcfg := cfg.Source
+	tcfg.Logger, tcfg.Observer = log, observer{m: h.metrics, log: log}
 	var reader tcpin.Reader
-	if cfg.Reader == "basic" {
+	if cfg.Reader == Basic {
 		reader, err = tcpin.NewTCPLogReader(tcfg, nil, h)
 	} else {
 		reader, err = tcpin.NewHighPerfTCPReader(tcfg, nil, h)
@@ -165,8 +155,8 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 
 	ready.Store(true)
 	h.metrics.ready.Set(1)
-	log.Info("reading", "mode", cfg.SourceMode, "addr", cfg.SourceAddr, "reader", cfg.Reader, "topic", cfg.Topic,
-		"validation", cfg.Validation, "events_per_message", cfg.EventsPerMessage)
+	log.Info("reading", "mode", cfg.Source.Mode.String(), "addr", cfg.Source.Addr, "reader", cfg.Reader.String(), "topic", cfg.Topic,
+		"validation", cfg.Validation.String(), "events_per_message", cfg.EventsPerMessage)
 	// Once reading stops, blocked producers get DrainTimeout more to enqueue before they give up.
 	drainTimer := context.AfterFunc(readCtx, func() { time.AfterFunc(cfg.DrainTimeout, cancelProduce) })
 	defer drainTimer()
@@ -193,17 +183,17 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 // loadCredentials reads the Kafka credentials. Transient failures (an unreachable endpoint) are retried with
 // backoff until ctx is done; a missing or malformed secret fails at once, naming the key, never the value.
 func loadCredentials(ctx context.Context, cfg Config, log *slog.Logger) (secrets.Kafka, error) {
-	if cfg.SecurityProtocol != "sasl_ssl" && cfg.Bootstrap != "" {
-		return secrets.Kafka{BootstrapServers: cfg.Bootstrap}, nil
+	if !cfg.Kafka.SecurityProtocol.UsesSASL() && cfg.Kafka.Brokers != "" {
+		return secrets.Kafka{BootstrapServers: cfg.Kafka.Brokers}, nil
 	}
-	if cfg.Credentials == "env" {
+	if cfg.Credentials.Source == secrets.SourceEnv {
 		k, err := secrets.FromEnv(os.LookupEnv)
 		if err != nil {
 			return k, fmt.Errorf("reading kafka credentials from the environment: %w", err)
 		}
 		return k, nil
 	}
-	opts := secrets.Options{SecretName: cfg.SecretName, Region: cfg.Region, Endpoint: cfg.SecretsEndpoint}
+	opts := cfg.Credentials.Options
 	backoff := 500 * time.Millisecond
 	for {
 		k, err := secrets.FromSecretsManager(ctx, opts)
@@ -211,12 +201,12 @@ func loadCredentials(ctx context.Context, cfg Config, log *slog.Logger) (secrets
 			return k, nil
 		}
 		if !errors.Is(err, secrets.ErrUnreachable) || ctx.Err() != nil {
-			return k, fmt.Errorf("reading kafka credentials from secret %s: %w", cfg.SecretName, err)
+			return k, fmt.Errorf("reading kafka credentials from secret %s: %w", cfg.Credentials.SecretName, err)
 		}
-		log.Warn("secrets manager unreachable; retrying", "secret", cfg.SecretName, "err", err, "retry_in", backoff.String())
+		log.Warn("secrets manager unreachable; retrying", "secret", cfg.Credentials.SecretName, "err", err, "retry_in", backoff.String())
 		select {
 		case <-ctx.Done():
-			return k, fmt.Errorf("reading kafka credentials from secret %s: %w", cfg.SecretName, err)
+			return k, fmt.Errorf("reading kafka credentials from secret %s: %w", cfg.Credentials.SecretName, err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 15*time.Second)
@@ -275,7 +265,7 @@ func (r *credentialRefresher) setProducer(p *kafkaout.Producer) {
 func (r *credentialRefresher) refresh(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.prod == nil || r.cfg.SecurityProtocol != "sasl_ssl" {
+	if r.prod == nil || !r.cfg.Kafka.SecurityProtocol.UsesSASL() {
 		return
 	}
 	if time.Since(r.last) < 5*time.Second {
@@ -298,5 +288,5 @@ func (r *credentialRefresher) refresh(ctx context.Context) {
 		return
 	}
 	r.current = k.Password
-	r.log.Info("applied rotated kafka credentials from the secret", "secret", r.cfg.SecretName)
+	r.log.Info("applied rotated kafka credentials from the secret", "secret", r.cfg.Credentials.SecretName)
 }

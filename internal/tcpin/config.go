@@ -1,6 +1,7 @@
 package tcpin
 
 import (
+	"flag"
 	"fmt"
 	"log/slog"
 	"time"
@@ -32,6 +33,29 @@ func (m Mode) String() string {
 		return "listen"
 	}
 	return "connect"
+}
+
+// Set parses s (see ParseMode) into m, so a Mode is a flag.Value.
+func (m *Mode) Set(s string) error {
+	v, err := ParseMode(s)
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// DefaultAddr is the source the reader dials (or the address it listens on) when none is given.
+const DefaultAddr = "127.0.0.1:9000"
+
+// RegisterFlags registers the flags that set c: the source mode and address, and the per-connection limits.
+// Their defaults are this package's.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.Var(&c.Mode, "source-mode", "connect: dial the log source (reconnecting with backoff); listen: accept sources")
+	fs.StringVar(&c.Addr, "source-addr", DefaultAddr, "the log source to dial, or the address to listen on")
+	fs.IntVar(&c.MaxLineBytes, "max-line-bytes", DefaultMaxLineBytes, "longest line accepted; longer lines are dead-lettered")
+	fs.IntVar(&c.MaxConns, "max-conns", DefaultMaxConns, "listen mode: most simultaneous source connections")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "listen mode: close a source that finishes no line for this long (silent or trickling)")
 }
 
 // Defaults applied by Config.withDefaults.

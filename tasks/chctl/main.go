@@ -23,36 +23,45 @@ import (
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
+	"github.com/mwaa-kafka/pipeline/internal/flagenv"
 	"github.com/mwaa-kafka/pipeline/internal/secrets"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "chctl:", err)
-		os.Exit(1)
 	}
+	os.Exit(flagenv.ExitCode(err))
 }
 
 const usage = "usage: chctl bootstrap|queries|config-xml [flags] (chctl CMD -h for the flags)"
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New(usage)
+		return fmt.Errorf("%w: %s", flagenv.ErrUsage, usage)
 	}
+	// parse parses a command's flags: help to stdout, mistakes to stderr (see flagenv).
+	parse := func(fs *flag.FlagSet, args []string) error { return flagenv.Parse(fs, args, "", nil, stdout, stderr) }
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return flag.ErrHelp
 	case "bootstrap":
-		return bootstrap(ctx, args[1:], stdout)
+		return bootstrap(ctx, args[1:], stdout, parse)
 	case "queries":
-		return queries(ctx, args[1:], stdout)
+		return queries(ctx, args[1:], stdout, parse)
 	case "config-xml":
-		return configXML(ctx, args[1:], stdout)
+		return configXML(ctx, args[1:], stdout, parse)
 	default:
-		return fmt.Errorf("unknown command %q; %s", args[0], usage)
+		return fmt.Errorf("%w: unknown command %q; %s", flagenv.ErrUsage, args[0], usage)
 	}
 }
+
+// parseFunc parses a command's flag set.
+type parseFunc func(fs *flag.FlagSet, args []string) error
 
 type conn struct {
 	url, user, database string
@@ -76,7 +85,7 @@ func (c *conn) client(db string) (*clickhouse.Client, error) {
 	return clickhouse.NewClient(c.url, opts...)
 }
 
-func bootstrap(ctx context.Context, args []string, stdout io.Writer) error {
+func bootstrap(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
 	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
 	c := connFlags(fs)
 	s := clickhouse.NewSchema(envOr("KAFKA_BOOTSTRAP_SERVER", ""))
@@ -84,7 +93,7 @@ func bootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&s.Topic, "topic", s.Topic, "topic logs_queue consumes")
 	fs.StringVar(&s.Group, "group", s.Group, "consumer group of logs_queue")
 	fs.IntVar(&s.NumConsumers, "num-consumers", s.NumConsumers, "kafka_num_consumers")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	s.Database = c.database
@@ -103,10 +112,10 @@ func bootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	return applyErr
 }
 
-func queries(ctx context.Context, args []string, stdout io.Writer) error {
+func queries(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
 	fs := flag.NewFlagSet("queries", flag.ContinueOnError)
 	c := connFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -154,28 +163,26 @@ func printSections(w io.Writer, levels []clickhouse.LevelCount, sources []clickh
 	return nil
 }
 
-func configXML(ctx context.Context, args []string, stdout io.Writer) error {
+func configXML(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
 	fs := flag.NewFlagSet("config-xml", flag.ContinueOnError)
-	source := fs.String("credentials", "env", "where the Kafka credentials come from: env (KAFKA_BOOTSTRAP_SERVER, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD) or secretsmanager")
+	source := secrets.SourceEnv
+	fs.Var(&source, "credentials", "where the Kafka credentials come from: env (KAFKA_BOOTSTRAP_SERVER, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD) or secretsmanager")
 	secretName := fs.String("secret-name", secrets.DefaultSecretName, "Secrets Manager secret (with --credentials secretsmanager)")
 	region := fs.String("region", "", "AWS region (default: the SDK's, else us-east-1)")
 	var o clickhouse.KafkaXMLOptions
 	fs.StringVar(&o.CAFile, "ca-file", "", "CA PEM that verifies the brokers (ssl_ca_location); empty uses the default trust store")
 	fs.StringVar(&o.SecurityProtocol, "security-protocol", "sasl_ssl", "security_protocol")
 	out := fs.String("out", "", "write to this file (mode 0600) instead of stdout")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	var k secrets.Kafka
 	var err error
-	switch *source {
-	case "env":
+	if source == secrets.SourceEnv {
 		k, err = secrets.FromEnv(os.LookupEnv)
-	case "secretsmanager":
+	} else {
 		k, err = secrets.FromSecretsManager(ctx, secrets.Options{SecretName: *secretName, Region: *region,
 			Endpoint: os.Getenv(clickhouse.EnvSecretsManagerEndpoint)})
-	default:
-		return fmt.Errorf("--credentials %q: want env or secretsmanager", *source)
 	}
 	if err != nil {
 		return fmt.Errorf("loading kafka credentials: %w", err)

@@ -13,16 +13,17 @@
 //
 // sent counts good events (crlf lines included), bad_sent the injected bad lines by class. Every flag
 // --foo-bar may also be set by the environment variable LOGSOURCE_FOO_BAR; --help lists them. Logs are
-// JSON on stderr. Exit status: 0 on success, 2 for command-line mistakes, 1 for any other failure.
+// JSON on stderr. Exit status: 0 on success and for --help (printed to stdout), 2 for command-line mistakes
+// (explained on stderr), 1 for any other failure.
 package main
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/mwaa-kafka/pipeline/internal/flagenv"
 	"github.com/mwaa-kafka/pipeline/internal/logsource"
 )
 
@@ -30,10 +31,5 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := logsource.RunCLI(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	switch {
-	case errors.Is(err, logsource.ErrUsage):
-		os.Exit(2)
-	case err != nil:
-		os.Exit(1)
-	}
+	os.Exit(flagenv.ExitCode(err))
 }

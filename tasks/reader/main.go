@@ -1,5 +1,8 @@
 // Command reader is the persistent TCP log reader: it reads JSON log lines from a TCP source, validates them
 // and produces them to Kafka, dead-lettering what it cannot deliver. It is the Fargate task's entry point.
+//
+// Exit status: 0 on success and for --help (printed to stdout), 2 for a command-line or configuration
+// mistake (printed to stderr), 1 for a run that failed.
 package main
 
 import (
@@ -12,6 +15,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/mwaa-kafka/pipeline/internal/flagenv"
 	"github.com/mwaa-kafka/pipeline/internal/pipeline"
 )
 
@@ -20,13 +24,12 @@ func main() {
 }
 
 func run() int {
-	cfg, err := pipeline.ParseConfig(os.Args[1:], os.Getenv, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
+	cfg, err := pipeline.ParseConfig(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "reader:", err)
-		return 2
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "reader:", err)
+		}
+		return flagenv.ExitCode(err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {

@@ -53,7 +53,7 @@ func BenchmarkReaderPipeline(b *testing.B) {
 		cfg, err := pipeline.ParseConfig([]string{"--source-addr", ln.Addr().String(), "--reader", kind,
 			"--events-per-message", per, "--security-protocol", "plaintext", "--bootstrap", bootstrap, "--topic", topic,
 			"--dlq-file", b.TempDir() + "/dlq", "--max-events", strconv.FormatUint(count, 10), "--metrics-addr", ""},
-			func(string) string { return "" }, io.Discard)
+			func(string) string { return "" }, io.Discard, io.Discard)
 		if err != nil {
 			b.Fatal(err)
 		}
