@@ -8,6 +8,8 @@ import (
 	elb "github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 )
 
 // imageContext lists what the reader image's build needs from the repository; everything else (the
@@ -54,7 +56,7 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 			"READER_CREDENTIALS":  jsii.String("secretsmanager"),
 			"READER_SECRET_NAME":  jsii.String(props.SecretName),
 			"READER_REGION":       s.Region(),
-			"READER_METRICS_ADDR": jsii.String("0.0.0.0:9108"),
+			"READER_METRICS_ADDR": jsii.String(readerspec.MetricsAddr("0.0.0.0")),
 		},
 		Logging: awsecs.LogDrivers_AwsLogs(&awsecs.AwsLogDriverProps{
 			StreamPrefix: jsii.String(ContainerName),
@@ -63,7 +65,7 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 		// The image is distroless; its busybox answers the probe without a shell.
 		HealthCheck: &awsecs.HealthCheck{
 			Command: jsii.Strings("CMD", "/usr/local/bin/busybox", "wget", "-q", "-O", "/dev/null",
-				"http://127.0.0.1:9108/healthz"),
+				"http://"+readerspec.MetricsAddr("127.0.0.1")+readerspec.HealthPath),
 			Interval:    awscdk.Duration_Seconds(jsii.Number(30)),
 			Timeout:     awscdk.Duration_Seconds(jsii.Number(5)),
 			Retries:     jsii.Number(3),

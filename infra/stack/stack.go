@@ -12,13 +12,15 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 )
 
 // Names other parts of the project rely on: the DAG overrides the container by name, and the health
 // Lambda's metrics are what the alarms watch.
 const (
 	ContainerName  = "reader"
-	MetricsPort    = 9108
+	MetricsPort    = readerspec.MetricsPort
 	BoundedRunTime = "4m"
 )
 

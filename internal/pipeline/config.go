@@ -10,20 +10,13 @@ import (
 	"github.com/mwaa-kafka/pipeline/internal/event"
 	"github.com/mwaa-kafka/pipeline/internal/flagenv"
 	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
+	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 	"github.com/mwaa-kafka/pipeline/internal/secrets"
 	"github.com/mwaa-kafka/pipeline/internal/tcpin"
 )
 
 // ErrInvalidConfig reports a flag or variable that cannot work; the message names it.
 var ErrInvalidConfig = errors.New("invalid configuration")
-
-// EnvPrefix is the prefix of the environment variables that set the reader's flags: --source-addr is
-// READER_SOURCE_ADDR.
-const EnvPrefix = "READER_"
-
-// DefaultMetricsPort is the port of the reader's /metrics, /healthz and /readyz. The deployment's container
-// port, its health check and the health Lambda's reader URL all use this value.
-const DefaultMetricsPort = 9108
 
 // ReaderKind selects the TCP reader implementation.
 type ReaderKind string
@@ -105,9 +98,20 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Duration, "duration", 0, "bounded mode: stop reading after this long (0: no bound)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on stop, how long to wait for Kafka to acknowledge what was read")
 	fs.DurationVar(&c.StartupTimeout, "startup-timeout", 30*time.Second, "bounded mode: how long to wait for the secret and the brokers at start")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", fmt.Sprintf("127.0.0.1:%d", DefaultMetricsPort), "address for /metrics, /healthz, /readyz (empty disables)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", readerspec.MetricsAddr("127.0.0.1"), "address for /metrics, /healthz, /readyz (empty disables)")
 	fs.StringVar(&c.SummaryFile, "summary-file", "", "also write the final JSON summary to this file")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+// EnvNames returns the environment variables that set the reader's flags (READER_<FLAG>), for checking
+// what a deployment sets against what the reader reads.
+func EnvNames() map[string]bool {
+	var c Config
+	fs := flag.NewFlagSet("reader", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	names := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { names[flagenv.EnvName(readerspec.EnvPrefix, f.Name)] = true })
+	return names
 }
 
 // ParseConfig reads flags from args; a flag not given on the command line falls back to the environment
@@ -123,7 +127,7 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 			"Every flag can also be set with READER_<NAME> (e.g. --source-addr as READER_SOURCE_ADDR).\n\n")
 		fs.PrintDefaults()
 	}
-	if err := flagenv.Parse(fs, args, EnvPrefix, getenv, stdout, stderr); err != nil {
+	if err := flagenv.Parse(fs, args, readerspec.EnvPrefix, getenv, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
 		}

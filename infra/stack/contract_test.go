@@ -1,0 +1,174 @@
+package stack_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+
+	"github.com/mwaa-kafka/pipeline/infra/stack"
+	"github.com/mwaa-kafka/pipeline/internal/pipeline"
+	"github.com/mwaa-kafka/pipeline/internal/readerspec"
+	"github.com/mwaa-kafka/pipeline/internal/tcpin"
+)
+
+// The contract between the CDK app and the reader: the environment the app gives the reader's container
+// (and what the schedule adds for a bounded run) is parsed by the reader's own parser, and every READER_*
+// variable names a flag the reader has. A renamed flag or variable, or a value the reader rejects, fails
+// here rather than in a task that will not start.
+
+// regionStandIn replaces the deploy-time region token, which only CloudFormation resolves.
+const regionStandIn = "us-east-1"
+
+// containerEnv returns the reader container's environment as the template sets it.
+func containerEnv(t *testing.T, tmpl assertions.Template) map[string]string {
+	t.Helper()
+	defs := resources(tmpl, "AWS::ECS::TaskDefinition")
+	if len(defs) != 1 {
+		t.Fatalf("%d task definitions, want 1", len(defs))
+	}
+	env := map[string]string{}
+	for _, td := range defs {
+		containers, _ := props(td)["ContainerDefinitions"].([]any)
+		for _, c := range containers {
+			cd, _ := c.(map[string]any)
+			if cd["Name"] != stack.ContainerName {
+				continue
+			}
+			vars, _ := cd["Environment"].([]any)
+			for _, v := range vars {
+				kv, _ := v.(map[string]any)
+				name, _ := kv["Name"].(string)
+				switch value := kv["Value"].(type) {
+				case string:
+					env[name] = value
+				default: // a token such as {"Ref": "AWS::Region"}
+					if fmt.Sprint(value) != "map[Ref:AWS::Region]" {
+						t.Fatalf("%s = %v: a token this test cannot stand in for", name, value)
+					}
+					env[name] = regionStandIn
+				}
+			}
+		}
+	}
+	if len(env) == 0 {
+		t.Fatalf("the %q container has no environment", stack.ContainerName)
+	}
+	return env
+}
+
+// scheduleOverrides returns the environment the reader schedule's container override adds.
+func scheduleOverrides(t *testing.T, tmpl assertions.Template) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	for _, rule := range resources(tmpl, "AWS::Events::Rule") {
+		targets, _ := props(rule)["Targets"].([]any)
+		for _, tg := range targets {
+			target, _ := tg.(map[string]any)
+			input, ok := target["Input"].(string)
+			if !ok || target["EcsParameters"] == nil {
+				continue
+			}
+			var in struct {
+				ContainerOverrides []struct {
+					Name        string `json:"name"`
+					Environment []struct {
+						Name  string `json:"name"`
+						Value string `json:"value"`
+					} `json:"environment"`
+				} `json:"containerOverrides"`
+			}
+			if err := json.Unmarshal([]byte(input), &in); err != nil {
+				t.Fatalf("schedule input %q: %v", input, err)
+			}
+			for _, o := range in.ContainerOverrides {
+				if o.Name != stack.ContainerName {
+					t.Errorf("the schedule overrides container %q, want %q", o.Name, stack.ContainerName)
+				}
+				for _, e := range o.Environment {
+					env[e.Name] = e.Value
+				}
+			}
+		}
+	}
+	return env
+}
+
+// parseAsReader feeds env to the reader's parser, after checking that every READER_* variable is one the
+// reader reads.
+func parseAsReader(t *testing.T, env map[string]string) pipeline.Config {
+	t.Helper()
+	known := pipeline.EnvNames()
+	var unknown []string
+	for name := range env {
+		if strings.HasPrefix(name, readerspec.EnvPrefix) && !known[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		t.Fatalf("the stack sets %v, which the reader does not read (no such flag)", unknown)
+	}
+	cfg, err := pipeline.ParseConfig(nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatalf("the reader rejects the environment the stack gives it: %v\nenvironment: %v", err, env)
+	}
+	return cfg
+}
+
+func TestReaderContract(t *testing.T) {
+	tests := []struct {
+		name    string
+		context map[string]any
+		check   func(t *testing.T, cfg pipeline.Config)
+	}{
+		{name: "service, connect mode", check: func(t *testing.T, cfg pipeline.Config) {
+			if cfg.Source.Mode != tcpin.Connect || cfg.Source.Addr != "logs.example.internal:5170" {
+				t.Errorf("source = %v %s, want connect logs.example.internal:5170", cfg.Source.Mode, cfg.Source.Addr)
+			}
+			if cfg.Bounded() {
+				t.Errorf("the service's reader is bounded (duration %v, max events %d)", cfg.Duration, cfg.MaxEvents)
+			}
+		}},
+		{name: "listen mode", context: map[string]any{"sourceMode": "listen", "sourceAddr": "0.0.0.0:5170", "loadBalancer": "true"},
+			check: func(t *testing.T, cfg pipeline.Config) {
+				if cfg.Source.Mode != tcpin.Listen || cfg.Source.Addr != "0.0.0.0:5170" {
+					t.Errorf("source = %v %s, want listen 0.0.0.0:5170", cfg.Source.Mode, cfg.Source.Addr)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, tmpl := synth(t, tt.context)
+			env := containerEnv(t, tmpl)
+			cfg := parseAsReader(t, env)
+			if cfg.Credentials.Region != regionStandIn || cfg.Credentials.SecretName == "" || cfg.Topic == "" || cfg.DLQTopic == "" {
+				t.Errorf("credentials %+v, topics %q/%q: want the secret, its region and both topics set", cfg.Credentials, cfg.Topic, cfg.DLQTopic)
+			}
+			if want := readerspec.MetricsAddr("0.0.0.0"); cfg.MetricsAddr != want {
+				t.Errorf("metrics address = %q, want %q (the port ECS and the load balancer probe)", cfg.MetricsAddr, want)
+			}
+			tt.check(t, cfg)
+		})
+	}
+
+	t.Run("scheduled bounded run", func(t *testing.T) {
+		_, tmpl := synth(t, map[string]any{"scheduledReader": "true"})
+		env := containerEnv(t, tmpl)
+		overrides := scheduleOverrides(t, tmpl)
+		if len(overrides) == 0 {
+			t.Fatal("the reader schedule sets no environment override")
+		}
+		for k, v := range overrides {
+			env[k] = v
+		}
+		cfg := parseAsReader(t, env)
+		if !cfg.Bounded() || cfg.Duration.String() != "4m0s" {
+			t.Errorf("scheduled run: bounded %v, duration %v; want a 4m bounded run", cfg.Bounded(), cfg.Duration)
+		}
+	})
+}
