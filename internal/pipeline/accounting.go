@@ -1,17 +1,45 @@
 package pipeline
 
 import (
+	"sync"
 	"sync/atomic"
 )
 
 // Counts is the reader's ledger. Every line framed from TCP is received once and then ends up in exactly one
 // of delivered, dead-lettered or failed; until then it is in flight. So at every moment
 // received = delivered + dead_lettered + failed + in_flight, and after a drain in_flight is 0.
+//
+// The counts are kept here only: the Prometheus series are read from them (see newMetrics), so the
+// summary and /metrics cannot disagree. Counts is safe for concurrent use.
 type Counts struct {
 	received     atomic.Uint64
 	delivered    atomic.Uint64
 	deadLettered atomic.Uint64
 	failed       atomic.Uint64
+
+	reasonsMu sync.Mutex
+	reasons   map[string]uint64 // lines sent to the dead-letter path, by reason
+}
+
+// deadLetterAttempt counts a line sent to the dead-letter path for reason (whether or not it gets there).
+func (c *Counts) deadLetterAttempt(reason string) {
+	c.reasonsMu.Lock()
+	if c.reasons == nil {
+		c.reasons = make(map[string]uint64)
+	}
+	c.reasons[reason]++
+	c.reasonsMu.Unlock()
+}
+
+// Reasons returns a copy of the dead-letter counts by reason.
+func (c *Counts) Reasons() map[string]uint64 {
+	c.reasonsMu.Lock()
+	defer c.reasonsMu.Unlock()
+	out := make(map[string]uint64, len(c.reasons))
+	for k, v := range c.reasons {
+		out[k] = v
+	}
+	return out
 }
 
 // Summary is a consistent-enough snapshot of Counts, printed as JSON when a run ends.

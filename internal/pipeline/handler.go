@@ -20,7 +20,6 @@ type handler struct {
 	topic      string
 	dlq        DeadLetterSink
 	counts     *Counts
-	metrics    *metrics
 	log        *slog.Logger
 	perMessage int // events per Kafka message; 1 sends each line as its own message
 	maxMsg     int // byte cap of a many-events message
@@ -30,9 +29,6 @@ type handler struct {
 	maxEvents   uint64
 	stopReading context.CancelFunc
 
-	reasonsMu sync.Mutex
-	reasons   map[string]uint64
-
 	bufs sync.Pool
 }
 
@@ -40,7 +36,6 @@ var _ tcpin.Handler = (*handler)(nil)
 
 func (h *handler) HandleLines(_ context.Context, src tcpin.Source, lines [][]byte) {
 	n := h.counts.received.Add(uint64(len(lines)))
-	h.metrics.received.Add(float64(len(lines)))
 	if h.perMessage <= 1 {
 		for _, line := range lines {
 			if err := h.v.Validate(line); err != nil {
@@ -107,7 +102,6 @@ func (h *handler) produceJoined(src tcpin.Source, lines [][]byte) {
 
 func (h *handler) HandleReject(_ context.Context, src tcpin.Source, sample []byte, reason event.Reason, detail string) {
 	n := h.counts.received.Add(1)
-	h.metrics.received.Add(1)
 	h.deadLetter(h.produceCtx, src, sample, string(reason), detail)
 	h.checkBound(n)
 }
@@ -123,10 +117,7 @@ func (h *handler) rejectInvalid(src tcpin.Source, line []byte, err error) {
 // deadLetter hands a line to the dead-letter sink and settles it in the ledger (now, or at its delivery
 // report for an asynchronous sink). A line the sink cannot take is counted as failed, never dropped silently.
 func (h *handler) deadLetter(ctx context.Context, src tcpin.Source, line []byte, reason, detail string) {
-	h.reasonsMu.Lock()
-	h.reasons[reason]++
-	h.reasonsMu.Unlock()
-	h.metrics.deadLetterAttempts.WithLabelValues(reason).Inc()
+	h.counts.deadLetterAttempt(reason)
 	// Every dead letter carries a bounded sample: a line Kafka refused as too large would be refused again
 	// on the dead-letter topic, and lost, if it went there whole.
 	if len(line) > tcpin.SampleBytes {
@@ -138,11 +129,9 @@ func (h *handler) deadLetter(ctx context.Context, src tcpin.Source, line []byte,
 	switch {
 	case err != nil:
 		h.counts.failed.Add(1)
-		h.metrics.failed.Inc()
 		h.log.Error("dead-lettering a line failed: line lost", "reason", reason, "source", src.Remote, "err", err)
 	case !async:
 		h.counts.deadLettered.Add(1)
-		h.metrics.deadLettered.Inc()
 	}
 }
 
@@ -151,12 +140,10 @@ func (h *handler) delivered(topic string, value []byte, err error) {
 	if topic != h.topic { // the dead-letter topic
 		if err != nil {
 			h.counts.failed.Add(1)
-			h.metrics.failed.Inc()
 			h.log.Error("dead-letter delivery failed: line lost", "topic", topic, "err", err)
 			return
 		}
 		h.counts.deadLettered.Add(1)
-		h.metrics.deadLettered.Inc()
 		return
 	}
 	events := 1
@@ -165,7 +152,6 @@ func (h *handler) delivered(topic string, value []byte, err error) {
 	}
 	if err == nil {
 		h.counts.delivered.Add(uint64(events))
-		h.metrics.delivered.Add(float64(events))
 		return
 	}
 	// Kafka gave up on these lines. This runs on the producer's event goroutine, which must not block (it
@@ -183,13 +169,3 @@ var doneCtx = func() context.Context {
 	cancel()
 	return ctx
 }()
-
-func (h *handler) reasonCounts() map[string]uint64 {
-	h.reasonsMu.Lock()
-	defer h.reasonsMu.Unlock()
-	out := make(map[string]uint64, len(h.reasons))
-	for k, v := range h.reasons {
-		out[k] = v
-	}
-	return out
-}

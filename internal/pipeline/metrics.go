@@ -17,39 +17,42 @@ import (
 	"github.com/mwaa-kafka/pipeline/internal/tcpin"
 )
 
-// metrics are the reader's Prometheus series, on a registry of their own (no global state).
+// metrics are the reader's Prometheus series, on a registry of their own (no global state). The ledger's
+// series (received, delivered, dead-lettered, failed, in flight, dead letters by reason) are read from
+// Counts at scrape time; only the connection-level series are counted here.
 type metrics struct {
-	reg                *prometheus.Registry
-	received           prometheus.Counter
-	delivered          prometheus.Counter
-	deadLettered       prometheus.Counter
-	deadLetterAttempts *prometheus.CounterVec
-	failed             prometheus.Counter
-	bytesRead          prometheus.Counter
-	connsOpened        prometheus.Counter
-	connsActive        prometheus.Gauge
-	connsRefused       prometheus.Counter
-	ready              prometheus.Gauge
+	reg          *prometheus.Registry
+	bytesRead    prometheus.Counter
+	connsOpened  prometheus.Counter
+	connsActive  prometheus.Gauge
+	connsRefused prometheus.Counter
+	ready        prometheus.Gauge
 }
 
+const metricsNamespace = "logreader"
+
 func newMetrics(counts *Counts, inFlight func() float64) *metrics {
-	const ns = "logreader"
+	const ns = metricsNamespace
+	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help},
+			func() float64 { return float64(v.Load()) })
+	}
 	m := &metrics{
 		reg:          prometheus.NewRegistry(),
-		received:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "lines_received_total", Help: "Lines framed from TCP (good and bad)."}),
-		delivered:    prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "events_delivered_total", Help: "Events acknowledged by Kafka on the main topic."}),
-		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "lines_dead_lettered_total", Help: "Lines stored on the dead-letter path."}),
-		deadLetterAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "dead_letters_total",
-			Help: "Lines sent to the dead-letter path, by reason."}, []string{"reason"}),
-		failed:       prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "lines_failed_total", Help: "Lines neither delivered nor dead-lettered (lost)."}),
 		bytesRead:    prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "bytes_read_total", Help: "Bytes read from TCP sources."}),
 		connsOpened:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_total", Help: "Source connections opened."}),
 		connsActive:  prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "connections_active", Help: "Source connections open now."}),
 		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_refused_total", Help: "Connections closed at once because of the connection limit."}),
 		ready:        prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "ready", Help: "1 while the reader is connected to Kafka and reading."}),
 	}
-	m.reg.MustRegister(m.received, m.delivered, m.deadLettered, m.deadLetterAttempts, m.failed, m.bytesRead,
-		m.connsOpened, m.connsActive, m.connsRefused, m.ready,
+	m.reg.MustRegister(
+		counter("lines_received_total", "Lines framed from TCP (good and bad).", &counts.received),
+		counter("events_delivered_total", "Events acknowledged by Kafka on the main topic.", &counts.delivered),
+		counter("lines_dead_lettered_total", "Lines stored on the dead-letter path.", &counts.deadLettered),
+		counter("lines_failed_total", "Lines neither delivered nor dead-lettered (lost).", &counts.failed),
+		reasonsCollector{counts: counts, desc: prometheus.NewDesc(ns+"_dead_letters_total",
+			"Lines sent to the dead-letter path, by reason.", []string{"reason"}, nil)},
+		m.bytesRead, m.connsOpened, m.connsActive, m.connsRefused, m.ready,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "lines_in_flight", Help: "Lines received and not yet settled."},
 			func() float64 { return float64(counts.Snapshot().InFlight) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "kafka_queue_messages", Help: "Messages held by the Kafka client."}, inFlight),
@@ -59,6 +62,20 @@ func newMetrics(counts *Counts, inFlight func() float64) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// reasonsCollector exports Counts' dead letters by reason as one counter per reason.
+type reasonsCollector struct {
+	counts *Counts
+	desc   *prometheus.Desc
+}
+
+func (c reasonsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c reasonsCollector) Collect(ch chan<- prometheus.Metric) {
+	for reason, n := range c.counts.Reasons() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), reason)
+	}
 }
 
 // observer feeds tcpin's connection events into the metrics.

@@ -75,10 +75,10 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 	h := &handler{
 		v: event.NewValidator(cfg.Validation), topic: cfg.Topic, counts: counts, log: log,
 		perMessage: cfg.EventsPerMessage, maxMsg: cfg.MaxMessageBytes, produceCtx: produceCtx,
-		maxEvents: cfg.MaxEvents, stopReading: stopReading, reasons: make(map[string]uint64),
+		maxEvents: cfg.MaxEvents, stopReading: stopReading,
 	}
 	var prod *kafkaout.Producer
-	h.metrics = newMetrics(counts, func() float64 {
+	m := newMetrics(counts, func() float64 {
 		if prod == nil {
 			return 0
 		}
@@ -120,7 +120,7 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 
 	var ready atomic.Bool
 	if cfg.MetricsAddr != "" {
-		stopHTTP, err := serveHTTP(ctx, cfg.MetricsAddr, h.metrics, func() error { return nil }, &ready, log)
+		stopHTTP, err := serveHTTP(ctx, cfg.MetricsAddr, m, func() error { return nil }, &ready, log)
 		if err != nil {
 			return counts.Snapshot(), err
 		}
@@ -142,7 +142,7 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 		defer cancel()
 	}
 	tcfg := cfg.Source
-	tcfg.Logger, tcfg.Observer = log, observer{m: h.metrics, log: log}
+	tcfg.Logger, tcfg.Observer = log, observer{m: m, log: log}
 	var reader tcpin.Reader
 	if cfg.Reader == Basic {
 		reader, err = tcpin.NewTCPLogReader(tcfg, nil, h)
@@ -154,7 +154,7 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 	}
 
 	ready.Store(true)
-	h.metrics.ready.Set(1)
+	m.ready.Set(1)
 	log.Info("reading", "mode", cfg.Source.Mode.String(), "addr", cfg.Source.Addr, "reader", cfg.Reader.String(), "topic", cfg.Topic,
 		"validation", cfg.Validation.String(), "events_per_message", cfg.EventsPerMessage)
 	// Once reading stops, blocked producers get DrainTimeout more to enqueue before they give up.
@@ -162,7 +162,7 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 	defer drainTimer()
 	rerr := reader.Run(readCtx)
 	ready.Store(false)
-	h.metrics.ready.Set(0)
+	m.ready.Set(0)
 
 	log.Info("draining", "in_flight", counts.Snapshot().InFlight)
 	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
@@ -173,7 +173,7 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 	}
 	closeProducer()
 	summary = counts.Snapshot()
-	summary.DeadLetterReasons = h.reasonCounts()
+	summary.DeadLetterReasons = counts.Reasons()
 	if rerr != nil {
 		return summary, fmt.Errorf("reading log source: %w", rerr)
 	}
