@@ -53,7 +53,7 @@ chaos: ## The full fault-injection and abuse suites, on a second stack of their 
 	dev/chaos.sh
 
 .PHONY: bench
-bench: ## Side-by-side benchmark vs kcat, rsyslog, syslog-ng on its own broker (~12 min); writes bench/results/.
+bench: ## Side-by-side benchmark vs kcat, rsyslog, syslog-ng on its own broker (~8 min); writes bench/results/.
 	$(GO) run ./bench --readme
 
 .PHONY: bench-quick
