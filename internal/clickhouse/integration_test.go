@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
 	"github.com/mwaa-kafka/pipeline/internal/event"
@@ -188,33 +187,6 @@ func mustStatement(t *testing.T, s clickhouse.Schema, table string) string {
 	return ""
 }
 
-// produce writes the messages to topic over PLAINTEXT and waits for every delivery.
-func produce(t *testing.T, bootstrap, topic string, msgs [][]byte) {
-	t.Helper()
-	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
-	if err != nil {
-		t.Fatalf("NewProducer: %v", err)
-	}
-	defer p.Close()
-	done := make(chan kafka.Event, len(msgs))
-	for _, m := range msgs {
-		err := p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Value: m}, done)
-		if err != nil {
-			t.Fatalf("Produce: %v", err)
-		}
-	}
-	for range msgs {
-		select {
-		case ev := <-done:
-			if m, ok := ev.(*kafka.Message); !ok || m.TopicPartition.Error != nil {
-				t.Fatalf("delivery failed: %v", ev)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("deliveries not confirmed within 30s")
-		}
-	}
-}
-
 // waitCount polls sql (a count() AS v) until it reaches want.
 func waitCount(t *testing.T, ctx context.Context, c *clickhouse.Client, sql string, want int) {
 	t.Helper()
@@ -271,7 +243,7 @@ func TestIntegrationKafkaEndToEnd(t *testing.T) {
 		}
 		msgs = append(msgs, m)
 	}
-	produce(t, e.plaintext, topic, msgs)
+	kafkatest.Produce(t, e.plaintext, topic, msgs)
 	produced := time.Now()
 
 	dc := e.client(t, db)
@@ -411,7 +383,7 @@ func TestIntegrationBrokenMessage(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		msgs = append(msgs, g.Next().AppendJSON(nil))
 	}
-	produce(t, e.plaintext, topic, msgs) // one partition: offsets 0-49 good, 50 broken, 51-100 good, 101 mixed, 102-111 good
+	kafkatest.Produce(t, e.plaintext, topic, msgs) // one partition: offsets 0-49 good, 50 broken, 51-100 good, 101 mixed, 102-111 good
 
 	dc := e.client(t, db)
 	// Everything but the broken message and the batched message holding a broken line arrives: 50 + 50 + 10.

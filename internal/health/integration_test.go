@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/mwaa-kafka/pipeline/internal/health"
 	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
@@ -60,30 +59,11 @@ func newFixture(t *testing.T) *fixture {
 
 func produce(t *testing.T, bootstrap, topic string, n int) {
 	t.Helper()
-	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
-	if err != nil {
-		t.Fatal(err)
+	values := make([][]byte, n)
+	for i := range values {
+		values[i] = fmt.Appendf(nil, `{"line":%d,"reason":"test"}`, i)
 	}
-	defer p.Close()
-	delivered := make(chan kafka.Event, n)
-	for i := range n {
-		msg := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
-			Value: fmt.Appendf(nil, `{"line":%d,"reason":"test"}`, i)}
-		if err := p.Produce(msg, delivered); err != nil {
-			t.Fatal(err)
-		}
-	}
-	timeout := time.After(10 * time.Second)
-	for range n {
-		select {
-		case ev := <-delivered:
-			if m := ev.(*kafka.Message); m.TopicPartition.Error != nil {
-				t.Fatalf("producing to %s: %v", topic, m.TopicPartition.Error)
-			}
-		case <-timeout:
-			t.Fatalf("messages to %s not delivered in 10s", topic)
-		}
-	}
+	kafkatest.Produce(t, bootstrap, topic, values)
 }
 
 // secret stores value under a fresh name in the emulator and returns the name.

@@ -166,3 +166,111 @@ func ReadAll(tb testing.TB, bootstrap, topic string, want int, timeout time.Dura
 		}
 	}
 }
+
+// Produce writes values to topic over PLAINTEXT (acks=all) and fails tb unless the broker acknowledges every
+// one within 30 s.
+func Produce(tb testing.TB, bootstrap, topic string, values [][]byte) {
+	tb.Helper()
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+	if err != nil {
+		tb.Fatalf("creating a producer for %s: %v", bootstrap, err)
+	}
+	defer p.Close()
+	done := make(chan kafka.Event, len(values))
+	for _, v := range values {
+		msg := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Value: v}
+		if err := p.Produce(msg, done); err != nil {
+			tb.Fatalf("producing to %s: %v", topic, err)
+		}
+	}
+	timeout := time.After(30 * time.Second)
+	for range values {
+		select {
+		case ev := <-done:
+			if m, ok := ev.(*kafka.Message); !ok || m.TopicPartition.Error != nil {
+				tb.Fatalf("delivery to %s failed: %v", topic, ev)
+			}
+		case <-timeout:
+			tb.Fatalf("deliveries to %s not confirmed within 30s", topic)
+		}
+	}
+}
+
+// ReadToEnd hands every record of topic, from each partition's start to the high watermark it had when
+// ReadToEnd began, to f (so call it once the producers have finished). It fails tb when reading makes no
+// progress for a minute, or takes longer than ten minutes.
+func ReadToEnd(tb testing.TB, bootstrap, topic string, f func(Record)) {
+	tb.Helper()
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{
+		"bootstrap.servers":          bootstrap,
+		"group.id":                   fmt.Sprintf("readback-%d", time.Now().UnixNano()),
+		"enable.auto.commit":         false,
+		"auto.offset.reset":          "earliest",
+		"fetch.max.bytes":            64 << 20,
+		"max.partition.fetch.bytes":  16 << 20,
+		"queued.max.messages.kbytes": 256 << 10,
+	})
+	if err != nil {
+		tb.Fatalf("creating read-back consumer: %v", err)
+	}
+	defer c.Close()
+	md, err := c.GetMetadata(&topic, false, 10000)
+	if err != nil {
+		tb.Fatalf("reading metadata of %s: %v", topic, err)
+	}
+	tm, ok := md.Topics[topic]
+	if !ok || tm.Error.Code() != kafka.ErrNoError {
+		tb.Fatalf("topic %s not found for read-back: %v", topic, tm.Error)
+	}
+	high := make(map[int32]int64)
+	var parts []kafka.TopicPartition
+	for _, p := range tm.Partitions {
+		lo, hi, err := c.QueryWatermarkOffsets(topic, p.ID, 10000)
+		if err != nil {
+			tb.Fatalf("reading watermarks of %s/%d: %v", topic, p.ID, err)
+		}
+		if hi > lo {
+			high[p.ID] = hi
+			parts = append(parts, kafka.TopicPartition{Topic: &topic, Partition: p.ID, Offset: kafka.OffsetBeginning})
+		}
+	}
+	if len(parts) == 0 {
+		return
+	}
+	if err := c.Assign(parts); err != nil {
+		tb.Fatalf("assigning %s: %v", topic, err)
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	lastProgress := time.Now()
+	for len(high) > 0 {
+		if time.Now().After(deadline) || time.Since(lastProgress) > time.Minute {
+			tb.Fatalf("reading %s back: no progress; partitions left %v", topic, high)
+		}
+		ev := c.Poll(200)
+		switch e := ev.(type) {
+		case *kafka.Message:
+			lastProgress = time.Now()
+			f(record(e))
+			p := e.TopicPartition.Partition
+			if h, ok := high[p]; ok && int64(e.TopicPartition.Offset)+1 >= h {
+				delete(high, p)
+			}
+		case kafka.Error:
+			if e.IsFatal() {
+				tb.Fatalf("reading %s back: %v", topic, e)
+			}
+		}
+	}
+}
+
+// record converts a consumed message into a Record.
+func record(m *kafka.Message) Record {
+	r := Record{Value: m.Value, Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset), Timestamp: m.Timestamp}
+	if len(m.Headers) > 0 {
+		r.Headers = make(map[string]string, len(m.Headers))
+		for _, h := range m.Headers {
+			r.Headers[h.Key] = string(h.Value)
+		}
+	}
+	return r
+}

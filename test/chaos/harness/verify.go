@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
-	"time"
-
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/mwaa-kafka/pipeline/internal/event"
+	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
 )
 
 // Tally is what a topic holds of a stream whose line i has eventId First+i, for i < N, counted eventId by
@@ -75,7 +73,7 @@ func ReadEvents(tb testing.TB, bootstrap, topic string, first uint32, n uint64) 
 	tb.Helper()
 	t := &Tally{Topic: topic, First: first, N: n, counts: make([]uint8, n)}
 	v := event.NewValidator(event.Strict)
-	readTopic(tb, bootstrap, topic, func(m *kafka.Message) {
+	kafkatest.ReadToEnd(tb, bootstrap, topic, func(m kafkatest.Record) {
 		t.Messages++
 		for line := range bytes.SplitSeq(m.Value, []byte{'\n'}) {
 			t.Lines++
@@ -129,19 +127,9 @@ type DeadLetter struct {
 func ReadDeadLetters(tb testing.TB, bootstrap, topic string) []DeadLetter {
 	tb.Helper()
 	var out []DeadLetter
-	readTopic(tb, bootstrap, topic, func(m *kafka.Message) {
-		dl := DeadLetter{Value: append([]byte(nil), m.Value...)}
-		for _, h := range m.Headers {
-			switch h.Key {
-			case "reason":
-				dl.Reason = string(h.Value)
-			case "detail":
-				dl.Detail = string(h.Value)
-			case "source":
-				dl.Source = string(h.Value)
-			}
-		}
-		out = append(out, dl)
+	kafkatest.ReadToEnd(tb, bootstrap, topic, func(m kafkatest.Record) {
+		out = append(out, DeadLetter{Value: append([]byte(nil), m.Value...),
+			Reason: m.Headers["reason"], Detail: m.Headers["detail"], Source: m.Headers["source"]})
 	})
 	return out
 }
@@ -153,69 +141,4 @@ func ReasonCounts(dls []DeadLetter) map[string]int {
 		out[d.Reason]++
 	}
 	return out
-}
-
-// readTopic hands every record of topic, from each partition's start to its high watermark, to f.
-func readTopic(tb testing.TB, bootstrap, topic string, f func(*kafka.Message)) {
-	tb.Helper()
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers":          bootstrap,
-		"group.id":                   fmt.Sprintf("chaos-readback-%d", time.Now().UnixNano()),
-		"enable.auto.commit":         false,
-		"auto.offset.reset":          "earliest",
-		"fetch.max.bytes":            64 << 20,
-		"max.partition.fetch.bytes":  16 << 20,
-		"queued.max.messages.kbytes": 256 << 10,
-	})
-	if err != nil {
-		tb.Fatalf("creating read-back consumer: %v", err)
-	}
-	defer c.Close()
-	md, err := c.GetMetadata(&topic, false, 10000)
-	if err != nil {
-		tb.Fatalf("reading metadata of %s: %v", topic, err)
-	}
-	tm, ok := md.Topics[topic]
-	if !ok || tm.Error.Code() != kafka.ErrNoError {
-		tb.Fatalf("topic %s not found for read-back: %v", topic, tm.Error)
-	}
-	high := make(map[int32]int64)
-	var parts []kafka.TopicPartition
-	for _, p := range tm.Partitions {
-		lo, hi, err := c.QueryWatermarkOffsets(topic, p.ID, 10000)
-		if err != nil {
-			tb.Fatalf("reading watermarks of %s/%d: %v", topic, p.ID, err)
-		}
-		if hi > lo {
-			high[p.ID] = hi
-			parts = append(parts, kafka.TopicPartition{Topic: &topic, Partition: p.ID, Offset: kafka.OffsetBeginning})
-		}
-	}
-	if len(parts) == 0 {
-		return
-	}
-	if err := c.Assign(parts); err != nil {
-		tb.Fatalf("assigning %s: %v", topic, err)
-	}
-	deadline := time.Now().Add(10 * time.Minute)
-	lastProgress := time.Now()
-	for len(high) > 0 {
-		if time.Now().After(deadline) || time.Since(lastProgress) > time.Minute {
-			tb.Fatalf("reading %s back: no progress; partitions left %v", topic, high)
-		}
-		ev := c.Poll(200)
-		switch e := ev.(type) {
-		case *kafka.Message:
-			lastProgress = time.Now()
-			f(e)
-			p := e.TopicPartition.Partition
-			if h, ok := high[p]; ok && int64(e.TopicPartition.Offset)+1 >= h {
-				delete(high, p)
-			}
-		case kafka.Error:
-			if e.IsFatal() {
-				tb.Fatalf("reading %s back: %v", topic, e)
-			}
-		}
-	}
 }
