@@ -203,19 +203,23 @@ class LogSource:
 
 @pytest.fixture
 def topic(stack: dict[str, str]) -> Iterator[str]:
-    """A topic of its own for one test (3 partitions), created and deleted on the PLAINTEXT listener."""
+    """A topic of its own for one test (3 partitions) and its dead-letter topic `<topic>_dlq` (1 partition),
+    created and deleted on the PLAINTEXT listener. Tests never use the stack's logs_4 and logs_4_dlq: the
+    demo's ClickHouse table consumes logs_4."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": stack["KAFKA_PLAINTEXT_BOOTSTRAP"]})
     name = f"dagtest_{uuid.uuid4().hex[:12]}"
-    for future in admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)]).values():
+    names = [name, f"{name}_dlq"]
+    specs = [NewTopic(name, num_partitions=3, replication_factor=1), NewTopic(names[1], num_partitions=1, replication_factor=1)]
+    for future in admin.create_topics(specs).values():
         future.result(timeout=30)
     yield name
-    for future in admin.delete_topics([name], operation_timeout=30).values():
+    for future in admin.delete_topics(names, operation_timeout=30).values():
         try:
             future.result(timeout=30)
         except Exception as err:  # a leftover test topic is not worth failing a passed test over
-            print(f"deleting topic {name}: {err}", file=sys.stderr)
+            print(f"deleting topics {names}: {err}", file=sys.stderr)
 
 
 def read_event_ids(stack: dict[str, str], topic: str, expected: int, timeout: float = 60) -> list[int]:

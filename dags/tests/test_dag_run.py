@@ -45,6 +45,7 @@ def test_run_delivers_every_event_with_credentials_from_the_secret(stack, binari
                 "READER_MAX_EVENTS": str(count),
                 "READER_CA_FILE": stack["KAFKA_CA_FILE"],
                 "READER_TOPIC": topic,
+                "READER_DLQ_TOPIC": f"{topic}_dlq",
             }
         )
     assert run.returncode == 0, tail(run.output)
@@ -83,6 +84,7 @@ def test_run_with_credentials_from_an_airflow_connection(stack, binaries, topic)
                 "READER_MAX_EVENTS": str(count),
                 "READER_CA_FILE": stack["KAFKA_CA_FILE"],
                 "READER_TOPIC": topic,
+                "READER_DLQ_TOPIC": f"{topic}_dlq",
             }
         )
     assert run.returncode == 0, tail(run.output)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
+	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
 	"github.com/mwaa-kafka/pipeline/internal/secrets"
 	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
@@ -49,7 +50,8 @@ func saslSSL(k secrets.Kafka, caFile string) kafka.ConfigMap {
 }
 
 // TestIntegrationSmoke is the stack's end-to-end check: credentials from the emulator, a message produced
-// over SASL_SSL to logs_4 and read back byte for byte.
+// over SASL_SSL to a topic of the test's own and read back byte for byte. Never the pipeline's logs_4: the
+// demo's ClickHouse table consumes that topic, and a test row there would show up in its queries.
 func TestIntegrationSmoke(t *testing.T) {
 	st := stacktest.Load(t)
 	k := stackCredentials(t, st)
@@ -57,7 +59,8 @@ func TestIntegrationSmoke(t *testing.T) {
 		t.Fatalf("secret's bootstrap = %q, want the SASL_SSL listener %q", k.BootstrapServers, want)
 	}
 	caFile := st.Get(t, "KAFKA_CA_FILE")
-	topic := "logs_4"
+	topic := kafkatest.UniqueTopic("smoke")
+	kafkatest.CreateTopic(t, st.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP"), topic, 3)
 
 	pcfg := saslSSL(k, caFile)
 	pcfg["acks"] = "all"
