@@ -200,6 +200,9 @@ func loadCredentials(ctx context.Context, cfg Config, log *slog.Logger) (secrets
 		if err == nil {
 			return k, nil
 		}
+		if errors.Is(err, secrets.ErrNoCredentials) {
+			return k, hintError{fmt.Errorf("reading kafka credentials from secret %s: %w", cfg.Credentials.SecretName, err), noCredentialsHint}
+		}
 		if !errors.Is(err, secrets.ErrUnreachable) || ctx.Err() != nil {
 			return k, fmt.Errorf("reading kafka credentials from secret %s: %w", cfg.Credentials.SecretName, err)
 		}
@@ -212,6 +215,20 @@ func loadCredentials(ctx context.Context, cfg Config, log *slog.Logger) (secrets
 		backoff = min(2*backoff, 15*time.Second)
 	}
 }
+
+// noCredentialsHint tells a first run with no AWS configuration at all how to point the reader at the local
+// stack or past Secrets Manager.
+const noCredentialsHint = "to use the local stack, run `source .cache/stack/stack.env` first (it sets the emulator's endpoint, " +
+	"region and keys); or pass --credentials env with KAFKA_BOOTSTRAP_SERVER, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD set"
+
+// hintError appends what the user can do about err to its message; errors.Is and errors.As see err.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e hintError) Error() string { return e.err.Error() + "; " + e.hint }
+func (e hintError) Unwrap() error { return e.err }
 
 // waitForTopics checks that the brokers answer and the topics exist. In bounded mode it tries until the
 // startup deadline and fails; as a service it keeps trying (logging why) until ctx ends, since the broker or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
@@ -57,7 +59,8 @@ func (o Options) withDefaults() Options {
 // FromSecretsManager reads the secret with aws-sdk-go-v2 (credentials from the SDK's default chain) and
 // parses it with Parse. It returns within ctx's deadline or o.Timeout, whichever comes first; the SDK
 // retries transient failures inside that bound. Errors wrap ErrNotFound, ErrAccessDenied, ErrUnreachable,
-// ErrMissingKey or ErrMalformed.
+// ErrMissingKey or ErrMalformed, or ErrNoCredentials (a *NoCredentialsError) when no credential source is
+// configured at all.
 func FromSecretsManager(ctx context.Context, o Options) (Kafka, error) {
 	o = o.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
@@ -65,6 +68,11 @@ func FromSecretsManager(ctx context.Context, o Options) (Kafka, error) {
 
 	cfg, err := config.LoadDefaultConfig(ctx,
 		config.WithRetryMaxAttempts(4),
+		// The SDK's own log lines (such as its fallback to IMDSv1 on a machine without instance metadata)
+		// go to the default slog logger at debug level: what matters comes back as the error.
+		config.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+			slog.Debug("aws sdk: "+fmt.Sprintf(format, v...), "classification", string(c))
+		})),
 		// A buildable client keeps AWS_CA_BUNDLE working; the short timeouts leave room for retries
 		// within the deadline.
 		config.WithHTTPClient(awshttp.NewBuildableClient().
@@ -77,11 +85,13 @@ func FromSecretsManager(ctx context.Context, o Options) (Kafka, error) {
 	if err != nil {
 		return Kafka{}, fmt.Errorf("loading AWS config: %w", err)
 	}
+	regionDefaulted := false
 	switch {
 	case o.Region != "":
 		cfg.Region = o.Region
 	case cfg.Region == "":
 		cfg.Region = DefaultRegion
+		regionDefaulted = true
 	}
 	endpoint := o.Endpoint
 	if endpoint == "" {
@@ -92,6 +102,16 @@ func FromSecretsManager(ctx context.Context, o Options) (Kafka, error) {
 			so.BaseEndpoint = aws.String(endpoint)
 		}
 	})
+
+	// Credentials are resolved before the call, so that a failure to find any is known by where it happened
+	// rather than by the SDK's message text (the SDK caches them, and the call below reuses them).
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		if len(credentialSources(os.Getenv)) == 0 {
+			return Kafka{}, fmt.Errorf("reading secret %s: %w", o.SecretName, &NoCredentialsError{Region: cfg.Region,
+				RegionDefaulted: regionDefaulted, Endpoint: configuredEndpoint(endpoint, os.Getenv), Err: err})
+		}
+		return Kafka{}, fmt.Errorf("reading secret %s: %w", o.SecretName, classifyCredentials(ctx, err))
+	}
 
 	out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(o.SecretName)})
 	if err != nil {
@@ -157,9 +177,56 @@ func classify(ctx context.Context, err error) error {
 	return err
 }
 
+// classifyCredentials pairs a failure of a configured credential source with a sentinel: a source that could
+// not be reached in time (a container credentials endpoint, the instance metadata service) is ErrUnreachable,
+// so the caller retries; anything else (an expired SSO session, a profile without keys) is ErrAccessDenied.
+func classifyCredentials(ctx context.Context, err error) error {
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		return fmt.Errorf("%w: getting AWS credentials: %w", ErrUnreachable, err)
+	}
+	return fmt.Errorf("%w: no usable AWS credentials: %w", ErrAccessDenied, err)
+}
+
 // isCredentialsError reports whether the SDK failed to find or refresh credentials before sending anything
 // (the signer wraps that failure in a *v4.SigningError).
 func isCredentialsError(err error) bool {
 	var se *v4.SigningError
 	return errors.As(err, &se)
+}
+
+// credentialSources names the credential sources the environment configures for the SDK's default chain:
+// static keys, a profile, web identity, a container credentials endpoint, or a shared config or credentials
+// file. Only an instance role cannot be seen from here. When none is configured and the chain still fails,
+// the failure is "nothing configured" (NoCredentialsError), not a broken source.
+func credentialSources(getenv func(string) string) []string {
+	var found []string
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
+		if getenv(k) != "" {
+			found = append(found, k)
+		}
+	}
+	files := map[string]string{"AWS_CONFIG_FILE": config.DefaultSharedConfigFilename(), "AWS_SHARED_CREDENTIALS_FILE": config.DefaultSharedCredentialsFilename()}
+	for env, def := range files {
+		name := getenv(env)
+		if name == "" {
+			name = def
+		}
+		if _, err := os.Stat(name); err == nil {
+			found = append(found, name)
+		}
+	}
+	return found
+}
+
+// configuredEndpoint is the Secrets Manager endpoint the call used: explicit, else the SDK's own endpoint
+// variables; empty means AWS's public endpoint.
+func configuredEndpoint(explicit string, getenv func(string) string) string {
+	for _, v := range []string{explicit, getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER"), getenv("AWS_ENDPOINT_URL")} {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
