@@ -42,13 +42,20 @@ echo "log source: $(cat "$WORK/source.json")"
 
 say "waiting for ClickHouse to consume the topic into KafkaEngine.logs"
 want=$(( before + N ))
+# On a terminal one line counts up in place; in a log or CI output each new count is a line of its own.
+shown=""
 for _ in $(seq 1 120); do
   rows=$(curl -fsS --user "$CLICKHOUSE_USER:$CLICKHOUSE_PASSWORD" "$CLICKHOUSE_URL/" --data-binary "SELECT count() FROM KafkaEngine.logs")
-  printf '\r  rows in KafkaEngine.logs: %s / %s' "$rows" "$want"
+  if [ -t 1 ]; then
+    printf '\r  rows in KafkaEngine.logs: %s / %s' "$rows" "$want"
+  elif [ "$rows" != "$shown" ]; then
+    printf '  rows in KafkaEngine.logs: %s / %s\n' "$rows" "$want"
+    shown=$rows
+  fi
   [ "$rows" -ge "$want" ] && break
   sleep 1
 done
-echo
+[ -t 1 ] && echo
 if [ "$rows" -lt "$want" ]; then
   echo "ClickHouse has $rows rows, expected $want; see ${CLICKHOUSE_ENGINE_LOG:-the engine log}" >&2
   exit 1
