@@ -20,8 +20,12 @@ demo: ## Run the pipeline on the local stack: log source -> reader -> Kafka -> C
 	dev/demo.sh
 
 .PHONY: test
-test: ## Run every test (Go unit + integration, DAG, CDK synth) against a local stack it starts and stops.
+test: ## Every check, fastest first: build + vet, Go unit and integration tests (real Kafka/moto/ClickHouse), golangci-lint + govulncheck, DAG under real Airflow, CDK synth, quick fault-injection/abuse suites, quick benchmark harness. Starts and stops a local stack if none runs.
 	dev/test.sh
+
+.PHONY: prereqs
+prereqs: ## Check the machine's prerequisites (Go, Java, Python, C compiler, Maven, npm, ...); as root, install the missing ones from Debian first.
+	dev/prereqs.sh test
 
 .PHONY: build
 build: ## Build the reader, the log source and the Lambdas into bin/.
@@ -37,7 +41,7 @@ stack-down: ## Stop the local stack and leave no process behind.
 	dev/stack.sh down
 
 .PHONY: stack-status
-stack-status: ## Show what of the local stack is running (the target succeeds either way; the script's exit code says whether all of it runs).
+stack-status: ## Show what of the local stack is running (the target succeeds even when it is down).
 	@dev/stack.sh status || echo "(not all of the stack is running: make stack-up starts it)"
 
 .PHONY: synth
@@ -53,7 +57,7 @@ chaos: ## The full fault-injection and abuse suites, on a second stack of their 
 	dev/chaos.sh
 
 .PHONY: bench
-bench: ## Side-by-side benchmark vs kcat, rsyslog, syslog-ng on its own broker (~8 min); writes bench/results/.
+bench: ## Side-by-side benchmark vs kcat, rsyslog, syslog-ng on its own broker (about 8 min); writes bench/results/.
 	$(GO) run ./bench --readme
 
 .PHONY: bench-quick

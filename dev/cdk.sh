@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The AWS side's tooling: installs the pinned AWS CDK CLI (dev/cdk/package-lock.json) under .cache/cdk/,
-# cross-compiles the Lambdas for provided.al2023 on arm64 into bin/lambda/<name>/bootstrap, and runs cdk.
+# The AWS side's tooling: installs the pinned AWS CDK CLI and the Node.js LTS it runs on (both from
+# dev/cdk/package-lock.json; the machine's own npm only installs them) under .cache/cdk/, cross-compiles the Lambdas for provided.al2023 on arm64 into bin/lambda/<name>/bootstrap, and runs cdk.
 #
 #   dev/cdk.sh synth            build the Lambdas and synthesize the stack offline (no AWS account needed)
 #   dev/cdk.sh build            build the Lambdas only
@@ -16,13 +16,15 @@ LAMBDA_DIR=bin/lambda
 # provided.al2023 ships glibc 2.34: the health Lambda (cgo, librdkafka) must need nothing newer.
 MAX_GLIBC=2.34
 # Offline and quiet: no upgrade check, no notices download, no telemetry.
-export CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=1
+export CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1
+# The cached Node.js first on PATH: the CLI and the CDK app's jsii runtime run on it, not on the machine's.
+export PATH="$PWD/$CACHE/node_modules/.bin:$PATH"
 
 die() { printf 'dev/cdk.sh: %s\n' "$*" >&2; exit 1; }
 step() { printf '==> %s\n' "$*" >&2; }
 
 install_cli() {
-  command -v npm >/dev/null || die "npm not found: install Node.js 20+ and npm (needed for the AWS CDK CLI)"
+  command -v npm >/dev/null || die "npm not found: install Node.js and npm (npm installs the AWS CDK CLI and the Node.js it runs on)"
   local want have=""
   want=$(sha256sum dev/cdk/package-lock.json | cut -d' ' -f1)
   [ -f "$CACHE/.lock-sha256" ] && have=$(cat "$CACHE/.lock-sha256")
@@ -35,6 +37,7 @@ install_cli() {
   (cd "$CACHE" && npm ci --no-audit --no-fund --loglevel=error) ||
     die "npm ci in $CACHE failed (the CLI version is pinned in dev/cdk/package-lock.json)"
   [ -x "$CDK" ] || die "the CDK CLI is missing at $CDK after npm ci"
+  [ -x "$CACHE/node_modules/.bin/node" ] || die "Node.js is missing at $CACHE/node_modules/.bin/node after npm ci (package node in dev/cdk/package.json)"
   echo "$want" >"$CACHE/.lock-sha256"
 }
 

@@ -14,6 +14,8 @@ mkdir -p "$WORK"
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
+dev/prereqs.sh demo
+
 say "starting (or reusing) the local stack"
 dev/stack.sh up
 # shellcheck disable=SC1091

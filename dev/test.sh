@@ -1,48 +1,93 @@
 #!/usr/bin/env bash
-# Runs every test of the project: Go unit and integration tests (against the real local stack), the DAG's
-# tests under real Airflow, the CDK synth and its assertions, and the benchmark harness in quick mode.
-# It installs what it needs, starts the stack if it is not running (and stops it again at the end), and fails
-# on the first broken phase, saying which.
+# Runs every test of the project: Go unit and integration tests (against the real local stack), the linters,
+# the DAG's tests under real Airflow, the CDK synth and its assertions, the fault-injection and abuse suites
+# and the benchmark harness in quick mode. It checks the machine's prerequisites first, installs what it
+# needs, starts the stack if it is not running (and stops it again at the end), and fails on the first broken
+# phase, saying which. The fastest checks come first, so a broken build or unit test shows within a minute or
+# two; a stack it has to start comes up in the background meanwhile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CGO_ENABLED=1
 export GOTOOLCHAIN=${GOTOOLCHAIN_OVERRIDE:-auto} # honour go.mod's toolchain line (see Makefile)
 
-phase() { printf '\n==> %s\n' "$*"; }
 t0=$(date +%s)
+phase_name="" phase_t0=$t0 timings=()
+end_phase() {
+  [[ -n $phase_name ]] && timings+=("$(printf '%5ss  %s' "$(($(date +%s) - phase_t0))" "$phase_name")")
+  phase_name=""
+}
+phase() {
+  end_phase
+  phase_name=$*
+  phase_t0=$(date +%s)
+  printf '\n==> %s\n' "$*"
+}
 
-started_stack=0
-if ! dev/stack.sh status --quiet >/dev/null 2>&1; then
-  phase "starting the local stack"
-  dev/stack.sh up
-  started_stack=1
-else
-  phase "reusing the running local stack"
-fi
+dev/prereqs.sh test
+
+started_stack=0 stack_pid="" stack_log=.cache/test-stack-up.log
 cleanup() {
   rc=$?
+  end_phase
+  if [[ -n $stack_pid ]]; then wait "$stack_pid" 2>/dev/null || true; fi
   if [ "$started_stack" = 1 ]; then
-    phase "stopping the local stack"
+    printf '\n==> stopping the local stack\n'
     dev/stack.sh down || true
   fi
-  printf '\nmake test finished in %ss (exit %s)\n' "$(( $(date +%s) - t0 ))" "$rc"
+  if ((${#timings[@]})); then
+    printf '\nphases:\n'
+    printf '  %s\n' "${timings[@]}"
+  fi
+  printf '\nmake test finished in %ss (exit %s)\n' "$(($(date +%s) - t0))" "$rc"
 }
 trap cleanup EXIT
 
-phase "static checks: go vet, golangci-lint, govulncheck"
-dev/lint.sh
+mkdir -p .cache
+if ! dev/stack.sh status --quiet >/dev/null 2>&1; then
+  printf '\n==> starting the local stack in the background (log: %s)\n' "$stack_log"
+  started_stack=1
+  dev/stack.sh up >"$stack_log" 2>&1 &
+  stack_pid=$!
+else
+  printf '\n==> reusing the running local stack\n'
+fi
+# wait_for_stack: the integration phases start only once the stack is up; a failed up shows its log.
+wait_for_stack() {
+  [[ -n $stack_pid ]] || return 0
+  local rc=0
+  wait "$stack_pid" || rc=$?
+  stack_pid=""
+  cat "$stack_log"
+  if ((rc != 0)); then
+    echo "dev/stack.sh up failed (exit $rc); see above" >&2
+    exit "$rc"
+  fi
+}
 
-phase "build"
+# The fault-injection and abuse suites (test/) bring up a stack of their own and kill or pause its broker;
+# they run on their own below, not beside the packages that share the main stack.
+mapfile -t pkgs < <(go list ./... | grep -v '/test/')
+
+phase "build and go vet"
 mkdir -p bin
+go build ./...
 go build -o bin/ ./tasks/... ./functions/...
+dev/lint.sh vet
 
-# The fault-injection and abuse suites bring up a stack of their own and kill or pause its broker; they run
-# on their own below, not beside the packages that share the main stack.
-phase "go test (unit + integration, real Kafka / moto / ClickHouse)"
-go test -count=1 -timeout 25m $(go list ./... | grep -v '/test/')
+phase "go unit tests (no stack needed)"
+go test -count=1 -skip Integration -timeout 10m "${pkgs[@]}"
+
+phase "go integration tests (real Kafka / moto / ClickHouse)"
+wait_for_stack
+go test -count=1 -run Integration -timeout 25m "${pkgs[@]}"
 
 phase "go test -race (readers and pipeline)"
 go test -count=1 -race -short -timeout 10m ./internal/tcpin/... ./internal/event/...
+
+# The tools and the vulnerability database are cached under .cache/ by version, so only a cold cache pays
+# for building them.
+phase "golangci-lint and govulncheck"
+dev/lint.sh lint vuln
 
 phase "DAG tests (real Airflow)"
 dev/airflow.sh test
@@ -57,3 +102,4 @@ dev/chaos.sh --quick
 # reader whose memory grows while the broker is stalled; never on speed (the figures come from make bench).
 phase "benchmark harness, quick mode (its own broker; peers from Debian packages)"
 go run ./bench --quick --out .cache/bench/quick
+end_phase
