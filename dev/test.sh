@@ -12,8 +12,8 @@ export GOTOOLCHAIN=${GOTOOLCHAIN_OVERRIDE:-auto} # honour go.mod's toolchain lin
 
 t0=$(date +%s)
 phase_name="" phase_t0=$t0 timings=()
-end_phase() {
-  [[ -n $phase_name ]] && timings+=("$(printf '%5ss  %s' "$(($(date +%s) - phase_t0))" "$phase_name")")
+end_phase() { # [note]
+  [[ -n $phase_name ]] && timings+=("$(printf '%5ss  %s%s' "$(($(date +%s) - phase_t0))" "$phase_name" "${1:-}")")
   phase_name=""
 }
 phase() {
@@ -28,6 +28,7 @@ dev/prereqs.sh test
 started_stack=0 stack_pid="" stack_log=.cache/test-stack-up.log
 cleanup() {
   rc=$?
+  if ((rc != 0)); then end_phase "  (failed)"; fi
   end_phase
   if [[ -n $stack_pid ]]; then wait "$stack_pid" 2>/dev/null || true; fi
   if [ "$started_stack" = 1 ]; then
