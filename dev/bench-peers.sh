@@ -108,13 +108,14 @@ main() {
       die "installing $need needs root (apt-get install); run as root or install them first"
     fi
     log "updating the package lists (apt-get update)"
-    apt-get update -qq >/dev/null || die "apt-get update failed"
+    # DPkg::Lock::Timeout: wait for another apt or dpkg run (unattended upgrades, another install) instead of failing.
+    apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null || die "apt-get update failed"
   fi
   need=$(missing_installed)
   if [[ -n $need ]]; then
     log "installing with apt-get: $need"
     # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends $need >/dev/null ||
       die "apt-get install $need failed"
     need=$(missing_installed)
     [[ -z $need ]] || die "still missing after apt-get install: $need"

@@ -46,8 +46,9 @@ install_cross_compiler() {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     step "installing the arm64 cross compiler (gcc-aarch64-linux-gnu) for the health Lambda"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null ||
+    # Wait for another apt or dpkg run (a first boot's unattended upgrades, another install) instead of failing.
+    apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null
+    apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null ||
       die "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross failed"
   fi
   command -v aarch64-linux-gnu-gcc >/dev/null ||

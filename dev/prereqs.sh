@@ -79,8 +79,9 @@ if ((${#missing[@]} && ${#packages[@]} && install)) && [[ $(id -u) == 0 ]] && co
   read -r -a pkgs <<<"$(printf '%s\n' "${packages[@]}" | sort -u | tr '\n' ' ')"
   log "installing missing prerequisites from Debian's packages as root (apt-get install ${pkgs[*]})"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null || log "apt-get update failed"
-  apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null || log "apt-get install ${pkgs[*]} failed"
+  # DPkg::Lock::Timeout: wait for another apt or dpkg run (unattended upgrades, another install) instead of failing.
+  apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null || log "apt-get update failed"
+  apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${pkgs[@]}" >/dev/null || log "apt-get install ${pkgs[*]} failed"
   check
 fi
 if ((${#missing[@]})); then
