@@ -8,9 +8,9 @@
 #   dev/clickhouse.sh status   one line; exit 0 only when it runs and answers /ping
 #
 # Environment: STACK_DIR (default .cache/stack), CLICKHOUSE_HTTP_PORT (18123), CLICKHOUSE_UP_TIMEOUT (60 s),
-# CLICKHOUSE_STOP_TIMEOUT (20 s). When $STACK_DIR/kafka.env exists (dev/stack.sh writes it before calling
-# up), the engine's config.xml gets a <kafka> SASL_SSL section built from those credentials by
-# `chctl config-xml`, and CLICKHOUSE_KAFKA_BROKERS names the SASL_SSL listener for the Kafka tables.
+# CLICKHOUSE_STOP_TIMEOUT (20 s). The engine's configuration holds no Kafka credentials: the bootstrap
+# (chctl bootstrap) puts them into a named collection, as on a managed ClickHouse. When $STACK_DIR/kafka.env
+# exists, CLICKHOUSE_KAFKA_BROKERS names the SASL_SSL listener for the Kafka tables.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,7 +18,6 @@ CACHE="$ROOT/.cache"
 VENV="$CACHE/venv-clickhouse"
 LOCK="$ROOT/dev/clickhouse/requirements.lock"
 SERVER="$ROOT/dev/clickhouse/server.py"
-CHCTL="$CACHE/bin/chctl"
 UP_TIMEOUT=${CLICKHOUSE_UP_TIMEOUT:-60}
 STOP_TIMEOUT=${CLICKHOUSE_STOP_TIMEOUT:-20}
 
@@ -36,7 +35,6 @@ STACK_DIR=$(cd "$STACK_DIR" && pwd)
 CH_HOME="$STACK_DIR/clickhouse"
 CH_DATA="$CH_HOME/data"
 CH_CONFIG="$CH_HOME/config.xml"
-CH_KAFKA_XML="$CH_HOME/config.d/kafka.xml"
 CH_PASSWORD_FILE="$CH_HOME/password"
 CH_PID="$STACK_DIR/clickhouse.pid"
 CH_LOG="$STACK_DIR/clickhouse.log"
@@ -82,11 +80,6 @@ ensure_venv() {
   echo "$want" >"$stamp"
 }
 
-ensure_chctl() {
-  command -v go >/dev/null || die "go not found: it builds tasks/chctl, which writes the engine's <kafka> config"
-  mkdir -p "$CACHE/bin"
-  (cd "$ROOT" && go build -o "$CHCTL" ./tasks/chctl) || die "building tasks/chctl into ${CHCTL#"$ROOT/"} failed"
-}
 
 # --- configuration -----------------------------------------------------------------------------------------
 
@@ -108,17 +101,12 @@ write_config() {
     </logger>
 </clickhouse>
 EOF
+  # Kafka credentials never go into the server configuration: the bootstrap puts them into a named
+  # collection (chctl bootstrap / the bootstrap Lambda), as on a managed ClickHouse. An older kafka.xml goes.
+  rm -f "$CH_HOME/config.d/kafka.xml"
   KAFKA_BROKERS=""
   if [[ -f $STACK_DIR/kafka.env ]]; then
-    # shellcheck disable=SC1091
-    (
-      . "$STACK_DIR/kafka.env"
-      "$CHCTL" config-xml --credentials env --ca-file "$KAFKA_CA_FILE" --out "$CH_KAFKA_XML"
-    ) || die "writing the <kafka> section from $STACK_DIR/kafka.env failed"
     KAFKA_BROKERS=$(. "$STACK_DIR/kafka.env" && echo "$KAFKA_BOOTSTRAP_SERVER")
-  else
-    log "no $STACK_DIR/kafka.env: the engine runs without a <kafka> section (Kafka tables then need PLAINTEXT brokers)"
-    rm -f "$CH_KAFKA_XML"
   fi
 }
 
@@ -171,7 +159,6 @@ cmd_up() {
   local pid deadline
   command -v curl >/dev/null || die "curl not found: it checks the engine's readiness"
   ensure_venv
-  ensure_chctl
   write_config
   if pid=$(engine_pid); then
     if [[ $(<"$CH_PORT_FILE") != "$PORT" ]]; then

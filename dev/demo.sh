@@ -26,7 +26,8 @@ mkdir -p bin
 go build -o bin/ ./tasks/reader ./tasks/logsource ./tasks/chctl
 
 say "creating the ClickHouse tables (database KafkaEngine: logs, logs_queue, logs_mv) if missing"
-bin/chctl bootstrap --brokers "$CLICKHOUSE_KAFKA_BROKERS" --topic logs_4
+# Brokers, credentials (a named collection) and the CA come from MWAA_Secrets and KAFKA_CA_FILE, as in AWS.
+bin/chctl bootstrap --topic logs_4
 before=$(curl -fsS --user "$CLICKHOUSE_USER:$CLICKHOUSE_PASSWORD" "$CLICKHOUSE_URL/" --data-binary "SELECT count() FROM KafkaEngine.logs")
 
 # Every demo run continues the eventId sequence, so rows from earlier runs stay distinct.

@@ -3,15 +3,23 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 )
 
-// Result says what Apply did with each object of the DDL, by name (database or database.table).
+// Result says what Apply did (or, for a dry run, would do) with each object, by name: the database,
+// database.table, and "named collection <name>".
 type Result struct {
+	// DryRun is true when nothing was changed: the lists then say what Apply would do.
+	DryRun bool `json:"dryRun"`
 	// Created lists the objects Apply created.
 	Created []string `json:"created"`
 	// Kept lists the objects that existed with the DDL's definition.
 	Kept []string `json:"kept"`
+	// Updated lists what a credentials rotation changed in place: the named collection (altered), and
+	// logs_queue with its two views (dropped and created again; they hold no data, and the consumer group's
+	// committed offsets carry over). logs and logs_errors are never touched.
+	Updated []string `json:"updated"`
 	// Different lists the objects that exist with another definition, and the views Apply did not create
 	// because a table they read or write differs. Apply neither keeps such objects silently nor drops them:
 	// a person decides (a Kafka table or view dropped at the wrong time loses messages).
@@ -20,90 +28,255 @@ type Result struct {
 	Diffs []Difference `json:"diffs,omitempty"`
 }
 
-// Difference explains one entry of Result.Different.
+// Difference explains one entry of Result.Different. No field holds a credential: the Kafka table names its
+// named collection, whose values are never read back.
 type Difference struct {
 	Name string `json:"name"`
-	// Want and Have are the normalized CREATE statements (formatQuerySingleLine of each); Have is empty for a
-	// view left uncreated.
-	Want string `json:"want"`
-	Have string `json:"have"`
 	// Reason says why, in words.
 	Reason string `json:"reason"`
+	// Diff is the unified diff from the DDL's definition (---) to the server's (+++), both formatted by the
+	// server after undoing its engine rewrites (see canonicalEngine); empty for a view left uncreated.
+	Diff string `json:"diff,omitempty"`
+	// Want and Have are the two compared statements on one line; Have is empty for a view left uncreated.
+	Want string `json:"want"`
+	Have string `json:"have"`
 }
 
-// Apply makes the server hold the schema's objects: it creates what is missing, keeps what matches, and
-// reports what differs. It returns an error wrapping ErrDrift, with the Result filled in, when an object
-// differs. Objects after it are still compared or created, except a missing view whose Kafka source or
-// target table differs: creating it would start consuming into a definition nobody checked.
+// Apply makes the server hold the schema's objects: it creates what is missing, keeps what matches,
+// rotates the Kafka credentials in place when they changed, and reports what differs. It returns an error
+// wrapping ErrDrift, with the Result filled in, when an object differs. Objects after it are still compared
+// or created, except a missing view whose Kafka source or target table differs: creating it would start
+// consuming into a definition nobody checked.
 //
 // An object matches when ClickHouse's own normalization of the stored CREATE (system.tables
-// create_table_query) equals that of the DDL's statement: both go through formatQuerySingleLine, so
-// spacing, quoting and keyword case do not count, while columns, types, engine, keys and settings do.
-// Apply is idempotent: a second run creates nothing.
+// create_table_query) equals that of the DDL's statement, both through formatQuerySingleLine and with the
+// engine rewrites of ClickHouse Cloud and replicated setups undone (canonicalEngine): spacing, quoting,
+// keyword case and SharedMergeTree/ReplicatedMergeTree do not count, while columns, types, engine, keys
+// and settings do.
+//
+// Rotation: logs_queue's comment names the credentials' version (KafkaAuth.Source). When only that differs,
+// Apply alters the named collection and recreates logs_queue and its views (in that order: views dropped,
+// Kafka table dropped, collection altered, table and views created), never logs or logs_errors.
+//
+// Apply is idempotent: a second run with the same credentials creates and changes nothing.
 func Apply(ctx context.Context, c *Client, s Schema) (Result, error) {
-	res := Result{Created: []string{}, Kept: []string{}, Different: []string{}}
-	differs := map[string]bool{} // tables found different, by bare name
+	return apply(ctx, c, s, false)
+}
+
+// DryRun compares like Apply and returns what Apply would do, changing nothing.
+func DryRun(ctx context.Context, c *Client, s Schema) (Result, error) {
+	return apply(ctx, c, s, true)
+}
+
+// object is one table or view of the DDL with what the server holds for it.
+type object struct {
+	st      Statement
+	exists  bool
+	want    string // canonical single-line DDL (comment removed for logs_queue)
+	have    string // canonical single-line stored definition (likewise)
+	comment string // the stored comment of logs_queue
+	same    bool
+}
+
+func apply(ctx context.Context, c *Client, s Schema, dry bool) (Result, error) {
+	res := Result{DryRun: dry, Created: []string{}, Kept: []string{}, Updated: []string{}, Different: []string{}}
+	if err := s.Auth.Validate(); err != nil {
+		return res, err
+	}
 	stmts, err := s.Statements()
 	if err != nil {
 		return res, err
 	}
+	auth := s.Auth
+	collName := "named collection " + s.Collection()
+
+	// Look at everything first, so that a dry run and a real run decide alike.
+	dbExists, err := databaseExists(ctx, c, s.Database)
+	if err != nil {
+		return res, err
+	}
+	collKeys, collExists, err := collectionKeys(ctx, c, s.Collection())
+	if err != nil {
+		return res, err
+	}
+	var dbStmt Statement
+	objs := map[string]*object{}
+	var order []string
 	for _, st := range stmts {
-		switch st.Kind {
-		case KindDatabase:
-			exists, err := databaseExists(ctx, c, s.Database)
+		if st.Kind == KindDatabase {
+			dbStmt = st
+			continue
+		}
+		o := &object{st: st}
+		objs[st.Table] = o
+		order = append(order, st.Table)
+		if !dbExists {
+			continue
+		}
+		have, exists, err := storedCreate(ctx, c, s.Database, st.Table)
+		if err != nil {
+			return res, err
+		}
+		if !exists {
+			continue
+		}
+		o.exists = true
+		if o.want, err = normalize(ctx, c, st.Compare); err != nil {
+			return res, fmt.Errorf("normalizing the DDL of %s: %w", st.Name, err)
+		}
+		if o.have, err = normalize(ctx, c, have); err != nil {
+			return res, fmt.Errorf("normalizing the stored definition of %s: %w", st.Name, err)
+		}
+		o.want, o.have = canonicalEngine(o.want), canonicalEngine(o.have)
+		if st.Table == "logs_queue" {
+			var wantComment string
+			o.want, wantComment = splitComment(o.want)
+			o.have, o.comment = splitComment(o.have)
+			o.same = o.want == o.have && o.comment == wantComment
+		} else {
+			o.same = o.want == o.have
+		}
+	}
+
+	// Decide.
+	queue := objs["logs_queue"]
+	views := []string{"logs_mv", "logs_errors_mv"}
+	rotate := queue.exists && !queue.same && queue.want == queue.have
+	differs := map[string]bool{}
+	diff := func(o *object, reason string) error {
+		differs[o.st.Table] = true
+		res.Different = append(res.Different, o.st.Name)
+		d := Difference{Name: o.st.Name, Reason: reason, Want: o.want, Have: o.have}
+		if o.exists {
+			w, err := formatPretty(ctx, c, o.want)
 			if err != nil {
+				return err
+			}
+			h, err := formatPretty(ctx, c, o.have)
+			if err != nil {
+				return err
+			}
+			d.Diff = auth.redact(unifiedDiff("ddl "+o.st.Name, "server "+o.st.Name, w, h))
+		}
+		d.Want, d.Have = auth.redact(d.Want), auth.redact(d.Have)
+		res.Diffs = append(res.Diffs, d)
+		return nil
+	}
+	if rotate {
+		for _, v := range views {
+			if o := objs[v]; o.exists && !o.same {
+				rotate = false
+			}
+		}
+		if !rotate {
+			if err := diff(queue, "its credentials changed, but a view over it differs: not recreated"); err != nil {
 				return res, err
 			}
-			if exists {
-				res.Kept = append(res.Kept, st.Name)
-				continue
+		}
+	}
+
+	exec := func(sql string) error {
+		if dry {
+			return nil
+		}
+		return auth.redactErr(c.Exec(ctx, sql))
+	}
+
+	// The database.
+	if dbExists {
+		res.Kept = append(res.Kept, dbStmt.Name)
+	} else {
+		if err := exec(dbStmt.SQL); err != nil && !IsCode(err, CodeDatabaseAlreadyExists) {
+			return res, fmt.Errorf("creating database %s: %w", s.Database, err)
+		}
+		res.Created = append(res.Created, dbStmt.Name)
+	}
+
+	// Rotation first drops what it recreates: the views (so nothing consumes), then the Kafka table.
+	if rotate && !dry {
+		for _, v := range views {
+			if objs[v].exists {
+				if err := exec("DROP VIEW " + QuoteIdent(s.Database) + "." + QuoteIdent(v) + s.OnCluster() + " SYNC"); err != nil {
+					return res, fmt.Errorf("dropping %s for the credentials rotation: %w", objs[v].st.Name, err)
+				}
 			}
-			if err := c.Exec(ctx, st.SQL); err != nil && !IsCode(err, CodeDatabaseAlreadyExists) {
-				return res, fmt.Errorf("creating database %s: %w", s.Database, err)
+		}
+		if err := exec("DROP TABLE " + QuoteIdent(s.Database) + ".logs_queue" + s.OnCluster() + " SYNC"); err != nil {
+			return res, fmt.Errorf("dropping %s for the credentials rotation: %w", queue.st.Name, err)
+		}
+	}
+
+	for _, name := range order {
+		o := objs[name]
+		if name == "logs_queue" {
+			// The named collection goes right before the table that names it.
+			switch {
+			case !collExists:
+				if err := exec("CREATE NAMED COLLECTION " + QuoteIdent(s.Collection()) + s.OnCluster() + " AS " + auth.collectionAssignments()); err != nil {
+					return res, fmt.Errorf("creating %s: %w", collName, err)
+				}
+				res.Created = append(res.Created, collName)
+			case rotate || !queue.exists:
+				// New credentials, or a Kafka table about to be created: the collection gets the current ones.
+				if err := alterCollection(exec, s, collKeys); err != nil {
+					return res, fmt.Errorf("updating %s: %w", collName, err)
+				}
+				res.Updated = append(res.Updated, collName)
+			default:
+				res.Kept = append(res.Kept, collName)
 			}
-			res.Created = append(res.Created, st.Name)
+		}
+		switch {
+		case differs[name]:
+			// Reported already (a rotation that a differing view prevents).
+		case rotate && (name == "logs_queue" || o.st.Kind == KindView && o.exists):
+			if err := exec(o.st.SQL); err != nil {
+				return res, fmt.Errorf("creating %s again: %w", o.st.Name, err)
+			}
+			res.Updated = append(res.Updated, o.st.Name)
+		case o.exists && o.same:
+			res.Kept = append(res.Kept, o.st.Name)
+		case o.exists:
+			if err := diff(o, "the stored definition differs from the DDL"); err != nil {
+				return res, err
+			}
+		case o.st.Kind == KindView && viewDependency(name, differs) != "":
+			differs[name] = true
+			res.Different = append(res.Different, o.st.Name)
+			res.Diffs = append(res.Diffs, Difference{Name: o.st.Name, Want: auth.redact(o.st.Compare),
+				Reason: "not created: it depends on " + s.Database + "." + viewDependency(name, differs) + ", whose definition differs"})
 		default:
-			have, exists, err := storedCreate(ctx, c, s.Database, st.Table)
-			if err != nil {
-				return res, err
+			if err := exec(o.st.SQL); err != nil {
+				return res, fmt.Errorf("creating %s: %w", o.st.Name, err)
 			}
-			if !exists {
-				if st.Kind == KindView {
-					if dep := viewDependency(st.Table, differs); dep != "" {
-						res.Different = append(res.Different, st.Name)
-						res.Diffs = append(res.Diffs, Difference{Name: st.Name, Want: st.SQL,
-							Reason: "not created: it depends on " + s.Database + "." + dep + ", whose definition differs"})
-						continue
-					}
-				}
-				if err := c.Exec(ctx, st.SQL); err != nil {
-					return res, fmt.Errorf("creating %s: %w", st.Name, err)
-				}
-				res.Created = append(res.Created, st.Name)
-				continue
-			}
-			want, err := normalize(ctx, c, st.SQL)
-			if err != nil {
-				return res, fmt.Errorf("normalizing the DDL of %s: %w", st.Name, err)
-			}
-			have, err = normalize(ctx, c, have)
-			if err != nil {
-				return res, fmt.Errorf("normalizing the stored definition of %s: %w", st.Name, err)
-			}
-			if want == have {
-				res.Kept = append(res.Kept, st.Name)
-			} else {
-				differs[st.Table] = true
-				res.Different = append(res.Different, st.Name)
-				res.Diffs = append(res.Diffs, Difference{Name: st.Name, Want: want, Have: have,
-					Reason: "the stored definition differs from the DDL"})
-			}
+			res.Created = append(res.Created, o.st.Name)
 		}
 	}
 	if len(res.Different) > 0 {
 		return res, fmt.Errorf("%s: %w", strings.Join(res.Different, ", "), ErrDrift)
 	}
 	return res, nil
+}
+
+// alterCollection sets the collection's values to the current credentials and deletes the kafka. keys the
+// credentials no longer have (a CA given another way).
+func alterCollection(exec func(string) error, s Schema, have []string) error {
+	name := QuoteIdent(s.Collection()) + s.OnCluster()
+	if err := exec("ALTER NAMED COLLECTION " + name + " SET " + s.Auth.collectionAssignments()); err != nil {
+		return err
+	}
+	want := s.Auth.collectionValues()
+	var gone []string
+	for _, k := range have {
+		if _, ok := want[k]; !ok && strings.HasPrefix(k, "kafka.") {
+			gone = append(gone, QuoteIdent(k))
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	sort.Strings(gone)
+	return exec("ALTER NAMED COLLECTION " + name + " DELETE " + strings.Join(gone, ", "))
 }
 
 // viewDependency returns the table a view reads (logs_queue) or writes (its name without _mv) when that
@@ -127,6 +300,22 @@ func databaseExists(ctx context.Context, c *Client, db string) (bool, error) {
 	return len(rows) == 1 && rows[0].N > 0, nil
 }
 
+// collectionKeys returns the keys of a named collection (system.named_collections shows its values only as
+// [HIDDEN] to users without show_named_collections_secrets; only the keys are read).
+func collectionKeys(ctx context.Context, c *Client, name string) ([]string, bool, error) {
+	rows, err := QueryRows[struct {
+		Keys []string `json:"keys"`
+	}](ctx, c, Query{SQL: "SELECT mapKeys(collection) AS keys FROM system.named_collections WHERE name = {n:String}",
+		Params: map[string]string{"n": name}})
+	if err != nil {
+		return nil, false, fmt.Errorf("looking up named collection %s: %w", name, err)
+	}
+	if len(rows) == 0 {
+		return nil, false, nil
+	}
+	return rows[0].Keys, true, nil
+}
+
 // storedCreate returns the CREATE statement the server holds for db.table.
 func storedCreate(ctx context.Context, c *Client, db, table string) (string, bool, error) {
 	rows, err := QueryRows[struct {
@@ -142,16 +331,26 @@ func storedCreate(ctx context.Context, c *Client, db, table string) (string, boo
 	return rows[0].Q, true, nil
 }
 
-// normalize asks the server for its single-line formatting of a statement.
+// normalize asks the server for its single-line formatting of a statement. Only statements without
+// credentials go through it (the server does not mask them in formatQuery's result).
 func normalize(ctx context.Context, c *Client, sql string) (string, error) {
+	return format(ctx, c, "formatQuerySingleLine", sql)
+}
+
+// formatPretty asks the server for its multi-line formatting, for diffs a person reads.
+func formatPretty(ctx context.Context, c *Client, sql string) (string, error) {
+	return format(ctx, c, "formatQuery", sql)
+}
+
+func format(ctx context.Context, c *Client, fn, sql string) (string, error) {
 	rows, err := QueryRows[struct {
 		Q string `json:"q"`
-	}](ctx, c, Query{SQL: "SELECT formatQuerySingleLine({sql:String}) AS q", Params: map[string]string{"sql": sql}})
+	}](ctx, c, Query{SQL: "SELECT " + fn + "({sql:String}) AS q", Params: map[string]string{"sql": sql}})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%s: %w", fn, err)
 	}
 	if len(rows) != 1 {
-		return "", fmt.Errorf("formatQuerySingleLine returned %d rows", len(rows))
+		return "", fmt.Errorf("%s returned %d rows", fn, len(rows))
 	}
 	return rows[0].Q, nil
 }

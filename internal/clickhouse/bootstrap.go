@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/secrets"
 )
 
 // Environment variables of the bootstrap function (functions/bootstrap).
@@ -19,6 +21,14 @@ const (
 	EnvTopic          = "KAFKA_TOPIC"
 	EnvGroup          = "KAFKA_CONSUMER_GROUP"
 	EnvNumConsumers   = "KAFKA_NUM_CONSUMERS"
+	// EnvKafkaSecret names the secret with the Kafka credentials (default MWAA_Secrets, the reader's).
+	EnvKafkaSecret = "KAFKA_SECRET_NAME"
+	// EnvCAPEM is the PEM of a private CA that verifies the brokers; EnvCALocation a CA bundle's path on the
+	// ClickHouse server. Neither: the default trust store (public CAs, e.g. Confluent Cloud).
+	EnvCAPEM      = "KAFKA_SSL_CA_PEM"
+	EnvCALocation = "KAFKA_SSL_CA_LOCATION"
+	// EnvCluster runs the DDL ON CLUSTER (self-managed clusters).
+	EnvCluster = "CLICKHOUSE_CLUSTER"
 )
 
 // BootstrapConfig is what the bootstrap function reads from its environment.
@@ -28,9 +38,18 @@ type BootstrapConfig struct {
 	// User defaults to "default" (CLICKHOUSE_USER).
 	User string
 	// PasswordSecret names the Secrets Manager secret holding the password (CLICKHOUSE_PASSWORD_SECRET);
-	// empty means no password.
+	// empty means Password.
 	PasswordSecret string
-	// Schema: CLICKHOUSE_DATABASE, KAFKA_BROKERS, KAFKA_TOPIC, KAFKA_CONSUMER_GROUP, KAFKA_NUM_CONSUMERS.
+	// Password is used when PasswordSecret is empty (chctl passes CLICKHOUSE_PASSWORD; the Lambda never
+	// sets it).
+	Password string `json:"-"`
+	// KafkaSecret names the secret with the Kafka credentials and bootstrap servers (KAFKA_SECRET_NAME,
+	// default MWAA_Secrets). The bootstrap reads it on every run, so a rotated password reaches ClickHouse
+	// by running the bootstrap again.
+	KafkaSecret string
+	// Schema: CLICKHOUSE_DATABASE, KAFKA_BROKERS (default: the secret's KAFKA_BOOTSTRAP_SERVER),
+	// KAFKA_TOPIC, KAFKA_CONSUMER_GROUP, KAFKA_NUM_CONSUMERS, CLICKHOUSE_CLUSTER; Schema.Auth's CA from
+	// KAFKA_SSL_CA_PEM or KAFKA_SSL_CA_LOCATION. The credentials come from KafkaSecret at run time.
 	Schema Schema
 	// Timeout bounds one invocation's work against ClickHouse. Default 60s.
 	Timeout time.Duration
@@ -44,8 +63,18 @@ func BootstrapConfigFromEnv(lookup func(string) (string, bool)) (BootstrapConfig
 		URL:            get(EnvURL),
 		User:           get(EnvUser),
 		PasswordSecret: get(EnvPasswordSecret),
+		KafkaSecret:    get(EnvKafkaSecret),
 		Schema:         NewSchema(get(EnvBrokers)),
 		Timeout:        60 * time.Second,
+	}
+	if c.KafkaSecret == "" {
+		c.KafkaSecret = secrets.DefaultSecretName
+	}
+	c.Schema.Cluster = get(EnvCluster)
+	c.Schema.Auth.CAPEM = get(EnvCAPEM)
+	c.Schema.Auth.CALocation = get(EnvCALocation)
+	if c.Schema.Auth.CAPEM != "" && c.Schema.Auth.CALocation != "" {
+		return c, fmt.Errorf("%s and %s: set one of them: %w", EnvCAPEM, EnvCALocation, ErrSecretValue)
 	}
 	if c.User == "" {
 		c.User = "default"
@@ -69,10 +98,12 @@ func BootstrapConfigFromEnv(lookup func(string) (string, bool)) (BootstrapConfig
 	if c.URL == "" {
 		return c, fmt.Errorf("%s: %w", EnvURL, ErrEmpty)
 	}
-	if c.Schema.Brokers == "" {
-		return c, fmt.Errorf("%s: %w", EnvBrokers, ErrEmpty)
+	// The brokers may come from the secret at run time; validate the rest with a placeholder.
+	probe := c.Schema
+	if probe.Brokers == "" {
+		probe.Brokers = "from-the-secret:9092"
 	}
-	if err := c.Schema.Validate(); err != nil {
+	if err := probe.Validate(); err != nil {
 		return c, fmt.Errorf("schema from the environment: %w", err)
 	}
 	return c, nil
@@ -84,13 +115,17 @@ type BootstrapEvent struct {
 	Database string `json:"database,omitempty"`
 	Topic    string `json:"topic,omitempty"`
 	Group    string `json:"group,omitempty"`
+	// DryRun compares and reports what the bootstrap would do, changing nothing.
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // BootstrapResponse is the bootstrap function's output. OK is false when an object's definition differs
-// (see Result.Different); the invocation itself then still succeeds, so the caller sees the report.
+// (see Result.Different); the invocation itself then still succeeds, so the caller sees the report. It
+// names the credentials' source and version (Credentials), never the password.
 type BootstrapResponse struct {
-	OK       bool   `json:"ok"`
-	Database string `json:"database"`
+	OK          bool   `json:"ok"`
+	Database    string `json:"database"`
+	Credentials string `json:"credentials"`
 	Result
 }
 
@@ -116,9 +151,6 @@ func (h BootstrapHandler) Handle(ctx context.Context, ev BootstrapEvent) (Bootst
 	if ev.Group != "" {
 		s.Group = ev.Group
 	}
-	if err := s.Validate(); err != nil {
-		return BootstrapResponse{}, fmt.Errorf("event: %w", err)
-	}
 	timeout := h.Config.Timeout
 	if timeout <= 0 {
 		timeout = 60 * time.Second
@@ -126,7 +158,7 @@ func (h BootstrapHandler) Handle(ctx context.Context, ev BootstrapEvent) (Bootst
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	password := ""
+	password := h.Config.Password
 	if h.Config.PasswordSecret != "" {
 		if h.Secrets == nil {
 			return BootstrapResponse{}, fmt.Errorf("password secret %s set but no Secrets Manager client: %w", h.Config.PasswordSecret, ErrEmpty)
@@ -137,6 +169,22 @@ func (h BootstrapHandler) Handle(ctx context.Context, ev BootstrapEvent) (Bootst
 		}
 		password = p
 	}
+	if h.Secrets == nil {
+		return BootstrapResponse{}, fmt.Errorf("kafka secret %s: no Secrets Manager client: %w", h.Config.KafkaSecret, ErrEmpty)
+	}
+	auth, brokers, err := KafkaAuthFromSecret(ctx, h.Secrets, h.Config.KafkaSecret)
+	if err != nil {
+		return BootstrapResponse{}, err
+	}
+	auth.SecurityProtocol, auth.SASLMechanism = s.Auth.SecurityProtocol, s.Auth.SASLMechanism
+	auth.CAPEM, auth.CALocation = s.Auth.CAPEM, s.Auth.CALocation
+	s.Auth = auth
+	if s.Brokers == "" {
+		s.Brokers = brokers
+	}
+	if err := s.Validate(); err != nil {
+		return BootstrapResponse{}, fmt.Errorf("schema: %w", err)
+	}
 	hc := h.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
@@ -145,10 +193,14 @@ func (h BootstrapHandler) Handle(ctx context.Context, ev BootstrapEvent) (Bootst
 	if err != nil {
 		return BootstrapResponse{}, err
 	}
-	res, err := Apply(ctx, c, s)
-	resp := BootstrapResponse{OK: err == nil, Database: s.Database, Result: res}
+	run := Apply
+	if ev.DryRun {
+		run = DryRun
+	}
+	res, err := run(ctx, c, s)
+	resp := BootstrapResponse{OK: err == nil, Database: s.Database, Credentials: auth.marker(), Result: res}
 	if err != nil && !errors.Is(err, ErrDrift) {
-		return BootstrapResponse{}, fmt.Errorf("bootstrapping %s: %w", s.Database, err)
+		return BootstrapResponse{}, auth.redactErr(fmt.Errorf("bootstrapping %s: %w", s.Database, err))
 	}
 	return resp, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -23,22 +24,44 @@ import (
 // env is what the integration tests take from the local stack.
 type env struct {
 	url, user, password string
-	// brokers is the listener the engine's Kafka tables use (SASL_SSL, configured in its config.xml).
+	// brokers is the listener the engine's Kafka tables use (SASL_SSL; the credentials and CA reach the
+	// engine through the named collection Apply creates, never through its configuration).
 	brokers string
 	// plaintext is where the tests create topics and produce.
 	plaintext string
+	// kafkaUser and kafkaPassword are the broker's SASL credentials, caPEM the CA that signed its
+	// certificate; testUser and testPassword the broker's second user.
+	kafkaUser, kafkaPassword, caPEM string
+	testUser, testPassword          string
+	// engineLog is the engine's own log.
+	engineLog string
 }
 
 func loadEnv(t *testing.T) env {
 	t.Helper()
 	s := stacktest.Load(t)
-	return env{
-		url:       s.Get(t, "CLICKHOUSE_URL"),
-		user:      s.Get(t, "CLICKHOUSE_USER"),
-		password:  s.Get(t, "CLICKHOUSE_PASSWORD"),
-		brokers:   s.Get(t, "CLICKHOUSE_KAFKA_BROKERS"),
-		plaintext: s.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP"),
+	pem, err := os.ReadFile(s.Get(t, "KAFKA_CA_FILE"))
+	if err != nil {
+		t.Fatalf("reading the stack's CA: %v", err)
 	}
+	return env{
+		url:           s.Get(t, "CLICKHOUSE_URL"),
+		user:          s.Get(t, "CLICKHOUSE_USER"),
+		password:      s.Get(t, "CLICKHOUSE_PASSWORD"),
+		brokers:       s.Get(t, "CLICKHOUSE_KAFKA_BROKERS"),
+		plaintext:     s.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP"),
+		kafkaUser:     s.Get(t, "KAFKA_SASL_USERNAME"),
+		kafkaPassword: s.Get(t, "KAFKA_SASL_PASSWORD"),
+		testUser:      s.Get(t, "KAFKA_SASL_TEST_USERNAME"),
+		testPassword:  s.Get(t, "KAFKA_SASL_TEST_PASSWORD"),
+		caPEM:         string(pem),
+		engineLog:     s.Get(t, "CLICKHOUSE_ENGINE_LOG"),
+	}
+}
+
+// auth is the stack's Kafka credentials as the bootstrap passes them to Apply, with the stack's CA inline.
+func (e env) auth(t *testing.T) clickhouse.KafkaAuth {
+	return clickhouse.KafkaAuth{Username: e.kafkaUser, Password: e.kafkaPassword, CAPEM: e.caPEM, Source: "test " + t.Name()}
 }
 
 func (e env) client(t *testing.T, db string) *clickhouse.Client {
@@ -64,6 +87,9 @@ func freshDatabase(t *testing.T, c *clickhouse.Client, prefix string) string {
 		if err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+clickhouse.QuoteIdent(db)+" SYNC"); err != nil {
 			t.Errorf("dropping %s: %v", db, err)
 		}
+		if err := c.Exec(ctx, "DROP NAMED COLLECTION IF EXISTS "+clickhouse.QuoteIdent(db+"_kafka")); err != nil {
+			t.Errorf("dropping the named collection of %s: %v", db, err)
+		}
 	})
 	return db
 }
@@ -76,11 +102,12 @@ func freshSchema(t *testing.T, e env, c *clickhouse.Client, name string, partiti
 	kafkatest.CreateTopic(t, e.plaintext, topic, partitions)
 	s := clickhouse.NewSchema(e.brokers)
 	s.Database, s.Topic, s.Group = freshDatabase(t, c, name), topic, topic
+	s.Auth = e.auth(t)
 	return s
 }
 
 func allNames(db string) []string {
-	return []string{db, db + ".logs", db + ".logs_errors", db + ".logs_queue", db + ".logs_mv", db + ".logs_errors_mv"}
+	return []string{db, db + ".logs", db + ".logs_errors", "named collection " + db + "_kafka", db + ".logs_queue", db + ".logs_mv", db + ".logs_errors_mv"}
 }
 
 func scalar[T any](t *testing.T, ctx context.Context, c *clickhouse.Client, sql string) T {
@@ -147,7 +174,7 @@ func TestIntegrationApply(t *testing.T) {
 	if !equal(third.Different, wantDiff) {
 		t.Errorf("third Apply different = %q, want %q", third.Different, wantDiff)
 	}
-	if want := []string{db, db + ".logs_errors"}; !equal(third.Kept, want) {
+	if want := []string{db, db + ".logs_errors", "named collection " + db + "_kafka"}; !equal(third.Kept, want) {
 		t.Errorf("third Apply kept = %q, want %q", third.Kept, want)
 	}
 	if len(third.Created) != 0 {
@@ -155,6 +182,12 @@ func TestIntegrationApply(t *testing.T) {
 	}
 	if d := third.Diffs[0]; !strings.Contains(d.Have, "extra") || strings.Contains(d.Want, "extra") {
 		t.Errorf("diff of logs: want %q, have %q; want the stored side to show the extra column", d.Want, d.Have)
+	}
+	if d := third.Diffs[0]; !strings.Contains(d.Diff, "\n+    `extra` String\n") || !strings.HasPrefix(d.Diff, "--- ddl "+db+".logs\n+++ server "+db+".logs\n@@ ") {
+		t.Errorf("unified diff of logs =\n%s\nwant the added column as a + line", d.Diff)
+	}
+	if d := third.Diffs[1]; !strings.Contains(d.Diff, "-SETTINGS kafka_broker_list") || !strings.Contains(d.Diff, "another_topic") {
+		t.Errorf("unified diff of logs_queue =\n%s\nwant the changed topic", d.Diff)
 	}
 	// The Result is what the Lambda returns: it must survive JSON.
 	b, err := json.Marshal(third)
@@ -425,77 +458,307 @@ func TestIntegrationBrokenMessage(t *testing.T) {
 	}
 }
 
-func TestIntegrationBootstrapLambda(t *testing.T) {
-	e := loadEnv(t)
+// lambdaEnv points the test's process at the stack's Secrets Manager emulator and returns a client built as
+// functions/bootstrap builds it.
+func lambdaEnv(t *testing.T, ctx context.Context) (*secretsmanager.Client, *stacktest.Stack) {
+	t.Helper()
 	st := stacktest.Load(t)
 	for _, k := range []string{"AWS_ENDPOINT_URL_SECRETSMANAGER", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
 		t.Setenv(k, st.Get(t, k))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
-	sm, err := clickhouse.NewSecretsManagerClient(ctx) // as functions/bootstrap builds it
+	sm, err := clickhouse.NewSecretsManagerClient(ctx)
 	if err != nil {
 		t.Fatalf("NewSecretsManagerClient: %v", err)
 	}
-	putSecret := func(value string) string {
-		name := fmt.Sprintf("clickhouse-bootstrap-%d", time.Now().UnixNano())
-		if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)}); err != nil {
-			t.Fatalf("creating secret %s in the emulator: %v", name, err)
-		}
-		t.Cleanup(func() {
-			sm.DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), ForceDeleteWithoutRecovery: aws.Bool(true)})
-		})
-		return name
+	return sm, st
+}
+
+// putSecret creates a secret of the test's own in the emulator, deleted at the end.
+func putSecret(t *testing.T, ctx context.Context, sm *secretsmanager.Client, prefix, value string) string {
+	t.Helper()
+	name := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+	if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)}); err != nil {
+		t.Fatalf("creating secret %s in the emulator: %v", name, err)
 	}
-	good := putSecret(`{"CLICKHOUSE_PASSWORD":"` + e.password + `"}`)
+	t.Cleanup(func() {
+		sm.DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), ForceDeleteWithoutRecovery: aws.Bool(true)})
+	})
+	return name
+}
+
+func kafkaSecretJSON(brokers, user, password string) string {
+	b, _ := json.Marshal(map[string]string{"KAFKA_BOOTSTRAP_SERVER": brokers, "KAFKA_SASL_USERNAME": user, "KAFKA_SASL_PASSWORD": password})
+	return string(b)
+}
+
+// invoker runs the bootstrap handler through aws-lambda-go's own dispatch, as the console does.
+type invoker struct {
+	t   *testing.T
+	ctx context.Context
+	h   lambda.Handler
+	// outputs collects every answer and error text, for the secret-absence checks.
+	outputs *[]string
+}
+
+func (iv invoker) invoke(payload string) clickhouse.BootstrapResponse {
+	iv.t.Helper()
+	out, err := iv.h.Invoke(iv.ctx, []byte(payload))
+	if err != nil {
+		iv.t.Fatalf("Invoke(%s): %v", payload, err)
+	}
+	*iv.outputs = append(*iv.outputs, string(out))
+	var r clickhouse.BootstrapResponse
+	if err := json.Unmarshal(out, &r); err != nil {
+		iv.t.Fatalf("decoding %s: %v", out, err)
+	}
+	pretty, _ := json.MarshalIndent(r, "", "  ")
+	iv.t.Logf("bootstrap %s ->\n%s", payload, pretty)
+	return r
+}
+
+// bootstrapConfig is the Lambda's configuration from its environment, as infra sets it, for the stack.
+func bootstrapConfig(t *testing.T, e env, vars map[string]string) clickhouse.BootstrapConfig {
+	t.Helper()
+	all := map[string]string{clickhouse.EnvURL: e.url, clickhouse.EnvUser: e.user, clickhouse.EnvCAPEM: e.caPEM}
+	for k, v := range vars {
+		all[k] = v
+	}
+	cfg, err := clickhouse.BootstrapConfigFromEnv(func(k string) (string, bool) { v, ok := all[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("BootstrapConfigFromEnv: %v", err)
+	}
+	return cfg
+}
+
+// TestIntegrationBootstrapLambda runs the bootstrap as the Lambda runs it: Kafka credentials from the
+// stack's MWAA_Secrets, the ClickHouse password from a secret, the CA inline. A fresh database, a second
+// run, a dry run, a drifted table; then it checks that the Kafka password appears nowhere the tool or
+// ClickHouse shows.
+func TestIntegrationBootstrapLambda(t *testing.T) {
+	e := loadEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sm, st := lambdaEnv(t, ctx)
+	good := putSecret(t, ctx, sm, "clickhouse-bootstrap", `{"CLICKHOUSE_PASSWORD":"`+e.password+`"}`)
 
 	c := e.client(t, "")
 	db := freshDatabase(t, c, "it_lambda")
 	topic := kafkatest.UniqueTopic("it_lambda")
 	kafkatest.CreateTopic(t, e.plaintext, topic, 1)
-	envVars := map[string]string{
-		clickhouse.EnvURL: e.url, clickhouse.EnvUser: e.user, clickhouse.EnvPasswordSecret: good,
-		clickhouse.EnvBrokers: e.brokers, clickhouse.EnvTopic: topic, clickhouse.EnvGroup: topic,
-		clickhouse.EnvDatabase: "not_this_one",
-	}
-	cfg, err := clickhouse.BootstrapConfigFromEnv(func(k string) (string, bool) { v, ok := envVars[k]; return v, ok })
-	if err != nil {
-		t.Fatalf("BootstrapConfigFromEnv: %v", err)
-	}
-	h := lambda.NewHandler(clickhouse.BootstrapHandler{Config: cfg, Secrets: sm}.Handle)
-	payload := []byte(`{"database":"` + db + `"}`) // the event overrides CLICKHOUSE_DATABASE
+	// No KAFKA_BROKERS: the brokers come from the secret, like the credentials.
+	cfg := bootstrapConfig(t, e, map[string]string{
+		clickhouse.EnvPasswordSecret: good, clickhouse.EnvKafkaSecret: st.Get(t, "SECRET_NAME"),
+		clickhouse.EnvTopic: topic, clickhouse.EnvGroup: topic, clickhouse.EnvDatabase: "not_this_one",
+	})
+	var outputs []string
+	iv := invoker{t, ctx, lambda.NewHandler(clickhouse.BootstrapHandler{Config: cfg, Secrets: sm}.Handle), &outputs}
+	payload := `{"database":"` + db + `"}` // the event overrides CLICKHOUSE_DATABASE
 
-	invoke := func() clickhouse.BootstrapResponse {
-		t.Helper()
-		out, err := h.Invoke(ctx, payload)
-		if err != nil {
-			t.Fatalf("Invoke: %v", err)
-		}
-		var r clickhouse.BootstrapResponse
-		if err := json.Unmarshal(out, &r); err != nil {
-			t.Fatalf("decoding %s: %v", out, err)
-		}
-		return r
+	dry := iv.invoke(`{"database":"` + db + `","dryRun":true}`)
+	if !dry.OK || !dry.DryRun || !equal(dry.Created, allNames(db)) {
+		t.Errorf("dry run on a fresh database = %+v, want ok, dryRun, everything to be created", dry)
 	}
-	first := invoke()
+	if n := scalar[int](t, ctx, c, "SELECT count() AS v FROM system.databases WHERE name = '"+db+"'"); n != 0 {
+		t.Errorf("the dry run created the database")
+	}
+	first := iv.invoke(payload)
 	if !first.OK || first.Database != db || !equal(first.Created, allNames(db)) {
 		t.Errorf("first invocation = %+v, want ok with everything created in %s", first, db)
 	}
-	second := invoke()
-	if !second.OK || len(second.Created) != 0 || !equal(second.Kept, allNames(db)) {
+	if !strings.Contains(first.Credentials, "secret "+st.Get(t, "SECRET_NAME")+" version ") || !strings.Contains(first.Credentials, "CA: PEM sha256:") {
+		t.Errorf("credentials = %q, want the secret's name and version and the inline CA", first.Credentials)
+	}
+	second := iv.invoke(payload)
+	if !second.OK || len(second.Created) != 0 || len(second.Updated) != 0 || !equal(second.Kept, allNames(db)) {
 		t.Errorf("second invocation = %+v, want ok with everything kept", second)
 	}
+	dry2 := iv.invoke(`{"database":"` + db + `","dryRun":true}`)
+	if !dry2.OK || !dry2.DryRun || !equal(dry2.Kept, allNames(db)) {
+		t.Errorf("dry run after the bootstrap = %+v, want everything kept", dry2)
+	}
 
-	// A wrong password in the secret fails the invocation with ClickHouse's authentication error.
-	cfg.PasswordSecret = putSecret("not-the-password")
+	// The table consumes with the secret's credentials: messages arrive.
+	g := event.NewGenerator(3, 1, time.Now().UTC().Add(-time.Minute))
+	var msgs [][]byte
+	for i := 0; i < 100; i++ {
+		msgs = append(msgs, g.Next().AppendJSON(nil))
+	}
+	produce(t, e.plaintext, topic, msgs)
+	dc := e.client(t, db)
+	waitCount(t, ctx, dc, "SELECT count() AS v FROM logs", 100)
+
+	// Drift: logs gets a column by hand. The dry run and the real run both report it with a diff and
+	// change nothing.
+	if err := c.Exec(ctx, "ALTER TABLE "+db+".logs ADD COLUMN note String DEFAULT ''"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{`{"database":"` + db + `","dryRun":true}`, payload} {
+		d := iv.invoke(p)
+		if d.OK || !equal(d.Different, []string{db + ".logs"}) || len(d.Diffs) != 1 || !strings.Contains(d.Diffs[0].Diff, "+    `note` String DEFAULT ''") {
+			t.Errorf("drifted invocation %s = %+v, want not ok, logs different with a diff adding note", p, d)
+		}
+	}
+
+	// Secret absence: every answer, what ClickHouse shows of the table and the collection, the engine's log.
+	shown, err := clickhouse.QueryRows[struct {
+		S string `json:"statement"`
+	}](ctx, c, clickhouse.Query{SQL: "SHOW CREATE TABLE " + db + ".logs_queue"})
+	if err != nil || len(shown) != 1 {
+		t.Fatalf("SHOW CREATE TABLE: %v, %d rows", err, len(shown))
+	}
+	show := shown[0].S
+	tables, err := clickhouse.QueryRows[map[string]any](ctx, c, clickhouse.Query{SQL: "SELECT * FROM system.tables WHERE database = {db:String}", Params: map[string]string{"db": db}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	colls, err := clickhouse.QueryRows[map[string]any](ctx, c, clickhouse.Query{SQL: "SELECT * FROM system.named_collections WHERE name = {n:String}", Params: map[string]string{"n": db + "_kafka"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(colls) != 1 || !strings.Contains(fmt.Sprint(colls[0]["collection"]), "kafka.sasl_password") {
+		t.Fatalf("system.named_collections = %v, want the collection with a kafka.sasl_password key", colls)
+	}
+	if !strings.Contains(show, "ENGINE = Kafka("+db+"_kafka)") {
+		t.Errorf("SHOW CREATE TABLE logs_queue = %s, want the Kafka engine over the named collection", show)
+	}
+	tj, _ := json.Marshal(tables)
+	cj, _ := json.Marshal(colls)
+	engineLog, err := os.ReadFile(e.engineLog)
+	if err != nil {
+		t.Fatalf("reading the engine's log: %v", err)
+	}
+	assertNoSecret(t, e.kafkaPassword, map[string]string{
+		"SHOW CREATE TABLE": show, "system.tables": string(tj), "system.named_collections": string(cj),
+		"bootstrap answers": strings.Join(outputs, "\n"), "engine log": string(engineLog),
+	})
+
+	// A wrong ClickHouse password in the secret fails the invocation with ClickHouse's authentication error.
+	cfg.PasswordSecret = putSecret(t, ctx, sm, "clickhouse-bootstrap", "not-the-password")
 	bad := lambda.NewHandler(clickhouse.BootstrapHandler{Config: cfg, Secrets: sm}.Handle)
-	_, badErr := bad.Invoke(ctx, payload)
+	_, badErr := bad.Invoke(ctx, []byte(payload))
 	if badErr == nil || !strings.Contains(badErr.Error(), "AUTHENTICATION_FAILED") {
 		t.Errorf("Invoke with a wrong password: err = %v, want AUTHENTICATION_FAILED", badErr)
 	}
 	if strings.Contains(fmt.Sprint(badErr), "not-the-password") {
 		t.Error("the error carries the password")
 	}
+	assertNoSecret(t, e.kafkaPassword, map[string]string{"error": fmt.Sprint(badErr)})
+}
+
+func assertNoSecret(t *testing.T, secret string, where map[string]string) {
+	t.Helper()
+	if len(secret) < 8 {
+		t.Fatalf("the secret to look for is too short (%d) to mean anything", len(secret))
+	}
+	for name, text := range where {
+		if strings.Contains(text, secret) {
+			t.Errorf("the Kafka password appears in %s", name)
+		}
+	}
+}
+
+// TestIntegrationCredentialsRotation rotates the Kafka credentials in the secret and reruns the bootstrap:
+// the named collection is altered and logs_queue recreated with its views, logs is kept, and ingestion
+// resumes from the consumer group's committed offsets with no lost and no duplicated rows. The rotation goes
+// from the broker's user pipeline to its second user, then to a wrong password (ingestion stops, the table
+// is reported stuck), then back to a valid one. The broker's users are not changed.
+func TestIntegrationCredentialsRotation(t *testing.T) {
+	e := loadEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	sm, _ := lambdaEnv(t, ctx)
+	c := e.client(t, "")
+	db := freshDatabase(t, c, "it_rotate")
+	topic := kafkatest.UniqueTopic("it_rotate")
+	kafkatest.CreateTopic(t, e.plaintext, topic, 2)
+	secret := putSecret(t, ctx, sm, "kafka-rotation", kafkaSecretJSON(e.brokers, e.kafkaUser, e.kafkaPassword))
+	cfg := bootstrapConfig(t, e, map[string]string{clickhouse.EnvKafkaSecret: secret, clickhouse.EnvTopic: topic, clickhouse.EnvGroup: topic})
+	cfg.Password = e.password
+	var outputs []string
+	iv := invoker{t, ctx, lambda.NewHandler(clickhouse.BootstrapHandler{Config: cfg, Secrets: sm}.Handle), &outputs}
+	payload := `{"database":"` + db + `"}`
+	dc := e.client(t, db)
+
+	g := event.NewGenerator(11, 1, time.Now().UTC().Add(-time.Minute))
+	total := 0
+	batch := func(n int) {
+		t.Helper()
+		msgs := make([][]byte, n)
+		for i := range msgs {
+			msgs[i] = g.Next().AppendJSON(nil)
+		}
+		produce(t, e.plaintext, topic, msgs)
+		total += n
+	}
+	rotate := func(user, password string) clickhouse.BootstrapResponse {
+		t.Helper()
+		if _, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(secret),
+			SecretString: aws.String(kafkaSecretJSON(e.brokers, user, password))}); err != nil {
+			t.Fatalf("PutSecretValue: %v", err)
+		}
+		r := iv.invoke(payload)
+		wantUpdated := []string{"named collection " + db + "_kafka", db + ".logs_queue", db + ".logs_mv", db + ".logs_errors_mv"}
+		if !r.OK || !equal(r.Updated, wantUpdated) || !equal(r.Kept, []string{db, db + ".logs", db + ".logs_errors"}) || len(r.Created) != 0 {
+			t.Fatalf("bootstrap after the rotation = %+v, want %q updated and logs kept", r, wantUpdated)
+		}
+		return r
+	}
+	exact := func(want int) {
+		t.Helper()
+		waitCount(t, ctx, dc, "SELECT count() AS v FROM logs", want)
+		if u := scalar[int](t, ctx, dc, "SELECT uniqExact(eventId) AS v FROM logs"); u != want {
+			t.Fatalf("distinct eventIds = %d, want %d", u, want)
+		}
+	}
+
+	first := iv.invoke(payload)
+	if !first.OK || !equal(first.Created, allNames(db)) {
+		t.Fatalf("first bootstrap = %+v", first)
+	}
+	batch(1000)
+	exact(total)
+	logsUUID := scalar[string](t, ctx, c, "SELECT toString(uuid) AS v FROM system.tables WHERE database = '"+db+"' AND name = 'logs'")
+
+	// 1. To the second user: the table reads with its credentials.
+	rotate(e.testUser, e.testPassword)
+	batch(1000)
+	exact(total)
+
+	// 2. To a wrong password: nothing more arrives, and the consumer reports the authentication failure.
+	wrong := "wrong-" + e.testPassword
+	rotate(e.testUser, wrong)
+	batch(500)
+	deadline := time.Now().Add(40 * time.Second)
+	var stuck error
+	for time.Now().Before(deadline) {
+		st, err := clickhouse.KafkaStatus(ctx, c, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stuck = st.Check(time.Now(), 5*time.Minute, nil); stuck != nil && strings.Contains(stuck.Error(), "SASL authentication error") {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if !errors.Is(stuck, clickhouse.ErrKafkaTableStuck) || !strings.Contains(stuck.Error(), "SASL authentication error") {
+		t.Fatalf("status with a wrong password: %v, want ErrKafkaTableStuck naming the authentication failure", stuck)
+	}
+	t.Logf("with a wrong password: %v", stuck)
+	if n := scalar[int](t, ctx, dc, "SELECT count() AS v FROM logs"); n != total-500 {
+		t.Fatalf("logs has %d rows with a wrong password, want %d", n, total-500)
+	}
+
+	// 3. Back to valid credentials: the 500 messages waiting arrive, once.
+	rotate(e.kafkaUser, e.kafkaPassword)
+	exact(total)
+	batch(500)
+	exact(total)
+
+	if got := scalar[string](t, ctx, c, "SELECT toString(uuid) AS v FROM system.tables WHERE database = '"+db+"' AND name = 'logs'"); got != logsUUID {
+		t.Errorf("logs was recreated (uuid %s, was %s)", got, logsUUID)
+	}
+	assertNoSecret(t, e.kafkaPassword, map[string]string{"bootstrap answers": strings.Join(outputs, "\n"), "stuck error": stuck.Error()})
+	assertNoSecret(t, e.testPassword, map[string]string{"bootstrap answers": strings.Join(outputs, "\n"), "stuck error": stuck.Error()})
 }
 
 func equal(a, b []string) bool {

@@ -72,7 +72,15 @@ func TestBootstrapConfigFromEnv(t *testing.T) {
 					c.Schema.NumConsumers == 3 && c.PasswordSecret == "s"
 			}, nil},
 		{"no url", map[string]string{EnvURL: ""}, nil, ErrEmpty},
-		{"no brokers", map[string]string{EnvBrokers: ""}, nil, ErrEmpty},
+		// Without KAFKA_BROKERS the brokers come from the Kafka secret at run time.
+		{"no brokers", map[string]string{EnvBrokers: ""}, func(c BootstrapConfig) bool {
+			return c.Schema.Brokers == "" && c.KafkaSecret == "MWAA_Secrets"
+		}, nil},
+		{"kafka secret, CA and cluster", map[string]string{EnvKafkaSecret: "k", EnvCALocation: "/etc/ca.pem", EnvCluster: "c1"}, func(c BootstrapConfig) bool {
+			return c.KafkaSecret == "k" && c.Schema.Auth.CALocation == "/etc/ca.pem" && c.Schema.Cluster == "c1"
+		}, nil},
+		{"both CA forms", map[string]string{EnvCALocation: "/etc/ca.pem", EnvCAPEM: "-----BEGIN CERTIFICATE-----"}, nil, ErrSecretValue},
+		{"newline in cluster", map[string]string{EnvCluster: "a\nb"}, nil, ErrControlChar},
 		{"bad consumers", map[string]string{EnvNumConsumers: "100"}, nil, ErrOutOfRange},
 	}
 	for _, tt := range tests {

@@ -41,6 +41,27 @@ type Schema struct {
 	// NumConsumers is kafka_num_consumers: consumers of this table on one server, useful up to the topic's
 	// partition count. Default 1.
 	NumConsumers int
+	// Cluster, when set, runs every statement ON CLUSTER (a self-managed cluster without a Replicated
+	// database): each server gets the objects, and its own consumers in the same group.
+	Cluster string
+	// Auth is how logs_queue authenticates (the named collection Collection()). Statements need only its
+	// Source and CA (for the comment); Apply needs all of it.
+	Auth KafkaAuth
+}
+
+// Collection names the named collection that holds the Kafka credentials: <database>_kafka. Named
+// collections are server-wide, so the name carries the database.
+func (s Schema) Collection() string { return s.Database + "_kafka" }
+
+// CredentialsComment is logs_queue's comment: which credentials it was created with (never the password).
+func (s Schema) CredentialsComment() string { return s.Auth.marker() }
+
+// OnCluster is the ON CLUSTER clause, or "".
+func (s Schema) OnCluster() string {
+	if s.Cluster == "" {
+		return ""
+	}
+	return " ON CLUSTER " + QuoteIdent(s.Cluster)
 }
 
 // NewSchema returns a Schema with the defaults and the given broker list.
@@ -68,7 +89,7 @@ func (s Schema) Validate() error {
 	case s.NumConsumers < 1 || s.NumConsumers > 64:
 		return fmt.Errorf("num consumers %d: %w", s.NumConsumers, ErrOutOfRange)
 	}
-	for _, f := range []struct{ name, v string }{{"database", s.Database}, {"brokers", s.Brokers}, {"topic", s.Topic}, {"group", s.Group}} {
+	for _, f := range []struct{ name, v string }{{"database", s.Database}, {"brokers", s.Brokers}, {"topic", s.Topic}, {"group", s.Group}, {"cluster", s.Cluster}} {
 		if strings.ContainsAny(f.v, "\x00\n\r") {
 			return fmt.Errorf("%s %q: %w", f.name, f.v, ErrControlChar)
 		}
@@ -93,7 +114,10 @@ type Statement struct {
 	// Table is the bare table name (empty for the database).
 	Table string
 	Kind  Kind
-	SQL   string
+	// SQL is the statement to run (with ON CLUSTER when Schema.Cluster is set).
+	SQL string
+	// Compare is the statement as the server stores it (no ON CLUSTER), which Apply compares with.
+	Compare string
 }
 
 // Statements renders the DDL in the order it must run: the database, the two MergeTree tables, the Kafka
@@ -118,11 +142,22 @@ func (s Schema) Statements() ([]Statement, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parsing %s: %w", n, err)
 		}
-		var b bytes.Buffer
-		if err := t.Execute(&b, s); err != nil {
-			return nil, fmt.Errorf("rendering %s: %w", n, err)
+		render := func(s Schema) (string, error) {
+			var b bytes.Buffer
+			if err := t.Execute(&b, s); err != nil {
+				return "", fmt.Errorf("rendering %s: %w", n, err)
+			}
+			return strings.TrimSpace(b.String()), nil
 		}
-		st := Statement{SQL: strings.TrimSpace(b.String())}
+		var st Statement
+		if st.SQL, err = render(s); err != nil {
+			return nil, err
+		}
+		local := s
+		local.Cluster = ""
+		if st.Compare, err = render(local); err != nil {
+			return nil, err
+		}
 		base := strings.TrimSuffix(path.Base(n), ".sql")
 		_, table, _ := strings.Cut(base, "_")
 		switch {

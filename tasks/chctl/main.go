@@ -1,13 +1,15 @@
-// Command chctl reaches the ClickHouse side of the pipeline without AWS: it applies the DDL (the same
-// applier the bootstrap Lambda runs), prints the three example queries, and writes the <kafka> section of
-// config.xml from the Kafka credentials.
+// Command chctl reaches the ClickHouse side of the pipeline from a shell: it runs the bootstrap (the same
+// handler the bootstrap Lambda runs, Kafka credentials read from the MWAA_Secrets secret into a named
+// collection), prints the three example queries, and reports the Kafka table's consumers.
 //
-//	chctl bootstrap   [--url U] [--user U] [--database D] [--brokers B] [--topic T] [--group G]
-//	chctl queries     [--url U] [--user U] [--database D]
-//	chctl config-xml  [--credentials env|secretsmanager] [--secret-name N] [--region R] [--ca-file F] [--out F]
+//	chctl bootstrap  [--url U] [--user U] [--database D] [--secret-name N] [--brokers B] [--topic T]
+//	                 [--group G] [--num-consumers N] [--ca-file F | --ca-location P] [--cluster C] [--dry-run]
+//	chctl queries    [--url U] [--user U] [--database D]
+//	chctl consumers  [--url U] [--user U] [--database D] [--stale-after D]
 //
-// The ClickHouse password comes from CLICKHOUSE_PASSWORD only (never a flag, so it stays out of ps).
-// Defaults come from the local stack's variables: CLICKHOUSE_URL, CLICKHOUSE_USER, KAFKA_BOOTSTRAP_SERVER.
+// The ClickHouse password comes from CLICKHOUSE_PASSWORD only (never a flag, so it stays out of ps); the
+// Kafka credentials only from the secret (Secrets Manager, or the emulator AWS_ENDPOINT_URL_SECRETSMANAGER
+// names). Defaults come from the local stack's variables: CLICKHOUSE_URL, CLICKHOUSE_USER, KAFKA_CA_FILE.
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,7 +40,7 @@ func main() {
 	os.Exit(flagenv.ExitCode(err))
 }
 
-const usage = "usage: chctl bootstrap|queries|config-xml [flags] (chctl CMD -h for the flags)"
+const usage = "usage: chctl bootstrap|queries|consumers [flags] (chctl CMD -h for the flags)"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -53,8 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bootstrap(ctx, args[1:], stdout, parse)
 	case "queries":
 		return queries(ctx, args[1:], stdout, parse)
-	case "config-xml":
-		return configXML(ctx, args[1:], stdout, parse)
+	case "consumers":
+		return consumers(ctx, args[1:], stdout, parse)
 	default:
 		return fmt.Errorf("%w: unknown command %q; %s", flagenv.ErrUsage, args[0], usage)
 	}
@@ -88,28 +91,46 @@ func (c *conn) client(db string) (*clickhouse.Client, error) {
 func bootstrap(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
 	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
 	c := connFlags(fs)
-	s := clickhouse.NewSchema(envOr("KAFKA_BOOTSTRAP_SERVER", ""))
-	fs.StringVar(&s.Brokers, "brokers", s.Brokers, "Kafka broker list for logs_queue (KAFKA_BOOTSTRAP_SERVER)")
+	cfg := clickhouse.BootstrapConfig{Schema: clickhouse.NewSchema("")}
+	s := &cfg.Schema
+	fs.StringVar(&cfg.KafkaSecret, "secret-name", envOr("SECRET_NAME", secrets.DefaultSecretName), "secret with the Kafka credentials and bootstrap servers (SECRET_NAME)")
+	fs.StringVar(&s.Brokers, "brokers", "", "Kafka broker list for logs_queue (default: the secret's KAFKA_BOOTSTRAP_SERVER)")
 	fs.StringVar(&s.Topic, "topic", s.Topic, "topic logs_queue consumes")
 	fs.StringVar(&s.Group, "group", s.Group, "consumer group of logs_queue")
 	fs.IntVar(&s.NumConsumers, "num-consumers", s.NumConsumers, "kafka_num_consumers")
+	fs.StringVar(&s.Cluster, "cluster", "", "run the DDL ON CLUSTER this cluster (self-managed clusters)")
+	caFile := fs.String("ca-file", os.Getenv("KAFKA_CA_FILE"), "PEM file of the CA that verifies the brokers, sent to ClickHouse inline (KAFKA_CA_FILE); empty: the default trust store")
+	fs.StringVar(&s.Auth.CALocation, "ca-location", "", "path of a CA bundle on the ClickHouse server, instead of --ca-file")
+	dryRun := fs.Bool("dry-run", false, "compare and report what would be done, changing nothing")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if *caFile != "" && s.Auth.CALocation == "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return fmt.Errorf("reading the CA file: %w", err)
+		}
+		s.Auth.CAPEM = string(pem)
+	}
 	s.Database = c.database
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	cl, err := c.client("")
+	cfg.URL, cfg.User, cfg.Password, cfg.Timeout = c.url, c.user, os.Getenv("CLICKHOUSE_PASSWORD"), c.timeout
+	sm, err := clickhouse.NewSecretsManagerClient(ctx)
 	if err != nil {
 		return err
 	}
-	res, applyErr := clickhouse.Apply(ctx, cl, s)
+	resp, err := clickhouse.BootstrapHandler{Config: cfg, Secrets: sm}.Handle(ctx, clickhouse.BootstrapEvent{DryRun: *dryRun})
+	if err != nil {
+		return err
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(res); err != nil {
+	if err := enc.Encode(resp); err != nil {
 		return fmt.Errorf("writing result: %w", err)
 	}
-	return applyErr
+	if !resp.OK {
+		return fmt.Errorf("%s: %w", strings.Join(resp.Different, ", "), clickhouse.ErrDrift)
+	}
+	return nil
 }
 
 func queries(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
@@ -163,56 +184,39 @@ func printSections(w io.Writer, levels []clickhouse.LevelCount, sources []clickh
 	return nil
 }
 
-func configXML(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
-	fs := flag.NewFlagSet("config-xml", flag.ContinueOnError)
-	source := secrets.SourceEnv
-	fs.Var(&source, "credentials", "where the Kafka credentials come from: env (KAFKA_BOOTSTRAP_SERVER, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD) or secretsmanager")
-	secretName := fs.String("secret-name", secrets.DefaultSecretName, "Secrets Manager secret (with --credentials secretsmanager)")
-	region := fs.String("region", "", "AWS region (default: the SDK's, else us-east-1)")
-	var o clickhouse.KafkaXMLOptions
-	fs.StringVar(&o.CAFile, "ca-file", "", "CA PEM that verifies the brokers (ssl_ca_location); empty uses the default trust store")
-	fs.StringVar(&o.SecurityProtocol, "security-protocol", "sasl_ssl", "security_protocol")
-	out := fs.String("out", "", "write to this file (mode 0600) instead of stdout")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	var k secrets.Kafka
-	var err error
-	if source == secrets.SourceEnv {
-		k, err = secrets.FromEnv(os.LookupEnv)
-	} else {
-		k, err = secrets.FromSecretsManager(ctx, secrets.Options{SecretName: *secretName, Region: *region,
-			Endpoint: os.Getenv(clickhouse.EnvSecretsManagerEndpoint)})
-	}
-	if err != nil {
-		return fmt.Errorf("loading kafka credentials: %w", err)
-	}
-	b, err := clickhouse.KafkaConfigXML(k, o)
-	if err != nil {
-		return err
-	}
-	if *out == "" {
-		_, err = stdout.Write(b)
-		return err
-	}
-	return writePrivate(*out, b)
-}
-
-// writePrivate writes b to path through a temporary file and a rename, readable by the owner only.
-func writePrivate(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("renaming %s: %w", tmp, err)
-	}
-	return nil
-}
-
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
 	}
 	return def
+}
+
+func consumers(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
+	fs := flag.NewFlagSet("consumers", flag.ContinueOnError)
+	c := connFlags(fs)
+	stale := fs.Duration("stale-after", 5*time.Minute, "a consumer with no poll for this long, or an exception this recent with no commit since, is stuck")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	cl, err := c.client("")
+	if err != nil {
+		return err
+	}
+	st, err := clickhouse.KafkaStatus(ctx, cl, c.database)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(st); err != nil {
+			return fmt.Errorf("writing status: %w", err)
+		}
+	} else if err := clickhouse.WriteKafkaStatus(stdout, st); err != nil {
+		return err
+	}
+	return st.Check(time.Now(), *stale, nil)
 }

@@ -1,1 +1,1 @@
-CREATE DATABASE {{ident .Database}}
+CREATE DATABASE {{ident .Database}}{{.OnCluster}}

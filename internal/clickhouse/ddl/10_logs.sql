@@ -1,4 +1,4 @@
-CREATE TABLE {{ident .Database}}.logs
+CREATE TABLE {{ident .Database}}.logs{{.OnCluster}}
 (
     `eventId` UInt32,
     `level` LowCardinality(String),

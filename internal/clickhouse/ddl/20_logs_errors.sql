@@ -1,4 +1,4 @@
-CREATE TABLE {{ident .Database}}.logs_errors
+CREATE TABLE {{ident .Database}}.logs_errors{{.OnCluster}}
 (
     `topic` LowCardinality(String),
     `partition` UInt64,

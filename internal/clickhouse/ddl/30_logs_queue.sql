@@ -1,4 +1,4 @@
-CREATE TABLE {{ident .Database}}.logs_queue
+CREATE TABLE {{ident .Database}}.logs_queue{{.OnCluster}}
 (
     `eventId` UInt32,
     `level` LowCardinality(String),
@@ -8,7 +8,7 @@ CREATE TABLE {{ident .Database}}.logs_queue
     `user` LowCardinality(String),
     `message` String
 )
-ENGINE = Kafka
+ENGINE = Kafka({{ident .Collection}})
 SETTINGS
     kafka_broker_list = {{str .Brokers}},
     kafka_topic_list = {{str .Topic}},
@@ -17,3 +17,4 @@ SETTINGS
     kafka_handle_error_mode = 'stream',
     kafka_num_consumers = {{.NumConsumers}},
     kafka_thread_per_consumer = 0
+COMMENT {{str .CredentialsComment}}

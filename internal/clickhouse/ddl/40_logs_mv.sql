@@ -1,4 +1,4 @@
-CREATE MATERIALIZED VIEW {{ident .Database}}.logs_mv TO {{ident .Database}}.logs
+CREATE MATERIALIZED VIEW {{ident .Database}}.logs_mv{{.OnCluster}} TO {{ident .Database}}.logs
 (
     `eventId` UInt32,
     `level` LowCardinality(String),

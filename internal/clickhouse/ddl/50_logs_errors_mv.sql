@@ -1,4 +1,4 @@
-CREATE MATERIALIZED VIEW {{ident .Database}}.logs_errors_mv TO {{ident .Database}}.logs_errors
+CREATE MATERIALIZED VIEW {{ident .Database}}.logs_errors_mv{{.OnCluster}} TO {{ident .Database}}.logs_errors
 (
     `topic` LowCardinality(String),
     `partition` UInt64,
