@@ -1,0 +1,156 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+)
+
+const testPEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n"
+
+func TestKafkaAuthValidate(t *testing.T) {
+	ok := KafkaAuth{Username: "u", Password: "p'w\\d", Source: "secret s version 1"}
+	tests := []struct {
+		name   string
+		change func(*KafkaAuth)
+		want   error
+	}{
+		{"minimal", func(*KafkaAuth) {}, nil},
+		{"inline CA", func(a *KafkaAuth) { a.CAPEM = testPEM }, nil},
+		{"CA on the server", func(a *KafkaAuth) { a.CALocation = "/etc/ssl/ca.pem" }, nil},
+		{"no username", func(a *KafkaAuth) { a.Username = "" }, ErrEmpty},
+		{"no password", func(a *KafkaAuth) { a.Password = "" }, ErrEmpty},
+		{"no source", func(a *KafkaAuth) { a.Source = "" }, ErrEmpty},
+		{"both CAs", func(a *KafkaAuth) { a.CAPEM, a.CALocation = testPEM, "/x" }, ErrSecretValue},
+		{"not a PEM", func(a *KafkaAuth) { a.CAPEM = "hello" }, ErrSecretValue},
+		{"plaintext", func(a *KafkaAuth) { a.SecurityProtocol = "PLAINTEXT" }, ErrSecretValue},
+		{"newline in the password", func(a *KafkaAuth) { a.Password = "a\nb" }, ErrControlChar},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := ok
+			tt.change(&a)
+			err := a.Validate()
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Errorf("Validate() = %v, want %v", err, tt.want)
+			}
+			if err != nil && a.Password != "" && strings.Contains(err.Error(), a.Password) {
+				t.Errorf("the error %q carries the password", err)
+			}
+		})
+	}
+}
+
+func TestCollectionAssignments(t *testing.T) {
+	a := KafkaAuth{Username: "svc", Password: `p'w\d`, CAPEM: testPEM, Source: "s"}
+	got := a.collectionAssignments()
+	want := "`kafka.sasl_mechanism` = 'PLAIN', `kafka.sasl_password` = 'p\\'w\\\\d', `kafka.sasl_username` = 'svc', " +
+		"`kafka.security_protocol` = 'sasl_ssl', `kafka.ssl_ca_pem` = '-----BEGIN CERTIFICATE-----\\nMIIBszCCAVmgAwIBAgIU\\n-----END CERTIFICATE-----\\n'"
+	if got != want {
+		t.Errorf("collectionAssignments() =\n%s\nwant\n%s", got, want)
+	}
+	// The comment names source and CA, never the password.
+	if m := a.marker(); !strings.HasPrefix(m, "Kafka credentials: s; CA: PEM sha256:") || strings.Contains(m, a.Password) {
+		t.Errorf("marker() = %q", m)
+	}
+	if m := (KafkaAuth{Source: "s"}).marker(); m != "Kafka credentials: s; CA: default trust store" {
+		t.Errorf("marker() without a CA = %q", m)
+	}
+}
+
+func TestRedactErr(t *testing.T) {
+	a := KafkaAuth{Password: `se'cret`}
+	se := &ServerError{Status: 400, Code: 62, Message: `Syntax error near 'se\'cret' and se'cret`}
+	err := a.redactErr(errors.Join(errors.New("creating named collection"), se))
+	if strings.Contains(err.Error(), "cret") {
+		t.Errorf("redacted error = %q, still holds the password", err)
+	}
+	if !IsCode(err, 62) {
+		t.Errorf("redacted error lost its code: %v", err)
+	}
+	var got *ServerError
+	if !errors.As(err, &got) || strings.Contains(got.Message, "cret") {
+		t.Errorf("redacted ServerError = %+v", got)
+	}
+	plain := errors.New("no secret here")
+	if a.redactErr(plain) != plain {
+		t.Error("an error without the password must come back unchanged")
+	}
+}
+
+type versionedSecret struct {
+	value, version string
+}
+
+func (f versionedSecret) GetSecretValue(_ context.Context, _ *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(f.value), VersionId: aws.String(f.version)}, nil
+}
+
+func TestKafkaAuthFromSecret(t *testing.T) {
+	sm := versionedSecret{`{"KAFKA_BOOTSTRAP_SERVER":"b1:9092,b2:9092","KAFKA_SASL_USERNAME":"u","KAFKA_SASL_PASSWORD":"hunter2hunter2"}`, "v-7"}
+	a, brokers, err := KafkaAuthFromSecret(context.Background(), sm, "MWAA_Secrets")
+	if err != nil || a.Username != "u" || a.Password != "hunter2hunter2" || brokers != "b1:9092,b2:9092" || a.Source != "secret MWAA_Secrets version v-7" {
+		t.Errorf("KafkaAuthFromSecret() = %+v, %q, %v", a, brokers, err)
+	}
+	_, _, err = KafkaAuthFromSecret(context.Background(), versionedSecret{`{"KAFKA_SASL_PASSWORD":"hunter2hunter2"}`, "v"}, "MWAA_Secrets")
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("a secret without the other keys: err = %v, want an error naming keys only", err)
+	}
+}
+
+func TestKafkaStatusCheck(t *testing.T) {
+	now := time.Date(2026, 11, 29, 5, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	healthy := KafkaConsumer{ID: "c1", LastPoll: ago(2 * time.Second), LastCommit: ago(10 * time.Second),
+		Assignments: []Assignment{{Topic: "logs_4", Partition: 0, Offset: 100}, {Topic: "logs_4", Partition: 1, Offset: 50}}}
+	tests := []struct {
+		name string
+		cs   []KafkaConsumer
+		ends map[int32]int64
+		want string // "" for healthy, else a fragment of the error
+	}{
+		{"healthy", []KafkaConsumer{healthy}, nil, ""},
+		{"no consumer", nil, nil, "no consumer"},
+		{"just created, not polled yet", []KafkaConsumer{{ID: "c1"}}, nil, ""},
+		{"recent exception, no commit since", []KafkaConsumer{func() KafkaConsumer {
+			k := healthy
+			k.LastException, k.LastExceptionTime = "SASL authentication error", ago(time.Second)
+			k.RecentExceptions = []string{"1/1 brokers are down", "SASL authentication error"}
+			return k
+		}()}, nil, "SASL authentication error"},
+		{"old exception, committed since", []KafkaConsumer{func() KafkaConsumer {
+			k := healthy
+			k.LastException, k.LastExceptionTime = "broker down", ago(time.Hour)
+			return k
+		}()}, nil, ""},
+		{"recent exception, committed after it", []KafkaConsumer{func() KafkaConsumer {
+			k := healthy
+			k.LastException, k.LastExceptionTime = "transient", ago(30*time.Second)
+			return k
+		}()}, nil, ""},
+		{"stale poll, lag unknown", []KafkaConsumer{func() KafkaConsumer { k := healthy; k.LastPoll = ago(10 * time.Minute); return k }()}, nil, "lag unknown"},
+		{"stale poll, topic grew", []KafkaConsumer{func() KafkaConsumer { k := healthy; k.LastPoll = ago(10 * time.Minute); return k }()},
+			map[int32]int64{0: 130, 1: 50}, "30 messages unread"},
+		{"stale poll, nothing to read", []KafkaConsumer{func() KafkaConsumer { k := healthy; k.LastPoll = ago(10 * time.Minute); return k }()},
+			map[int32]int64{0: 100, 1: 50}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := KafkaTableStatus{Database: "db", Consumers: tt.cs}.Check(now, 5*time.Minute, tt.ends)
+			if tt.want == "" {
+				if err != nil {
+					t.Errorf("Check() = %v, want healthy", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrKafkaTableStuck) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Check() = %v, want ErrKafkaTableStuck mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
