@@ -40,8 +40,9 @@ func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Poli
 	})
 	p.Health.AddToRolePolicy(readSecret)
 
-	// The bootstrap reads no Kafka credentials: only the ClickHouse password, from its own secret.
-	bootstrapEnv := map[string]*string{"KAFKA_TOPIC": jsii.String(props.Topic)}
+	// The bootstrap reads the Kafka secret (it puts the credentials into ClickHouse's named collection for the
+	// Kafka table) and, when configured, the ClickHouse password's own secret: GetSecretValue on those two.
+	bootstrapEnv := map[string]*string{"KAFKA_TOPIC": jsii.String(props.Topic), "KAFKA_SECRET_NAME": jsii.String(props.SecretName)}
 	for k, v := range map[string]string{
 		"CLICKHOUSE_URL":             props.ClickHouseURL,
 		"CLICKHOUSE_USER":            props.ClickHouseUser,
@@ -59,6 +60,7 @@ func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Poli
 		Environment: &bootstrapEnv,
 		Timeout:     awscdk.Duration_Minutes(jsii.Number(2)),
 	})
+	p.Bootstrap.AddToRolePolicy(readSecret)
 	if props.ClickHousePasswordSecret != "" {
 		p.Bootstrap.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("ReadClickHousePassword"),

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/jsii-runtime-go"
 )
 
@@ -27,6 +28,18 @@ func newOutputs(s awscdk.Stack, p *Pipeline) {
 	out("SecurityGroup", "Security group for the task", p.TaskSecurityGroup.SecurityGroupId())
 	out("HealthFunctionName", "Scheduled health-check Lambda", p.Health.FunctionName())
 	out("BootstrapFunctionName", "ClickHouse bootstrap Lambda (invoke from the console)", p.Bootstrap.FunctionName())
+	// The NAT gateway's public address, which every outbound connection (reader, Lambdas) comes from: what
+	// ClickHouse Cloud's and Confluent Cloud's IP allow-lists need. Only a VPC the stack creates has it here.
+	var natIPs []string
+	for _, sn := range *p.Vpc.PublicSubnets() {
+		if eip, ok := sn.Node().TryFindChild(jsii.String("EIP")).(awsec2.CfnEIP); ok {
+			natIPs = append(natIPs, *eip.AttrPublicIp())
+		}
+	}
+	if len(natIPs) > 0 {
+		out("NatGatewayPublicIps", "Public IP(s) of the NAT gateway (comma-separated): allow them on ClickHouse Cloud and Confluent Cloud",
+			awscdk.Fn_Join(jsii.String(","), jsii.Strings(natIPs...)))
+	}
 	if p.Service != nil {
 		out("ServiceName", "Always-on reader service", p.Service.ServiceName())
 	}

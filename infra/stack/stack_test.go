@@ -170,7 +170,7 @@ func TestDefaultStack(t *testing.T) {
 	})
 
 	assertSchedules(t, tmpl, 1)
-	assertSecretAccess(t, tmpl, map[string]int{"MWAA_Secrets": 2})
+	assertSecretAccess(t, tmpl, map[string]int{"MWAA_Secrets": 3})
 	assertRetention(t, tmpl, 30)
 	assertNoPlaintextSecret(t, tmpl)
 
@@ -179,6 +179,18 @@ func TestDefaultStack(t *testing.T) {
 		tmpl.HasOutput(jsii.String(name), map[string]any{})
 	}
 	tmpl.HasOutput(jsii.String("ContainerName"), map[string]any{"Value": stack.ContainerName})
+	// The NAT gateway's public IP, for the allow-lists of ClickHouse Cloud and Confluent Cloud: the Elastic IP
+	// the NAT gateway uses.
+	eips := resources(tmpl, "AWS::EC2::EIP")
+	if len(eips) != 1 {
+		t.Fatalf("%d Elastic IPs, want 1 (the NAT gateway's)", len(eips))
+	}
+	for id := range eips {
+		tmpl.HasOutput(jsii.String("NatGatewayPublicIps"), map[string]any{
+			// One address: CDK folds the join into the attribute itself.
+			"Value": map[string]any{"Fn::GetAtt": []any{id, "PublicIp"}},
+		})
+	}
 
 	tmpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
 		"Namespace": stack.MetricsNamespace, "MetricName": stack.MetricHealthOK, "Statistic": "Minimum",
@@ -279,14 +291,17 @@ func TestExistingVpc(t *testing.T) {
 	}})
 	tmpl.ResourceCountIs(jsii.String("AWS::EC2::VPC"), jsii.Number(0))
 	tmpl.ResourceCountIs(jsii.String("AWS::EC2::NatGateway"), jsii.Number(0))
+	if outs := tmpl.FindOutputs(jsii.String("NatGatewayPublicIps"), nil); len(*outs) != 0 {
+		t.Errorf("an existing VPC's NAT addresses are not the stack's to output: %v", *outs)
+	}
 	tmpl.HasResourceProperties(jsii.String("AWS::EC2::SecurityGroup"), map[string]any{"VpcId": "vpc-0123456789abcdef0"})
 	tmpl.HasOutput(jsii.String("Subnets"), map[string]any{"Value": "subnet-0123456789abcdef1,subnet-0123456789abcdef2"})
-	assertSecretAccess(t, tmpl, map[string]int{"MWAA_Secrets": 2})
+	assertSecretAccess(t, tmpl, map[string]int{"MWAA_Secrets": 3})
 	assertNoNagFindings(t, p)
 }
 
 // TestBootstrapFunction checks the ClickHouse bootstrap Lambda's configuration and that it may read the
-// ClickHouse password's secret and not the Kafka one.
+// ClickHouse password's secret and the Kafka one (GetSecretValue, nothing more).
 func TestBootstrapFunction(t *testing.T) {
 	p, tmpl := synth(t, map[string]any{"clickhouseUrl": "https://ch.example.com:8443", "kafkaBrokers": "b1.example.com:9092",
 		"clickhouseUser": "ingest", "clickhousePasswordSecret": "clickhouse/ingest"})
@@ -294,9 +309,10 @@ func TestBootstrapFunction(t *testing.T) {
 		"Environment": map[string]any{"Variables": map[string]any{
 			"CLICKHOUSE_URL": "https://ch.example.com:8443", "CLICKHOUSE_USER": "ingest",
 			"CLICKHOUSE_PASSWORD_SECRET": "clickhouse/ingest", "KAFKA_BROKERS": "b1.example.com:9092", "KAFKA_TOPIC": "logs_4",
+			"KAFKA_SECRET_NAME": "MWAA_Secrets",
 		}},
 	})
-	assertSecretAccess(t, tmpl, map[string]int{"MWAA_Secrets": 2, "clickhouse/ingest": 1})
+	assertSecretAccess(t, tmpl, map[string]int{"MWAA_Secrets": 3, "clickhouse/ingest": 1})
 	assertNoNagFindings(t, p)
 }
 
@@ -316,7 +332,7 @@ func assertSchedules(t *testing.T, tmpl assertions.Template, n int) {
 
 // assertSecretAccess checks the policy statements that mention Secrets Manager: each allows only
 // secretsmanager:GetSecretValue, on one secret's ARN pattern and never "*", and want counts the statements
-// per secret name (MWAA_Secrets: the task role and the health Lambda).
+// per secret name (MWAA_Secrets: the task role, the health Lambda and the bootstrap Lambda).
 func assertSecretAccess(t *testing.T, tmpl assertions.Template, want map[string]int) {
 	t.Helper()
 	got := map[string]int{}
