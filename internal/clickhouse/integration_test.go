@@ -583,7 +583,7 @@ func TestIntegrationBootstrapLambda(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		msgs = append(msgs, g.Next().AppendJSON(nil))
 	}
-	produce(t, e.plaintext, topic, msgs)
+	kafkatest.Produce(t, e.plaintext, topic, msgs)
 	dc := e.client(t, db)
 	waitCount(t, ctx, dc, "SELECT count() AS v FROM logs", 100)
 
@@ -687,7 +687,7 @@ func TestIntegrationCredentialsRotation(t *testing.T) {
 		for i := range msgs {
 			msgs[i] = g.Next().AppendJSON(nil)
 		}
-		produce(t, e.plaintext, topic, msgs)
+		kafkatest.Produce(t, e.plaintext, topic, msgs)
 		total += n
 	}
 	rotate := func(user, password string) clickhouse.BootstrapResponse {

@@ -48,7 +48,7 @@ func TestIntegrationChctl(t *testing.T) {
 	var printed []string
 	chctl := func(args ...string) (string, error) {
 		var out bytes.Buffer
-		err := run(ctx, args, &out)
+		err := run(ctx, args, &out, &out)
 		printed = append(printed, out.String(), fmt.Sprint(err))
 		return out.String(), err
 	}
