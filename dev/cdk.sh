@@ -9,6 +9,7 @@
 #                               (e.g. dev/cdk.sh deploy -c sourceAddr=logs.example.com:5170)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=${GOTOOLCHAIN_OVERRIDE:-auto} # honour go.mod's toolchain line, also where the go env says "local"
 
 CACHE=.cache/cdk
 CDK="$CACHE/node_modules/.bin/cdk"
