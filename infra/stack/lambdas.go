@@ -31,6 +31,19 @@ func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Poli
 	if props.ReaderHealthURL != "" {
 		healthEnv["HEALTH_READER_URL"] = jsii.String(props.ReaderHealthURL)
 	}
+	// With ClickHouse configured, the health check also reports the Kafka table's consumers.
+	if props.ClickHouseURL != "" {
+		for k, v := range map[string]string{
+			"HEALTH_CLICKHOUSE_URL":             props.ClickHouseURL,
+			"HEALTH_CLICKHOUSE_USER":            props.ClickHouseUser,
+			"HEALTH_CLICKHOUSE_DATABASE":        props.ClickHouseDatabase,
+			"HEALTH_CLICKHOUSE_PASSWORD_SECRET": props.ClickHousePasswordSecret,
+		} {
+			if v != "" {
+				healthEnv[k] = jsii.String(v)
+			}
+		}
+	}
 	p.Health = goFunction(s, "Health", props, p.Vpc, sg, &awslambda.FunctionProps{
 		Description: jsii.String("Checks the Kafka credentials, brokers, topics and reader; emits metrics"),
 		Code:        lambdaAsset(props, "health"),
@@ -39,6 +52,9 @@ func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Poli
 		Timeout: awscdk.Duration_Seconds(jsii.Number(90)),
 	})
 	p.Health.AddToRolePolicy(readSecret)
+	if props.ClickHouseURL != "" && props.ClickHousePasswordSecret != "" {
+		p.Health.AddToRolePolicy(readClickHousePassword(s, props))
+	}
 
 	// The bootstrap reads the Kafka secret (it puts the credentials into ClickHouse's named collection for the
 	// Kafka table) and, when configured, the ClickHouse password's own secret: GetSecretValue on those two.
@@ -62,12 +78,17 @@ func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Poli
 	})
 	p.Bootstrap.AddToRolePolicy(readSecret)
 	if props.ClickHousePasswordSecret != "" {
-		p.Bootstrap.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("ReadClickHousePassword"),
-			Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
-			Resources: jsii.Strings(secretArnPattern(s, props.ClickHousePasswordSecret)),
-		}))
+		p.Bootstrap.AddToRolePolicy(readClickHousePassword(s, props))
 	}
+}
+
+// readClickHousePassword allows reading the ClickHouse password's secret and nothing else.
+func readClickHousePassword(s awscdk.Stack, props Props) awsiam.PolicyStatement {
+	return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadClickHousePassword"),
+		Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
+		Resources: jsii.Strings(secretArnPattern(s, props.ClickHousePasswordSecret)),
+	})
 }
 
 // goFunction fills in what both functions share: runtime, architecture, network and a log group with

@@ -301,7 +301,8 @@ func TestExistingVpc(t *testing.T) {
 }
 
 // TestBootstrapFunction checks the ClickHouse bootstrap Lambda's configuration and that it may read the
-// ClickHouse password's secret and the Kafka one (GetSecretValue, nothing more).
+// ClickHouse password's secret and the Kafka one (GetSecretValue, nothing more), and that the health Lambda
+// then checks the Kafka table's consumers with the same password.
 func TestBootstrapFunction(t *testing.T) {
 	p, tmpl := synth(t, map[string]any{"clickhouseUrl": "https://ch.example.com:8443", "kafkaBrokers": "b1.example.com:9092",
 		"clickhouseUser": "ingest", "clickhousePasswordSecret": "clickhouse/ingest"})
@@ -312,7 +313,14 @@ func TestBootstrapFunction(t *testing.T) {
 			"KAFKA_SECRET_NAME": "MWAA_Secrets",
 		}},
 	})
-	assertSecretAccess(t, tmpl, map[string]int{"MWAA_Secrets": 3, "clickhouse/ingest": 1})
+	// The health Lambda reports the Kafka table's consumers in that ClickHouse.
+	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+		"Environment": map[string]any{"Variables": map[string]any{
+			"HEALTH_CLICKHOUSE_URL": "https://ch.example.com:8443", "HEALTH_CLICKHOUSE_USER": "ingest",
+			"HEALTH_CLICKHOUSE_PASSWORD_SECRET": "clickhouse/ingest",
+		}},
+	})
+	assertSecretAccess(t, tmpl, map[string]int{"MWAA_Secrets": 3, "clickhouse/ingest": 2})
 	assertNoNagFindings(t, p)
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
 	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
 	"github.com/mwaa-kafka/pipeline/internal/secrets"
 )
@@ -18,6 +19,9 @@ const (
 	CheckTopic    = "topic"
 	CheckDLQTopic = "dlq_topic"
 	CheckReader   = "reader"
+	// CheckClickHouse is the Kafka table's consumer state in ClickHouse; it fails with
+	// clickhouse.ErrKafkaTableStuck when the table does not consume.
+	CheckClickHouse = "clickhouse"
 )
 
 // Result is the outcome of one check.
@@ -43,6 +47,9 @@ type Verdict struct {
 	// watermarks), present when the dlq_topic check passed. Its growth between runs is what the dead-letter
 	// alarm watches.
 	DeadLetterMessages *int64 `json:"dead_letter_messages,omitempty"`
+	// ClickHouse is the Kafka table's consumer state (partitions, messages read, last poll, last exception)
+	// and the row count of logs_errors, present when the clickhouse check could read it.
+	ClickHouse *clickhouse.KafkaTableStatus `json:"clickhouse,omitempty"`
 }
 
 // Check returns the result named name.
@@ -64,6 +71,18 @@ type Checker struct {
 	load   SecretLoader
 	client *http.Client
 	now    func() time.Time
+	// clickhousePassword reads the secret named by ClickHousePasswordSecret.
+	clickhousePassword func(ctx context.Context, name string) (string, error)
+}
+
+// readClickHousePassword reads the ClickHouse password from Secrets Manager (the SDK's default
+// configuration, AWS_ENDPOINT_URL_SECRETSMANAGER honoured).
+func readClickHousePassword(ctx context.Context, name string) (string, error) {
+	sm, err := clickhouse.NewSecretsManagerClient(ctx)
+	if err != nil {
+		return "", err
+	}
+	return clickhouse.PasswordFromSecret(ctx, sm, name)
 }
 
 // NewChecker returns a Checker for cfg (which FromEnv has validated) that loads the secret with load.
@@ -73,6 +92,8 @@ func NewChecker(cfg Config, load SecretLoader) *Checker {
 		load:   load,
 		client: &http.Client{},
 		now:    time.Now,
+
+		clickhousePassword: readClickHousePassword,
 	}
 }
 
@@ -96,12 +117,19 @@ func (c *Checker) Run(ctx context.Context) Verdict {
 	if c.cfg.DLQTopic != "" {
 		kafkaChecks = append(kafkaChecks, CheckDLQTopic)
 	}
+	var ends map[int32]int64
 	if !secret.OK {
 		for _, name := range kafkaChecks {
 			v.Checks = append(v.Checks, skipped(name, CheckSecret))
 		}
 	} else {
-		v.Checks = append(v.Checks, c.runKafka(ctx, creds, &v)...)
+		v.Checks = append(v.Checks, c.runKafka(ctx, creds, &v, &ends)...)
+	}
+
+	if c.cfg.ClickHouseURL != "" {
+		v.Checks = append(v.Checks, c.timed(ctx, CheckClickHouse, func(ctx context.Context) error {
+			return c.checkClickHouse(ctx, ends, &v)
+		}))
 	}
 
 	if c.cfg.ReaderURL != "" {
@@ -117,7 +145,10 @@ func (c *Checker) Run(ctx context.Context) Verdict {
 
 // runKafka runs the broker and topic checks over one client, so the connection and SASL handshake the
 // brokers check pays for are reused by the topic checks.
-func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict) []Result {
+//
+// With the clickhouse check configured, it also reads the topic's end offsets into ends (left nil when they
+// cannot be read), so that check can tell a stalled Kafka table from an idle topic.
+func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict, ends *map[int32]int64) []Result {
 	probe, err := kafkaout.NewProbe(kafkaout.Connection{SecurityProtocol: c.cfg.SecurityProtocol, CAFile: c.cfg.CAFile}.WithCredentials(creds), "log-pipeline-health")
 	if err != nil {
 		out := []Result{failed(CheckBrokers, err)}
@@ -139,7 +170,14 @@ func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict)
 		return out
 	}
 	out = append(out, c.timed(ctx, CheckTopic, func(ctx context.Context) error {
-		return probe.CheckTopic(ctx, c.cfg.Topic)
+		if c.cfg.ClickHouseURL == "" {
+			return probe.CheckTopic(ctx, c.cfg.Topic)
+		}
+		e, err := probe.EndOffsets(ctx, c.cfg.Topic)
+		if err == nil {
+			*ends = e
+		}
+		return err
 	}))
 	if c.cfg.DLQTopic != "" {
 		out = append(out, c.timed(ctx, CheckDLQTopic, func(ctx context.Context) error {
@@ -151,6 +189,29 @@ func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict)
 		}))
 	}
 	return out
+}
+
+// checkClickHouse reads the Kafka table's consumer state and fails with clickhouse.ErrKafkaTableStuck when
+// it does not consume; ends are the topic's end offsets, nil when unknown.
+func (c *Checker) checkClickHouse(ctx context.Context, ends map[int32]int64, v *Verdict) error {
+	password := ""
+	if c.cfg.ClickHousePasswordSecret != "" {
+		p, err := c.clickhousePassword(ctx, c.cfg.ClickHousePasswordSecret)
+		if err != nil {
+			return fmt.Errorf("reading the ClickHouse password: %w", err)
+		}
+		password = p
+	}
+	cl, err := clickhouse.NewClient(c.cfg.ClickHouseURL, clickhouse.WithCredentials(c.cfg.ClickHouseUser, password), clickhouse.WithHTTPClient(c.client))
+	if err != nil {
+		return err
+	}
+	st, err := clickhouse.KafkaStatus(ctx, cl, c.cfg.ClickHouseDatabase)
+	if err != nil {
+		return err
+	}
+	v.ClickHouse = &st
+	return st.Check(c.now(), c.cfg.ClickHouseStaleAfter, ends)
 }
 
 // timed runs check under the configured timeout and records its outcome and latency.

@@ -1,6 +1,7 @@
 // Package health checks that the pipeline can work: the Kafka credentials in the secret load, the brokers
-// accept them, the topics exist, and (when configured) the reader's health endpoint answers. Each check
-// reports its name, outcome, error and latency, so a failure says which part broke rather than crashing.
+// accept them, the topics exist, and (when configured) the reader's health endpoint answers and ClickHouse's
+// Kafka table consumes (clickhouse.ErrKafkaTableStuck otherwise). Each check reports its name, outcome, error
+// and latency, so a failure says which part broke rather than crashing.
 // The health Lambda (functions/health) runs it on a schedule and emits the verdict as CloudWatch metrics.
 package health
 
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
 	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
 )
 
@@ -20,6 +22,9 @@ const (
 	DefaultDLQTopic   = "logs_4_dlq"
 	DefaultNamespace  = "LogPipeline"
 	DefaultTimeout    = 10 * time.Second
+	// DefaultClickHouseStaleAfter is how long the Kafka table may go without a poll, or keep an exception
+	// with no commit after it, before the clickhouse check fails.
+	DefaultClickHouseStaleAfter = 5 * time.Minute
 )
 
 // Config says what to check. It is read once from the environment by FromEnv.
@@ -49,6 +54,16 @@ type Config struct {
 	// Namespace is the CloudWatch namespace of the emitted metrics (HEALTH_METRICS_NAMESPACE, default
 	// LogPipeline).
 	Namespace string
+	// ClickHouseURL, when set, adds the clickhouse check: the consumers of the Kafka table logs_queue in
+	// ClickHouseDatabase, from system.kafka_consumers (HEALTH_CLICKHOUSE_URL; empty skips it).
+	ClickHouseURL string
+	// ClickHouseUser (HEALTH_CLICKHOUSE_USER, default "default") logs in with the password in the secret
+	// ClickHousePasswordSecret (HEALTH_CLICKHOUSE_PASSWORD_SECRET; empty means no password).
+	ClickHouseUser, ClickHousePasswordSecret string
+	// ClickHouseDatabase holds logs_queue (HEALTH_CLICKHOUSE_DATABASE, default KafkaEngine).
+	ClickHouseDatabase string
+	// ClickHouseStaleAfter: see clickhouse.KafkaTableStatus.Check (HEALTH_CLICKHOUSE_STALE_AFTER, default 5m).
+	ClickHouseStaleAfter time.Duration
 }
 
 // FromEnv reads the Config from getenv (os.Getenv in the Lambda) and validates it.
@@ -62,6 +77,18 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		CAFile:          getenv("HEALTH_CA_FILE"),
 		ReaderURL:       getenv("HEALTH_READER_URL"),
 		Namespace:       getenv("HEALTH_METRICS_NAMESPACE"),
+
+		ClickHouseURL:            getenv("HEALTH_CLICKHOUSE_URL"),
+		ClickHouseUser:           getenv("HEALTH_CLICKHOUSE_USER"),
+		ClickHousePasswordSecret: getenv("HEALTH_CLICKHOUSE_PASSWORD_SECRET"),
+		ClickHouseDatabase:       getenv("HEALTH_CLICKHOUSE_DATABASE"),
+	}
+	if s := getenv("HEALTH_CLICKHOUSE_STALE_AFTER"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return c, fmt.Errorf("%w: HEALTH_CLICKHOUSE_STALE_AFTER: %w", ErrInvalidConfig, err)
+		}
+		c.ClickHouseStaleAfter = d
 	}
 	if err := c.SecurityProtocol.Set(getenv("HEALTH_SECURITY_PROTOCOL")); err != nil {
 		return c, fmt.Errorf("%w: HEALTH_SECURITY_PROTOCOL: %w", ErrInvalidConfig, err)
@@ -102,6 +129,15 @@ func (c Config) withDefaults() Config {
 	if c.Namespace == "" {
 		c.Namespace = DefaultNamespace
 	}
+	if c.ClickHouseUser == "" {
+		c.ClickHouseUser = "default"
+	}
+	if c.ClickHouseDatabase == "" {
+		c.ClickHouseDatabase = clickhouse.DefaultDatabase
+	}
+	if c.ClickHouseStaleAfter == 0 {
+		c.ClickHouseStaleAfter = DefaultClickHouseStaleAfter
+	}
 	return c
 }
 
@@ -112,6 +148,14 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		return fmt.Errorf("%w: HEALTH_TIMEOUT %s is negative", ErrInvalidConfig, c.Timeout)
+	}
+	if c.ClickHouseStaleAfter < 0 {
+		return fmt.Errorf("%w: HEALTH_CLICKHOUSE_STALE_AFTER %s is negative", ErrInvalidConfig, c.ClickHouseStaleAfter)
+	}
+	if c.ClickHouseURL != "" {
+		if _, err := clickhouse.NewClient(c.ClickHouseURL); err != nil {
+			return fmt.Errorf("%w: HEALTH_CLICKHOUSE_URL: %w", ErrInvalidConfig, err)
+		}
 	}
 	if c.ReaderURL != "" {
 		u, err := url.Parse(c.ReaderURL)

@@ -131,19 +131,33 @@ func (pr *Probe) CheckTopic(ctx context.Context, topic string) error {
 // TopicMessages checks topic as CheckTopic does and returns its message count: the sum of its partitions'
 // high watermarks.
 func (pr *Probe) TopicMessages(ctx context.Context, topic string) (int64, error) {
-	tm, err := checkTopic(ctx, pr.p, &pr.errs, topic)
+	ends, err := pr.EndOffsets(ctx, topic)
 	if err != nil {
 		return 0, err
 	}
 	var total int64
-	for _, p := range tm.Partitions {
-		_, high, err := pr.p.QueryWatermarkOffsets(topic, p.ID, timeoutMs(ctx))
-		if err != nil {
-			return 0, fmt.Errorf("reading offsets of %s[%d]: %w", topic, p.ID, pr.errs.classify(err))
-		}
+	for _, high := range ends {
 		total += high
 	}
 	return total, nil
+}
+
+// EndOffsets checks topic as CheckTopic does and returns each partition's high watermark (the offset the
+// next message gets), e.g. to tell how far a consumer is behind.
+func (pr *Probe) EndOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
+	tm, err := checkTopic(ctx, pr.p, &pr.errs, topic)
+	if err != nil {
+		return nil, err
+	}
+	ends := make(map[int32]int64, len(tm.Partitions))
+	for _, p := range tm.Partitions {
+		_, high, err := pr.p.QueryWatermarkOffsets(topic, p.ID, timeoutMs(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("reading offsets of %s[%d]: %w", topic, p.ID, pr.errs.classify(err))
+		}
+		ends[p.ID] = high
+	}
+	return ends, nil
 }
 
 // timeoutMs is what is left of ctx's deadline, in the milliseconds librdkafka takes, at least 1.
