@@ -696,7 +696,9 @@ func TestIntegrationCredentialsRotation(t *testing.T) {
 			SecretString: aws.String(kafkaSecretJSON(e.brokers, user, password))}); err != nil {
 			t.Fatalf("PutSecretValue: %v", err)
 		}
+		start := time.Now()
 		r := iv.invoke(payload)
+		t.Logf("rotation to %s: bootstrap took %v", user, time.Since(start).Round(time.Millisecond))
 		wantUpdated := []string{"named collection " + db + "_kafka", db + ".logs_queue", db + ".logs_mv", db + ".logs_errors_mv"}
 		if !r.OK || !equal(r.Updated, wantUpdated) || !equal(r.Kept, []string{db, db + ".logs", db + ".logs_errors"}) || len(r.Created) != 0 {
 			t.Fatalf("bootstrap after the rotation = %+v, want %q updated and logs kept", r, wantUpdated)
@@ -705,7 +707,9 @@ func TestIntegrationCredentialsRotation(t *testing.T) {
 	}
 	exact := func(want int) {
 		t.Helper()
+		start := time.Now()
 		waitCount(t, ctx, dc, "SELECT count() AS v FROM logs", want)
+		t.Logf("all %d rows in logs after %v, each eventId once", want, time.Since(start).Round(time.Millisecond))
 		if u := scalar[int](t, ctx, dc, "SELECT uniqExact(eventId) AS v FROM logs"); u != want {
 			t.Fatalf("distinct eventIds = %d, want %d", u, want)
 		}
