@@ -1,5 +1,6 @@
 // Command infra is the CDK app of the pipeline's AWS side: `cdk synth` and `cdk deploy` run it (see
-// cdk.json). It reads the stack's settings from the CDK context and checks the stack with cdk-nag.
+// cdk.json). It reads the stack's settings from the CDK context, builds the Lambdas, and
+// checks the stack with cdk-nag: any finding, error or warning, fails the synth.
 package main
 
 import (
@@ -29,6 +30,5 @@ func run() error {
 	props.Env = stack.EnvFromCLI(os.Getenv)
 	stack.NewPipelineStack(app, "LogPipeline", props)
 	stack.CheckWithNag(app)
-	app.Synth(nil)
-	return nil
+	return stack.CheckNagFindings(app.Synth(nil))
 }

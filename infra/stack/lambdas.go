@@ -6,10 +6,12 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/mwaa-kafka/pipeline/infra/lambdabuild"
 )
 
-// newLambdas defines the health and bootstrap functions: Go binaries for provided.al2023 on arm64, built by
-// dev/cdk.sh into LambdaDir/<name>/bootstrap. Both run in the private subnets, reaching Kafka, ClickHouse
+// newLambdas defines the health and bootstrap functions: Go binaries for provided.al2023, built while the
+// app synthesizes (see lambdaCode). Both run in the private subnets, reaching Kafka, ClickHouse
 // and Secrets Manager through the NAT gateway, and the reader's health endpoint directly.
 func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.PolicyStatement) {
 	sg := awsec2.NewSecurityGroup(s, jsii.String("FunctionsSecurityGroup"), &awsec2.SecurityGroupProps{
@@ -46,7 +48,7 @@ func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Poli
 	}
 	p.Health = goFunction(s, "Health", props, p.Vpc, sg, &awslambda.FunctionProps{
 		Description: jsii.String("Checks the Kafka credentials, brokers, topics and reader; emits metrics"),
-		Code:        lambdaAsset(props, "health"),
+		Code:        lambdaCode(props, lambdabuild.Health),
 		Environment: &healthEnv,
 		// Every check has a 10s limit; five of them fit with room to spare.
 		Timeout: awscdk.Duration_Seconds(jsii.Number(90)),
@@ -72,7 +74,7 @@ func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Poli
 	}
 	p.Bootstrap = goFunction(s, "Bootstrap", props, p.Vpc, sg, &awslambda.FunctionProps{
 		Description: jsii.String("Applies the ClickHouse DDL idempotently; invoke it from the console"),
-		Code:        lambdaAsset(props, "bootstrap"),
+		Code:        lambdaCode(props, lambdabuild.Bootstrap),
 		Environment: &bootstrapEnv,
 		Timeout:     awscdk.Duration_Minutes(jsii.Number(2)),
 	})
@@ -95,7 +97,7 @@ func readClickHousePassword(s awscdk.Stack, props Props) awsiam.PolicyStatement 
 // retention.
 func goFunction(s awscdk.Stack, id string, props Props, vpc awsec2.IVpc, sg awsec2.ISecurityGroup, fp *awslambda.FunctionProps) awslambda.Function {
 	fp.Runtime = awslambda.Runtime_PROVIDED_AL2023()
-	fp.Architecture = awslambda.Architecture_ARM_64()
+	fp.Architecture = lambdaArchitecture(props)
 	fp.Handler = jsii.String("bootstrap")
 	fp.MemorySize = jsii.Number(256)
 	fp.Vpc = vpc

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+
+	"github.com/mwaa-kafka/pipeline/infra/lambdabuild"
 )
 
 // ErrInvalidProps reports a context value that cannot work; the message names the context key.
@@ -33,7 +35,8 @@ type Props struct {
 	// SourceMode is connect (default: the reader dials SourceAddr) or listen (sources dial the reader).
 	SourceMode string
 	// SourceAddr is the log source to dial in connect mode, or the address to listen on in listen mode
-	// (sourceAddr; required).
+	// (sourceAddr; required in listen mode). Empty in connect mode, the stack takes it as the CloudFormation
+	// parameter SourceAddress at deploy time.
 	SourceAddr string
 	// LoadBalancer puts a Network Load Balancer in front of the reader in listen mode (loadBalancer).
 	LoadBalancer bool
@@ -54,8 +57,12 @@ type Props struct {
 	ScheduledReader bool
 	// ReaderHealthURL is the reader /healthz the health Lambda checks (readerHealthUrl; empty skips it).
 	ReaderHealthURL string
-	// LambdaDir holds <name>/bootstrap for each Lambda, built by dev/cdk.sh (lambdaDir; default bin/lambda).
+	// LambdaDir holds a prebuilt <name>/bootstrap for each Lambda (lambdaDir). Empty, the default, builds
+	// them while the app synthesizes.
 	LambdaDir string
+	// LambdaArchitecture is the Lambdas' architecture (lambdaArchitecture: x86_64 or arm64; default the
+	// architecture of the machine that synthesizes, which can then build the cgo health function itself).
+	LambdaArchitecture lambdabuild.Arch
 	// RepoRoot is the Docker build context of the reader image (repoRoot; default ".").
 	RepoRoot string
 	// LogRetentionDays is the retention of every log group the stack creates (logRetentionDays; default 30).
@@ -98,13 +105,16 @@ func FromContext(ctx Context) (Props, error) {
 	p.SecretName = str("secretName")
 	p.ReaderHealthURL = str("readerHealthUrl")
 	p.LambdaDir = str("lambdaDir")
+	var err error
+	if p.LambdaArchitecture, err = lambdabuild.ParseArch(str("lambdaArchitecture")); err != nil {
+		return p, fmt.Errorf("%w: lambdaArchitecture: %w", ErrInvalidProps, err)
+	}
 	p.RepoRoot = str("repoRoot")
 	p.ClickHouseURL = str("clickhouseUrl")
 	p.ClickHouseUser = str("clickhouseUser")
 	p.ClickHouseDatabase = str("clickhouseDatabase")
 	p.ClickHousePasswordSecret = str("clickhousePasswordSecret")
 	p.KafkaBrokers = str("kafkaBrokers")
-	var err error
 	if p.LoadBalancer, err = parseBool("loadBalancer", str("loadBalancer")); err != nil {
 		return p, err
 	}
@@ -161,8 +171,8 @@ func (p Props) WithDefaults() Props {
 			p.ReaderDesiredCount = 0
 		}
 	}
-	if p.LambdaDir == "" {
-		p.LambdaDir = "bin/lambda"
+	if p.LambdaArchitecture == "" {
+		p.LambdaArchitecture = lambdabuild.HostArch()
 	}
 	if p.RepoRoot == "" {
 		p.RepoRoot = "."
@@ -180,8 +190,8 @@ func (p Props) Validate() error {
 	default:
 		return fmt.Errorf("%w: sourceMode %q (want connect or listen)", ErrInvalidProps, p.SourceMode)
 	}
-	if p.SourceAddr == "" {
-		return fmt.Errorf("%w: sourceAddr is required (the log source's host:port, or the listen address)", ErrInvalidProps)
+	if p.SourceAddr == "" && p.SourceMode == SourceListen {
+		return fmt.Errorf("%w: sourceAddr is required in listen mode (the address to listen on, host:port)", ErrInvalidProps)
 	}
 	if _, err := p.ListenPort(); err != nil {
 		return err
@@ -208,6 +218,9 @@ func (p Props) Validate() error {
 
 // ListenPort is the port of SourceAddr in listen mode (0 in connect mode).
 func (p Props) ListenPort() (int, error) {
+	if p.SourceAddr == "" && p.SourceMode != SourceListen {
+		return 0, nil
+	}
 	_, port, err := net.SplitHostPort(p.SourceAddr)
 	if err != nil {
 		return 0, fmt.Errorf("%w: sourceAddr %q is not host:port: %w", ErrInvalidProps, p.SourceAddr, err)

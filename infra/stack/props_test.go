@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mwaa-kafka/pipeline/infra/lambdabuild"
 	"github.com/mwaa-kafka/pipeline/infra/stack"
 )
 
@@ -22,7 +23,7 @@ func TestFromContext(t *testing.T) {
 		{name: "defaults", ctx: mapContext{"sourceAddr": "src:5170"}, check: func(t *testing.T, p stack.Props) {
 			if p.SourceMode != "connect" || p.Topic != "logs_4" || p.DLQTopic != "logs_4_dlq" ||
 				p.SecretName != "MWAA_Secrets" || p.ReaderDesiredCount != 1 || p.LogRetentionDays != 30 ||
-				p.LambdaDir != "bin/lambda" {
+				p.LambdaDir != "" || p.LambdaArchitecture != lambdabuild.HostArch() {
 				t.Errorf("defaults = %+v", p)
 			}
 		}},
@@ -44,7 +45,18 @@ func TestFromContext(t *testing.T) {
 					t.Errorf("ListenPort() = %d, %v; want 6000, nil", port, err)
 				}
 			}},
-		{name: "missing source", ctx: mapContext{}, wantErr: "sourceAddr"},
+		{name: "connect mode without source", ctx: mapContext{}, check: func(t *testing.T, p stack.Props) {
+			if p.SourceAddr != "" || p.SourceMode != "connect" {
+				t.Errorf("SourceAddr %q, mode %q; want empty (a deploy-time parameter), connect", p.SourceAddr, p.SourceMode)
+			}
+		}},
+		{name: "arm64", ctx: mapContext{"sourceAddr": "src:1", "lambdaArchitecture": "arm64"}, check: func(t *testing.T, p stack.Props) {
+			if p.LambdaArchitecture != lambdabuild.ARM64 {
+				t.Errorf("LambdaArchitecture = %q, want arm64", p.LambdaArchitecture)
+			}
+		}},
+		{name: "missing listen address", ctx: mapContext{"sourceMode": "listen"}, wantErr: "sourceAddr"},
+		{name: "bad architecture", ctx: mapContext{"sourceAddr": "src:1", "lambdaArchitecture": "sparc"}, wantErr: "lambdaArchitecture"},
 		{name: "source without port", ctx: mapContext{"sourceAddr": "src"}, wantErr: "sourceAddr"},
 		{name: "bad mode", ctx: mapContext{"sourceAddr": "src:1", "sourceMode": "dial"}, wantErr: "sourceMode"},
 		{name: "balancer in connect mode", ctx: mapContext{"sourceAddr": "src:1", "loadBalancer": "true"}, wantErr: "loadBalancer"},

@@ -50,7 +50,7 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 		// Configuration only: the Kafka credentials are read from the secret at run time by the reader.
 		Environment: &map[string]*string{
 			"READER_SOURCE_MODE":  jsii.String(props.SourceMode),
-			"READER_SOURCE_ADDR":  jsii.String(props.SourceAddr),
+			"READER_SOURCE_ADDR":  sourceAddr(s, props),
 			"READER_TOPIC":        jsii.String(props.Topic),
 			"READER_DLQ_TOPIC":    jsii.String(props.DLQTopic),
 			"READER_CREDENTIALS":  jsii.String("secretsmanager"),

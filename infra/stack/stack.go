@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"path/filepath"
 	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -107,10 +106,6 @@ func logGroup(scope constructs.Construct, id string, props Props) awslogs.LogGro
 
 func privateSubnets() *awsec2.SubnetSelection {
 	return &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS}
-}
-
-func lambdaAsset(props Props, name string) awslambda.Code {
-	return awslambda.Code_FromAsset(jsii.String(filepath.Join(props.LambdaDir, name)), nil)
 }
 
 func itoa(n int) *string { return jsii.String(strconv.Itoa(n)) }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/mwaa-kafka/pipeline/infra/lambdabuild"
 	"github.com/mwaa-kafka/pipeline/infra/stack"
 	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
@@ -41,7 +42,8 @@ func synth(t *testing.T, context map[string]any) (*stack.Pipeline, assertions.Te
 	return p, assertions.Template_FromStack(p.Stack, nil)
 }
 
-// fakeLambdas stands in for dev/cdk.sh's build output: the template only records the assets' hashes.
+// fakeLambdas stands in for the Lambdas' build (lambdaDir): the template only records the assets' hashes.
+// TestLambdasBuiltAtSynth and the emulator tests cover the real build.
 func fakeLambdas(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -154,9 +156,9 @@ func TestDefaultStack(t *testing.T) {
 
 	for id, fn := range resources(tmpl, "AWS::Lambda::Function") {
 		pr := props(fn)
-		if pr["Runtime"] != "provided.al2023" || pr["Handler"] != "bootstrap" || fmt.Sprint(pr["Architectures"]) != "[arm64]" {
-			t.Errorf("Lambda %s: runtime %v, handler %v, architectures %v; want provided.al2023, bootstrap, [arm64]",
-				id, pr["Runtime"], pr["Handler"], pr["Architectures"])
+		if want := fmt.Sprintf("[%s]", lambdabuild.HostArch()); pr["Runtime"] != "provided.al2023" || pr["Handler"] != "bootstrap" || fmt.Sprint(pr["Architectures"]) != want {
+			t.Errorf("Lambda %s: runtime %v, handler %v, architectures %v; want provided.al2023, bootstrap, %s",
+				id, pr["Runtime"], pr["Handler"], pr["Architectures"], want)
 		}
 		if pr["VpcConfig"] == nil || pr["LoggingConfig"] == nil {
 			t.Errorf("Lambda %s: VpcConfig %v, LoggingConfig %v; want both set", id, pr["VpcConfig"], pr["LoggingConfig"])
@@ -426,5 +428,39 @@ func TestSuppressionsCarryReasons(t *testing.T) {
 			}
 		}
 		assertNoNagFindings(t, p)
+	}
+}
+
+// TestSourceAddressParameter checks that the connect-mode stack synthesizes without sourceAddr, as a plain
+// `cdk synth` does: the reader's source becomes a required CloudFormation parameter, validated as host:port.
+func TestSourceAddressParameter(t *testing.T) {
+	p, tmpl := synth(t, map[string]any{"sourceAddr": ""})
+	tmpl.HasParameter(jsii.String(stack.SourceAddressParameter), map[string]any{"Type": "String"})
+	params := *tmpl.FindParameters(jsii.String(stack.SourceAddressParameter), nil)
+	if _, hasDefault := (*params[stack.SourceAddressParameter])["Default"]; hasDefault {
+		t.Errorf("parameter %s has a default; a deploy must name the source", stack.SourceAddressParameter)
+	}
+	tmpl.HasResourceProperties(jsii.String("AWS::ECS::TaskDefinition"), map[string]any{
+		"ContainerDefinitions": []any{assertions.Match_ObjectLike(&map[string]any{
+			"Environment": assertions.Match_ArrayWith(&[]any{
+				map[string]any{"Name": "READER_SOURCE_ADDR", "Value": map[string]any{"Ref": stack.SourceAddressParameter}},
+			}),
+		})},
+	})
+	assertNoNagFindings(t, p)
+
+	_, withAddr := synth(t, nil)
+	if got := *withAddr.FindParameters(jsii.String(stack.SourceAddressParameter), nil); len(got) != 0 {
+		t.Errorf("with sourceAddr in the context the template still has parameter %s", stack.SourceAddressParameter)
+	}
+}
+
+// TestLambdaArchitecture checks that lambdaArchitecture reaches both functions.
+func TestLambdaArchitecture(t *testing.T) {
+	_, tmpl := synth(t, map[string]any{"lambdaArchitecture": "arm64"})
+	for id, fn := range resources(tmpl, "AWS::Lambda::Function") {
+		if got := fmt.Sprint(props(fn)["Architectures"]); got != "[arm64]" {
+			t.Errorf("Lambda %s: Architectures = %s, want [arm64]", id, got)
+		}
 	}
 }
