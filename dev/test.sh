@@ -93,8 +93,13 @@ dev/lint.sh lint vuln
 phase "DAG tests (real Airflow)"
 dev/airflow.sh test
 
-phase "cdk synth (cdk-nag on every synth)"
+phase "cdk synth (cdk-nag on every synth; builds the Lambdas)"
 dev/cdk.sh synth
+
+# The bootstrap files the template references, run by the AWS Lambda Runtime Interface Emulator against the
+# local stack, with the console's and the schedule's events.
+phase "Lambda artifacts under the runtime interface emulator"
+dev/lambda-emulator.sh
 
 phase "fault injection and abuse, quick mode (a second stack of their own)"
 dev/chaos.sh --quick
