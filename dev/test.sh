@@ -101,6 +101,9 @@ dev/cdk.sh synth
 phase "Lambda artifacts under the runtime interface emulator"
 dev/lambda-emulator.sh
 
+phase "cfn-lint on every synthesized variant (cdk-nag on each)"
+dev/cfnlint.sh
+
 phase "fault injection and abuse, quick mode (a second stack of their own)"
 dev/chaos.sh --quick
 
