@@ -10,8 +10,8 @@
 # demo needs: Go 1.21 or newer (go.mod's toolchain line then has the go command fetch go1.26.10 through the Go
 # module proxy), Java 17 or newer (Kafka), Python 3.11 or newer with venv (the Secrets Manager emulator, the
 # ClickHouse engine), a C compiler (cgo: librdkafka), Maven (fetches the Kafka jars), curl and openssl.
-# test needs as well: npm (installs the CDK CLI and the Node.js it runs on) and the arm64 cross compiler (the
-# health Lambda). The benchmark's peers (kcat, rsyslog, syslog-ng) are installed by dev/bench-peers.sh.
+# test needs as well: npm (installs the CDK CLI and the Node.js it runs on); the CDK app builds the Lambdas for
+# this machine's architecture with the C compiler above. The benchmark's peers (kcat, rsyslog, syslog-ng) are installed by dev/bench-peers.sh.
 set -euo pipefail
 
 install=1
@@ -69,8 +69,6 @@ check() {
   command -v openssl >/dev/null || need "openssl (the broker's certificates)" openssl
   if [[ $target == test ]]; then
     command -v npm >/dev/null || need "npm (installs the pinned CDK CLI and the Node.js it runs on)" npm
-    command -v aarch64-linux-gnu-gcc >/dev/null ||
-      need "the arm64 cross compiler (aarch64-linux-gnu-gcc, for the health Lambda)" gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   fi
 }
 
