@@ -52,6 +52,9 @@ type Props struct {
 	// ReaderDesiredCount is the number of always-on reader tasks (readerDesiredCount; default 1, or 0 when
 	// ScheduledReader is on). 0 creates no service.
 	ReaderDesiredCount int
+	// ReaderMaxCount is listen mode's autoscaling ceiling (readerMaxCount; default 4 in listen mode): the
+	// service scales on CPU between ReaderDesiredCount and it. Equal to ReaderDesiredCount turns scaling off.
+	ReaderMaxCount int
 	// ScheduledReader runs the reader in bounded mode (READER_DURATION=4m) every 5 minutes, the cadence the
 	// MWAA DAG had (scheduledReader).
 	ScheduledReader bool
@@ -130,6 +133,11 @@ func FromContext(ctx Context) (Props, error) {
 			return p, fmt.Errorf("%w: readerDesiredCount %q is not a count", ErrInvalidProps, s)
 		}
 	}
+	if s := str("readerMaxCount"); s != "" {
+		if p.ReaderMaxCount, err = strconv.Atoi(s); err != nil || p.ReaderMaxCount < 1 {
+			return p, fmt.Errorf("%w: readerMaxCount %q is not a positive count", ErrInvalidProps, s)
+		}
+	}
 	if s := str("logRetentionDays"); s != "" {
 		if p.LogRetentionDays, err = strconv.Atoi(s); err != nil {
 			return p, fmt.Errorf("%w: logRetentionDays %q is not a number", ErrInvalidProps, s)
@@ -171,6 +179,12 @@ func (p Props) WithDefaults() Props {
 			p.ReaderDesiredCount = 0
 		}
 	}
+	if p.ReaderMaxCount == 0 {
+		p.ReaderMaxCount = p.ReaderDesiredCount
+		if p.SourceMode == SourceListen {
+			p.ReaderMaxCount = max(4, p.ReaderDesiredCount)
+		}
+	}
 	if p.LambdaArchitecture == "" {
 		p.LambdaArchitecture = lambdabuild.HostArch()
 	}
@@ -195,6 +209,9 @@ func (p Props) Validate() error {
 	}
 	if _, err := p.ListenPort(); err != nil {
 		return err
+	}
+	if p.ReaderMaxCount < p.ReaderDesiredCount {
+		return fmt.Errorf("%w: readerMaxCount %d is below readerDesiredCount %d", ErrInvalidProps, p.ReaderMaxCount, p.ReaderDesiredCount)
 	}
 	if p.LoadBalancer && p.SourceMode != SourceListen {
 		return fmt.Errorf("%w: loadBalancer needs sourceMode listen (in connect mode the reader dials out)", ErrInvalidProps)

@@ -98,18 +98,19 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 	if props.ReaderDesiredCount == 0 {
 		return
 	}
+	minHealthy, maxHealthy := deploymentPercents(props)
 	p.Service = awsecs.NewFargateService(s, jsii.String("ReaderService"), &awsecs.FargateServiceProps{
-		Cluster:        p.Cluster,
-		TaskDefinition: p.TaskDefinition,
-		DesiredCount:   jsii.Number(float64(props.ReaderDesiredCount)),
-		// A replacement starts before the old task drains, so no lines wait for a reader during deploys.
-		MinHealthyPercent: jsii.Number(100),
-		MaxHealthyPercent: jsii.Number(200),
+		Cluster:           p.Cluster,
+		TaskDefinition:    p.TaskDefinition,
+		DesiredCount:      jsii.Number(float64(props.ReaderDesiredCount)),
+		MinHealthyPercent: jsii.Number(minHealthy),
+		MaxHealthyPercent: jsii.Number(maxHealthy),
 		CircuitBreaker:    &awsecs.DeploymentCircuitBreaker{Rollback: jsii.Bool(true)},
 		VpcSubnets:        privateSubnets(),
 		SecurityGroups:    &[]awsec2.ISecurityGroup{p.TaskSecurityGroup},
 		AssignPublicIp:    jsii.Bool(false),
 	})
+	addReaderScaling(p, props)
 	if props.LoadBalancer {
 		newLoadBalancer(s, p, props, listenPort)
 	}
