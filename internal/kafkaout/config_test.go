@@ -77,3 +77,38 @@ func TestParseOverrides(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectionProperties(t *testing.T) {
+	got, err := Connection{Brokers: "b:9093", Username: "u", Password: "s3cret", CAFile: "/ca.pem"}.Properties("smoke")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"bootstrap.servers": "b:9093", "client.id": "smoke", "security.protocol": "sasl_ssl",
+		"sasl.mechanisms": "PLAIN", "sasl.username": "u", "sasl.password": "s3cret",
+		"enable.ssl.certificate.verification": "true", "ssl.endpoint.identification.algorithm": "https",
+		"ssl.ca.location": "/ca.pem",
+	}
+	if len(got) != len(want) {
+		t.Errorf("Properties() = %d properties, want %d: %v", len(got), len(want), got)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("Properties()[%q] = %q, want %q", k, got[k], v)
+		}
+	}
+
+	plain, err := Connection{Brokers: "b:9092", SecurityProtocol: Plaintext}.Properties("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"sasl.username", "sasl.password", "enable.ssl.certificate.verification"} {
+		if _, ok := plain[k]; ok {
+			t.Errorf("plaintext Properties() sets %q: %v", k, plain)
+		}
+	}
+
+	if _, err := (Connection{Brokers: "b:9093", Username: "u"}).Properties("x"); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("Properties() without a password: error = %v, want ErrInvalidConfig", err)
+	}
+}

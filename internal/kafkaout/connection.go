@@ -129,3 +129,19 @@ func (c Connection) settings(clientID string) kafka.ConfigMap {
 	}
 	return m
 }
+
+// Properties returns, as strings, the librdkafka properties settings gives a client of c (the password
+// included), after checking c as New does. It serves clients this package does not build, such as the
+// integration tests' consumers, which read back over the same listener and with the same TLS verification as
+// the producer without spelling those settings out a second time.
+func (c Connection) Properties(clientID string) (map[string]string, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	m := c.settings(clientID)
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = fmt.Sprint(v)
+	}
+	return out, nil
+}

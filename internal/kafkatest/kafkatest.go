@@ -197,31 +197,34 @@ func Produce(tb testing.TB, bootstrap, topic string, values [][]byte) {
 }
 
 // ReadToEnd hands every record of topic, from each partition's start to the high watermark it had when
-// ReadToEnd began, to f (so call it once the producers have finished). It fails tb when reading makes no
-// progress for a minute, or takes longer than ten minutes.
+// ReadToEnd began, to f (so call it once the producers have finished). It reads over PLAINTEXT from
+// bootstrap. It fails tb when reading makes no progress for a minute, or takes longer than ten minutes.
 func ReadToEnd(tb testing.TB, bootstrap, topic string, f func(Record)) {
 	tb.Helper()
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers":          bootstrap,
+	ReadToEndWith(tb, map[string]string{"bootstrap.servers": bootstrap}, topic, f)
+}
+
+// ReadToEndWith is ReadToEnd for a client that conn describes: librdkafka connection properties, such as
+// kafkaout.Connection.Properties returns for the SASL_SSL listener.
+func ReadToEndWith(tb testing.TB, conn map[string]string, topic string, f func(Record)) {
+	tb.Helper()
+	cfg := kafka.ConfigMap{
 		"group.id":                   fmt.Sprintf("readback-%d", time.Now().UnixNano()),
 		"enable.auto.commit":         false,
 		"auto.offset.reset":          "earliest",
 		"fetch.max.bytes":            64 << 20,
 		"max.partition.fetch.bytes":  16 << 20,
 		"queued.max.messages.kbytes": 256 << 10,
-	})
+	}
+	for k, v := range conn {
+		cfg[k] = v
+	}
+	c, err := kafka.NewConsumer(&cfg)
 	if err != nil {
 		tb.Fatalf("creating read-back consumer: %v", err)
 	}
 	defer c.Close()
-	md, err := c.GetMetadata(&topic, false, 10000)
-	if err != nil {
-		tb.Fatalf("reading metadata of %s: %v", topic, err)
-	}
-	tm, ok := md.Topics[topic]
-	if !ok || tm.Error.Code() != kafka.ErrNoError {
-		tb.Fatalf("topic %s not found for read-back: %v", topic, tm.Error)
-	}
+	tm := topicMetadata(tb, c, topic)
 	high := make(map[int32]int64)
 	var parts []kafka.TopicPartition
 	for _, p := range tm.Partitions {
@@ -261,6 +264,40 @@ func ReadToEnd(tb testing.TB, bootstrap, topic string, f func(Record)) {
 			}
 		}
 	}
+}
+
+// Partitions returns how many partitions the brokers list for topic, asked by a client that conn describes
+// (librdkafka connection properties, such as kafkaout.Connection.Properties returns). It fails tb when the
+// brokers do not answer within 10 s or report an error for the topic.
+func Partitions(tb testing.TB, conn map[string]string, topic string) int {
+	tb.Helper()
+	cfg := kafka.ConfigMap{"allow.auto.create.topics": false}
+	for k, v := range conn {
+		cfg[k] = v
+	}
+	a, err := kafka.NewAdminClient(&cfg)
+	if err != nil {
+		tb.Fatalf("creating admin client: %v", err)
+	}
+	defer a.Close()
+	return len(topicMetadata(tb, a, topic).Partitions)
+}
+
+// topicMetadata asks c for topic's metadata and fails tb unless the brokers answer within 10 s and report
+// the topic without error.
+func topicMetadata(tb testing.TB, c interface {
+	GetMetadata(*string, bool, int) (*kafka.Metadata, error)
+}, topic string) kafka.TopicMetadata {
+	tb.Helper()
+	md, err := c.GetMetadata(&topic, false, 10000)
+	if err != nil {
+		tb.Fatalf("reading metadata of %s: %v", topic, err)
+	}
+	tm, ok := md.Topics[topic]
+	if !ok || tm.Error.Code() != kafka.ErrNoError {
+		tb.Fatalf("topic %s not found: %v", topic, tm.Error)
+	}
+	return tm
 }
 
 // record converts a consumed message into a Record.

@@ -1,14 +1,17 @@
 package stacktest_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
-
+	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
 	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
 	"github.com/mwaa-kafka/pipeline/internal/secrets"
 	"github.com/mwaa-kafka/pipeline/internal/stacktest"
@@ -33,39 +36,41 @@ func stackCredentials(t *testing.T, st *stacktest.Stack) secrets.Kafka {
 	return k
 }
 
-// saslSSL is the client configuration the pipeline uses: SASL_SSL with PLAIN, the broker certificate
-// verified against caFile, host name included.
-func saslSSL(k secrets.Kafka, caFile string) kafka.ConfigMap {
-	return kafka.ConfigMap{
-		"bootstrap.servers":                     k.BootstrapServers,
-		"security.protocol":                     "SASL_SSL",
-		"sasl.mechanisms":                       "PLAIN",
-		"sasl.username":                         k.Username,
-		"sasl.password":                         k.Password,
-		"ssl.ca.location":                       caFile,
-		"enable.ssl.certificate.verification":   true,
-		"ssl.endpoint.identification.algorithm": "https",
-		"client.id":                             "stack-smoke-test",
-	}
+// saslSSL is the connection the pipeline uses: SASL_SSL with PLAIN, the broker certificate verified against
+// caFile, host name included (kafkaout's defaults).
+func saslSSL(k secrets.Kafka, caFile string) kafkaout.Connection {
+	return kafkaout.Connection{SecurityProtocol: kafkaout.SASLSSL, CAFile: caFile}.WithCredentials(k)
 }
 
 // TestIntegrationSmoke is the stack's end-to-end check: credentials from the emulator, a message produced
-// over SASL_SSL to a topic of the test's own and read back byte for byte. Never the pipeline's logs_4: the
-// demo's ClickHouse table consumes that topic, and a test row there would show up in its queries.
+// over SASL_SSL by the pipeline's producer to a topic of the test's own, and read back byte for byte over
+// SASL_SSL. Never the pipeline's logs_4: the demo's ClickHouse table consumes that topic, and a test row
+// there would show up in its queries.
 func TestIntegrationSmoke(t *testing.T) {
 	st := stacktest.Load(t)
 	k := stackCredentials(t, st)
 	if want := st.Get(t, "KAFKA_BOOTSTRAP_SERVER"); k.BootstrapServers != want {
 		t.Fatalf("secret's bootstrap = %q, want the SASL_SSL listener %q", k.BootstrapServers, want)
 	}
-	caFile := st.Get(t, "KAFKA_CA_FILE")
+	conn := saslSSL(k, st.Get(t, "KAFKA_CA_FILE"))
 	topic := kafkatest.UniqueTopic("smoke")
 	kafkatest.CreateTopic(t, st.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP"), topic, 3)
 
-	pcfg := saslSSL(k, caFile)
-	pcfg["acks"] = "all"
-	pcfg["enable.idempotence"] = true
-	p, err := kafka.NewProducer(&pcfg)
+	type report struct {
+		topic string
+		value []byte
+		err   error
+	}
+	var (
+		mu      sync.Mutex
+		reports []report
+	)
+	// The producer's defaults are the pipeline's: acks=all with idempotence.
+	p, err := kafkaout.New(kafkaout.Config{Connection: conn}, func(topic string, value []byte, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		reports = append(reports, report{topic, bytes.Clone(value), err})
+	})
 	if err != nil {
 		t.Fatalf("creating producer: %v", err)
 	}
@@ -73,58 +78,74 @@ func TestIntegrationSmoke(t *testing.T) {
 
 	value := fmt.Appendf(nil, `{"eventId":1,"level":"Info","source":"smoke","timestamp":%q,"computer":"local","user":"test","message":"smoke %d \u00e9\u00e8 bytes\tkept"}`,
 		time.Now().UTC().Format("2006-01-02 15:04:05.000000"), time.Now().UnixNano())
-	key := fmt.Appendf(nil, "smoke-%d", time.Now().UnixNano())
-	delivery := make(chan kafka.Event, 1)
-	if err := p.Produce(&kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
-		Key:            key,
-		Value:          value,
-	}, delivery); err != nil {
+	header := kafkaout.Header{Key: "smoke-id", Value: fmt.Appendf(nil, "smoke-%d", time.Now().UnixNano())}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.CheckTopic(ctx, topic); err != nil {
+		t.Fatalf("checking %s over SASL_SSL: %v", topic, err)
+	}
+	if err := p.Produce(ctx, topic, value, header); err != nil {
 		t.Fatalf("producing to %s: %v", topic, err)
 	}
-	var at kafka.TopicPartition
-	select {
-	case ev := <-delivery:
-		m := ev.(*kafka.Message)
-		if m.TopicPartition.Error != nil {
-			t.Fatalf("delivery to %s failed: %v", topic, m.TopicPartition.Error)
-		}
-		at = m.TopicPartition
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no delivery report from %s within 30s", topic)
+	if left := p.Flush(ctx); left != 0 {
+		t.Fatalf("no delivery report from %s within 30s (%d message(s) left)", topic, left)
+	}
+	p.Close() // waits for the delivery report
+	if len(reports) != 1 {
+		t.Fatalf("%d delivery reports, want 1: %+v", len(reports), reports)
+	}
+	if r := reports[0]; r.err != nil || r.topic != topic || !bytes.Equal(r.value, value) {
+		t.Fatalf("delivery report = topic %q value %q err %v, want %q, the value produced and no error", r.topic, r.value, r.err, topic)
 	}
 
-	ccfg := saslSSL(k, caFile)
-	ccfg["group.id"] = fmt.Sprintf("stack-smoke-%d", time.Now().UnixNano())
-	ccfg["enable.auto.commit"] = false
-	c, err := kafka.NewConsumer(&ccfg)
+	// Read the topic back over SASL_SSL too; it is the test's own, so it holds exactly this one record.
+	props, err := conn.Properties("stack-smoke-test")
 	if err != nil {
-		t.Fatalf("creating consumer: %v", err)
+		t.Fatalf("consumer properties: %v", err)
 	}
-	defer c.Close()
-	// Read exactly where the message landed: no group rebalance to wait for, no other message to skip.
-	if err := c.Assign([]kafka.TopicPartition{{Topic: &topic, Partition: at.Partition, Offset: at.Offset}}); err != nil {
-		t.Fatalf("assigning %s[%d]@%v: %v", topic, at.Partition, at.Offset, err)
+	var got []kafkatest.Record
+	kafkatest.ReadToEndWith(t, props, topic, func(r kafkatest.Record) { got = append(got, r) })
+	if len(got) != 1 {
+		t.Fatalf("read %d records back from %s, want exactly 1: %+v", len(got), topic, got)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if time.Now().After(deadline) {
-			t.Fatalf("message produced to %s[%d]@%v not read back within 30s", topic, at.Partition, at.Offset)
+	wantHeaders := map[string]string{header.Key: string(header.Value)}
+	if r := got[0]; !bytes.Equal(r.Value, value) || !maps.Equal(r.Headers, wantHeaders) {
+		t.Fatalf("read back value %q headers %q, want value %q headers %q", r.Value, r.Headers, value, wantHeaders)
+	}
+}
+
+// probeBrokers asks the brokers for metadata through conn and returns the error kafkaout names the cause
+// with, failing the test when there is none or when it took longer than failLimit.
+func probeBrokers(t *testing.T, conn kafkaout.Connection) error {
+	t.Helper()
+	pr, err := kafkaout.NewProbe(conn, "stack-smoke-test")
+	if err != nil {
+		t.Fatalf("creating probe: %v", err)
+	}
+	defer pr.Close()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), failLimit)
+	defer cancel()
+	err = pr.Brokers(ctx)
+	if err == nil {
+		t.Fatal("the brokers accepted a misconfigured client")
+	}
+	if d := time.Since(start); d > failLimit {
+		t.Fatalf("failure reported after %v, want within %v: %v", d, failLimit, err)
+	}
+	return err
+}
+
+// onlyCause fails the test unless err wraps want and none of kafkaout's other causes.
+func onlyCause(t *testing.T, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("error = %v, want %v", err, want)
+	}
+	for _, other := range []error{kafkaout.ErrAuthentication, kafkaout.ErrTLS, kafkaout.ErrUnreachable, kafkaout.ErrTopicNotFound} {
+		if other != want && errors.Is(err, other) {
+			t.Fatalf("error = %v, want only %v, not %v", err, want, other)
 		}
-		msg, err := c.ReadMessage(time.Second)
-		if err != nil {
-			if kerr, ok := err.(kafka.Error); ok && kerr.IsTimeout() {
-				continue
-			}
-			t.Fatalf("reading %s: %v", topic, err)
-		}
-		if msg.TopicPartition.Offset != at.Offset {
-			t.Fatalf("read offset %v, want %v", msg.TopicPartition.Offset, at.Offset)
-		}
-		if string(msg.Value) != string(value) || string(msg.Key) != string(key) {
-			t.Fatalf("read back key %q value %q, want key %q value %q", msg.Key, msg.Value, key, value)
-		}
-		return
 	}
 }
 
@@ -132,13 +153,10 @@ func TestIntegrationSmoke(t *testing.T) {
 func TestIntegrationSmokeWrongCA(t *testing.T) {
 	st := stacktest.Load(t)
 	k := stackCredentials(t, st)
-	cfg := saslSSL(k, stacktest.UnrelatedCA(t))
-	err := firstClientError(t, cfg)
+	err := probeBrokers(t, saslSSL(k, stacktest.UnrelatedCA(t)))
+	onlyCause(t, err, kafkaout.ErrTLS)
 	if !strings.Contains(err.Error(), "certificate verify failed") {
-		t.Fatalf("error with a foreign CA = %v (code %v), want a certificate verification failure", err, err.Code())
-	}
-	if err.Code() != kafka.ErrSsl && err.Code() != kafka.ErrAllBrokersDown && err.Code() != kafka.ErrTransport {
-		t.Fatalf("error code with a foreign CA = %v, want SSL/transport", err.Code())
+		t.Fatalf("error with a foreign CA = %v, want it to say the certificate failed verification", err)
 	}
 }
 
@@ -146,74 +164,56 @@ func TestIntegrationSmokeWrongCA(t *testing.T) {
 func TestIntegrationSmokeWrongPassword(t *testing.T) {
 	st := stacktest.Load(t)
 	k := stackCredentials(t, st)
-	k.Password = "wrong-" + k.Password[:4]
-	err := firstClientError(t, saslSSL(k, st.Get(t, "KAFKA_CA_FILE")))
-	if err.Code() != kafka.ErrAuthentication {
-		t.Fatalf("error code with a wrong password = %v (%v), want %v", err.Code(), err, kafka.ErrAuthentication)
-	}
+	password := k.Password
+	k.Password = "wrong-" + password[:4]
+	err := probeBrokers(t, saslSSL(k, st.Get(t, "KAFKA_CA_FILE")))
+	onlyCause(t, err, kafkaout.ErrAuthentication)
 	if !strings.Contains(err.Error(), "Authentication failed") {
 		t.Fatalf("error with a wrong password = %q, want it to say authentication failed", err)
 	}
-	if strings.Contains(err.Error(), k.Password) {
-		t.Fatalf("error %q contains the password", err)
+	for _, p := range []string{k.Password, password} {
+		if strings.Contains(err.Error(), p) {
+			t.Fatalf("error %q contains a password", err)
+		}
 	}
 }
 
-// TestIntegrationSmokeSecondUser: the stack's second PLAIN user (for tests) is accepted too.
+// TestIntegrationSmokeSecondUser: the stack's second PLAIN user (for tests) is accepted too, and sees a topic's
+// metadata as the broker holds it.
 func TestIntegrationSmokeSecondUser(t *testing.T) {
 	st := stacktest.Load(t)
-	k := secrets.Kafka{
+	conn := saslSSL(secrets.Kafka{
 		BootstrapServers: st.Get(t, "KAFKA_BOOTSTRAP_SERVER"),
 		Username:         st.Get(t, "KAFKA_SASL_TEST_USERNAME"),
 		Password:         st.Get(t, "KAFKA_SASL_TEST_PASSWORD"),
-	}
-	cfg := saslSSL(k, st.Get(t, "KAFKA_CA_FILE"))
-	a, err := kafka.NewAdminClient(&cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	topic := "logs_4_dlq"
-	md, err := a.GetMetadata(&topic, false, int(failLimit/time.Millisecond))
-	if err != nil {
-		t.Fatalf("metadata as %s: %v", k.Username, err)
-	}
-	if tm := md.Topics[topic]; tm.Error.Code() != kafka.ErrNoError || len(tm.Partitions) != 1 {
-		t.Fatalf("topic %s = %+v, want 1 partition and no error", topic, tm)
-	}
-}
+	}, st.Get(t, "KAFKA_CA_FILE"))
+	topic := kafkatest.UniqueTopic("smoke_user")
+	const partitions = 2
+	kafkatest.CreateTopic(t, st.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP"), topic, partitions)
 
-// firstClientError starts a producer with cfg (librdkafka connects to the bootstrap broker at once) and
-// returns the first error it reports on its event channel, failing the test after failLimit. A metadata
-// request would see the same failure only as a generic transport error at its own timeout, and Close would
-// wait for it, so the events are the faster and more precise source.
-func firstClientError(t *testing.T, cfg kafka.ConfigMap) kafka.Error {
-	t.Helper()
-	cfg["log_level"] = 0 // the same failure arrives as an event; keep librdkafka's stderr copy out of the test log
-	p, err := kafka.NewProducer(&cfg)
+	pr, err := kafkaout.NewProbe(conn, "stack-smoke-test")
 	if err != nil {
-		t.Fatalf("creating producer: %v", err)
+		t.Fatalf("creating probe: %v", err)
 	}
-	defer p.Close()
-	deadline := time.After(failLimit)
-	var seen []kafka.Error
-	for {
-		select {
-		case ev := <-p.Events():
-			kerr, ok := ev.(kafka.Error)
-			if !ok {
-				continue
-			}
-			// librdkafka follows the cause with "all brokers down"; prefer the cause.
-			if kerr.Code() != kafka.ErrAllBrokersDown {
-				return kerr
-			}
-			seen = append(seen, kerr)
-		case <-deadline:
-			if len(seen) > 0 {
-				return seen[0]
-			}
-			t.Fatalf("no client error within %v", failLimit)
-		}
+	defer pr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), failLimit)
+	defer cancel()
+	if err := pr.CheckTopic(ctx, topic); err != nil {
+		t.Fatalf("checking %s as %s: %v", topic, conn.Username, err)
+	}
+	if n, err := pr.TopicMessages(ctx, topic); err != nil || n != 0 {
+		t.Fatalf("messages in the new topic %s as %s = %d, %v; want 0 and no error", topic, conn.Username, n, err)
+	}
+	missing := kafkatest.UniqueTopic("smoke_missing")
+	if err := pr.CheckTopic(ctx, missing); !errors.Is(err, kafkaout.ErrTopicNotFound) {
+		t.Fatalf("checking the missing topic %s as %s = %v, want %v", missing, conn.Username, err, kafkaout.ErrTopicNotFound)
+	}
+
+	props, err := conn.Properties("stack-smoke-test")
+	if err != nil {
+		t.Fatalf("client properties: %v", err)
+	}
+	if n := kafkatest.Partitions(t, props, topic); n != partitions {
+		t.Fatalf("topic %s as %s has %d partitions, want %d", topic, conn.Username, n, partitions)
 	}
 }
