@@ -15,6 +15,9 @@ VENV=.cache/venv-cfnlint
 LOCK=dev/cfnlint/requirements.lock
 OUT=.cache/cfnlint/variants
 
+# The variants' CDK app runs its jsii runtime on the Node.js dev/cdk.sh installs, when it is there.
+export PATH="$PWD/.cache/cdk/node_modules/.bin:$PATH"
+
 die() { printf 'dev/cfnlint.sh: %s\n' "$*" >&2; exit 1; }
 step() { printf '==> %s\n' "$*" >&2; }
 
