@@ -28,7 +28,7 @@ func run() error {
 		return err
 	}
 	props.Env = stack.EnvFromCLI(os.Getenv)
-	stack.NewPipelineStack(app, "LogPipeline", props)
+	stack.NewPipelineStack(app, stack.StackName(props.EnvName), props)
 	stack.CheckWithNag(app)
 	return stack.CheckNagFindings(app.Synth(nil))
 }

@@ -29,6 +29,15 @@ const (
 type Props struct {
 	awscdk.StackProps
 
+	// EnvName is the environment (env): the stack is LogPipeline-<env>, with cdk.json's
+	// "environments"/<env> settings laid over the context. Empty is the plain LogPipeline.
+	EnvName string
+	// RetainLogs keeps the log groups when the stack is destroyed (retainLogs; default false: removed).
+	RetainLogs bool
+	// DeletionProtection turns on the stack's termination protection and the load balancer's deletion
+	// protection (deletionProtection; default false).
+	DeletionProtection bool
+
 	// VpcID names an existing VPC to deploy into (vpcId). Empty creates a small VPC: two AZs, public and
 	// private subnets, one NAT gateway.
 	VpcID string
@@ -91,6 +100,10 @@ type Context interface {
 
 // FromContext reads Props from the app's context (cdk.json and -c flags) and validates them.
 func FromContext(ctx Context) (Props, error) {
+	env, ctx, err := withEnvironment(ctx)
+	if err != nil {
+		return Props{}, err
+	}
 	str := func(key string) string {
 		v := ctx.TryGetContext(&key)
 		if v == nil {
@@ -99,6 +112,7 @@ func FromContext(ctx Context) (Props, error) {
 		return strings.TrimSpace(fmt.Sprint(v))
 	}
 	var p Props
+	p.EnvName = env
 	p.VpcID = str("vpcId")
 	p.SourceMode = str("sourceMode")
 	p.SourceAddr = str("sourceAddr")
@@ -108,7 +122,6 @@ func FromContext(ctx Context) (Props, error) {
 	p.SecretName = str("secretName")
 	p.ReaderHealthURL = str("readerHealthUrl")
 	p.LambdaDir = str("lambdaDir")
-	var err error
 	if p.LambdaArchitecture, err = lambdabuild.ParseArch(str("lambdaArchitecture")); err != nil {
 		return p, fmt.Errorf("%w: lambdaArchitecture: %w", ErrInvalidProps, err)
 	}
@@ -125,6 +138,12 @@ func FromContext(ctx Context) (Props, error) {
 		return p, err
 	}
 	if p.ScheduledReader, err = parseBool("scheduledReader", str("scheduledReader")); err != nil {
+		return p, err
+	}
+	if p.RetainLogs, err = parseBool("retainLogs", str("retainLogs")); err != nil {
+		return p, err
+	}
+	if p.DeletionProtection, err = parseBool("deletionProtection", str("deletionProtection")); err != nil {
 		return p, err
 	}
 	p.ReaderDesiredCount = -1

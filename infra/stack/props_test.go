@@ -55,6 +55,16 @@ func TestFromContext(t *testing.T) {
 				t.Errorf("LambdaArchitecture = %q, want arm64", p.LambdaArchitecture)
 			}
 		}},
+		{name: "environment", ctx: mapContext{"sourceAddr": "src:1", "env": "production", "logRetentionDays": 30.0,
+			"environments": map[string]any{"production": map[string]any{"logRetentionDays": 365.0, "retainLogs": true, "deletionProtection": true}}},
+			check: func(t *testing.T, p stack.Props) {
+				if p.EnvName != "production" || p.LogRetentionDays != 365 || !p.RetainLogs || !p.DeletionProtection || stack.StackName(p.EnvName) != "LogPipeline-production" {
+					t.Errorf("env %q (stack %s), retention %d, retain %v, protection %v; want production's settings",
+						p.EnvName, stack.StackName(p.EnvName), p.LogRetentionDays, p.RetainLogs, p.DeletionProtection)
+				}
+			}},
+		{name: "unknown environment", ctx: mapContext{"sourceAddr": "src:1", "env": "qa", "environments": map[string]any{}}, wantErr: "qa"},
+		{name: "bad environment name", ctx: mapContext{"sourceAddr": "src:1", "env": "Prod env"}, wantErr: "env"},
 		{name: "missing listen address", ctx: mapContext{"sourceMode": "listen"}, wantErr: "sourceAddr"},
 		{name: "bad architecture", ctx: mapContext{"sourceAddr": "src:1", "lambdaArchitecture": "sparc"}, wantErr: "lambdaArchitecture"},
 		{name: "source without port", ctx: mapContext{"sourceAddr": "src"}, wantErr: "sourceAddr"},

@@ -120,9 +120,10 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 // addresses through, so the tasks' security group is what admits sources.
 func newLoadBalancer(s awscdk.Stack, p *Pipeline, props Props, port int) {
 	nlb := elb.NewNetworkLoadBalancer(s, jsii.String("ReaderLoadBalancer"), &elb.NetworkLoadBalancerProps{
-		Vpc:              p.Vpc,
-		InternetFacing:   jsii.Bool(props.PublicLoadBalancer),
-		CrossZoneEnabled: jsii.Bool(true),
+		Vpc:                p.Vpc,
+		InternetFacing:     jsii.Bool(props.PublicLoadBalancer),
+		CrossZoneEnabled:   jsii.Bool(true),
+		DeletionProtection: jsii.Bool(props.DeletionProtection),
 	})
 	listener := nlb.AddListener(jsii.String("Logs"), &elb.BaseNetworkListenerProps{
 		Port:     jsii.Number(float64(port)),

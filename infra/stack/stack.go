@@ -40,6 +40,9 @@ type Pipeline struct {
 // NewPipelineStack defines the whole AWS side of the pipeline. props must have passed Validate.
 func NewPipelineStack(scope constructs.Construct, id string, props Props) *Pipeline {
 	props = props.WithDefaults()
+	if props.DeletionProtection {
+		props.StackProps.TerminationProtection = jsii.Bool(true)
+	}
 	s := awscdk.NewStack(scope, &id, &props.StackProps)
 	p := &Pipeline{Stack: s}
 
@@ -96,11 +99,15 @@ func newVpc(s awscdk.Stack, props Props) awsec2.IVpc {
 	})
 }
 
-// logGroup creates a log group with the configured retention, removed with the stack.
+// logGroup creates a log group with the configured retention, removed with the stack unless RetainLogs.
 func logGroup(scope constructs.Construct, id string, props Props) awslogs.LogGroup {
+	removal := awscdk.RemovalPolicy_DESTROY
+	if props.RetainLogs {
+		removal = awscdk.RemovalPolicy_RETAIN
+	}
 	return awslogs.NewLogGroup(scope, jsii.String(id), &awslogs.LogGroupProps{
 		Retention:     retentions[props.LogRetentionDays],
-		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+		RemovalPolicy: removal,
 	})
 }
 

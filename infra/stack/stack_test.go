@@ -464,3 +464,31 @@ func TestLambdaArchitecture(t *testing.T) {
 		}
 	}
 }
+
+// TestProductionProfile checks what the production profile keeps when the stack is destroyed: every log
+// group is retained, the stack has termination protection and the load balancer deletion protection.
+func TestProductionProfile(t *testing.T) {
+	p, tmpl := synth(t, map[string]any{"retainLogs": "true", "deletionProtection": "true",
+		"sourceMode": "listen", "sourceAddr": "0.0.0.0:5170", "loadBalancer": "true"})
+	for id, lg := range *tmpl.FindResources(jsii.String("AWS::Logs::LogGroup"), nil) {
+		if got := (*lg)["DeletionPolicy"]; got != "Retain" {
+			t.Errorf("log group %s: DeletionPolicy %v, want Retain", id, got)
+		}
+	}
+	if !*p.Stack.TerminationProtection() {
+		t.Error("stack has no termination protection")
+	}
+	tmpl.HasResourceProperties(jsii.String("AWS::ElasticLoadBalancingV2::LoadBalancer"), map[string]any{
+		"LoadBalancerAttributes": assertions.Match_ArrayWith(&[]any{
+			map[string]any{"Key": "deletion_protection.enabled", "Value": "true"},
+		}),
+	})
+	assertNoNagFindings(t, p)
+
+	_, dev := synth(t, nil)
+	for id, lg := range *dev.FindResources(jsii.String("AWS::Logs::LogGroup"), nil) {
+		if got := (*lg)["DeletionPolicy"]; got != "Delete" {
+			t.Errorf("default profile: log group %s: DeletionPolicy %v, want Delete", id, got)
+		}
+	}
+}
