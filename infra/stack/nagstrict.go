@@ -1,8 +1,11 @@
 package stack
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -13,26 +16,68 @@ import (
 // CLI itself fails only on errors).
 var ErrNagFindings = errors.New("unsuppressed cdk-nag findings")
 
-// NagFindings lists the cdk-nag annotations, of any level, that the synthesized assembly carries, as
-// "<level> <construct path>: <finding>".
-func NagFindings(assembly cxapi.CloudAssembly) []string {
+// NagFindings lists the cdk-nag annotations, of any level, that the synthesized assembly carries (in its
+// manifest and the stacks' metadata files), as "<level> <construct path>: <finding>".
+func NagFindings(assembly cxapi.CloudAssembly) ([]string, error) {
+	path := filepath.Join(*assembly.Directory(), "manifest.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the cloud assembly: %w", err)
+	}
+	type entries map[string][]struct {
+		Type string `json:"type"`
+		Data any    `json:"data"`
+	}
+	var manifest struct {
+		Artifacts map[string]struct {
+			Metadata entries `json:"metadata"`
+			// Newer assemblies keep a stack's metadata in a file of its own.
+			AdditionalMetadataFile string `json:"additionalMetadataFile"`
+		} `json:"artifacts"`
+	}
+	if err := json.Unmarshal(b, &manifest); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", path, err)
+	}
 	var out []string
-	for _, st := range *assembly.Stacks() {
-		for _, m := range *st.Messages() {
-			data := fmt.Sprint(m.Entry.Data)
-			if !strings.Contains(data, "AwsSolutions-") && !strings.Contains(data, "CdkNagValidationFailure") {
-				continue
+	collect := func(md entries) {
+		for construct, list := range md {
+			for _, e := range list {
+				level, ok := strings.CutPrefix(e.Type, "aws:cdk:")
+				data := fmt.Sprint(e.Data)
+				if !ok || (level != "error" && level != "warning" && level != "info") ||
+					(!strings.Contains(data, "AwsSolutions-") && !strings.Contains(data, "CdkNagValidationFailure")) {
+					continue
+				}
+				out = append(out, fmt.Sprintf("%s %s: %s", level, construct, data))
 			}
-			out = append(out, fmt.Sprintf("%s %s: %s", m.Level, *m.Id, data))
 		}
 	}
+	for _, a := range manifest.Artifacts {
+		collect(a.Metadata)
+		if a.AdditionalMetadataFile == "" {
+			continue
+		}
+		mdPath := filepath.Join(*assembly.Directory(), a.AdditionalMetadataFile)
+		b, err := os.ReadFile(mdPath)
+		if err != nil {
+			return nil, fmt.Errorf("reading the cloud assembly: %w", err)
+		}
+		var md entries
+		if err := json.Unmarshal(b, &md); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", mdPath, err)
+		}
+		collect(md)
+	}
 	sort.Strings(out)
-	return out
+	return out, nil
 }
 
 // CheckNagFindings fails with ErrNagFindings, listing them, when the assembly has any cdk-nag finding.
 func CheckNagFindings(assembly cxapi.CloudAssembly) error {
-	f := NagFindings(assembly)
+	f, err := NagFindings(assembly)
+	if err != nil {
+		return err
+	}
 	if len(f) == 0 {
 		return nil
 	}
