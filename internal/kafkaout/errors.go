@@ -96,3 +96,7 @@ func isQueueFull(err error) bool {
 	var kerr kafka.Error
 	return errors.As(err, &kerr) && kerr.Code() == kafka.ErrQueueFull
 }
+
+// ErrFatal means librdkafka raised a fatal error: the producer can deliver nothing more and the process must
+// be replaced.
+var ErrFatal = errors.New("kafka client failed")

@@ -31,6 +31,13 @@ type Producer struct {
 	errs     clientErrors // the client-level errors that explain failed calls
 	fatalErr atomic.Pointer[kafka.Error]
 	authFail func()
+
+	// What the health watcher reads (status.go): bytes held by librdkafka, Produce calls waiting for room,
+	// when the last client error arrived, and whether the event loop still runs.
+	queuedBytes atomic.Int64
+	waiting     atomic.Int64
+	lastErrAt   atomic.Int64 // unix nanoseconds
+	eventsDone  chan struct{}
 }
 
 // Option tunes a Producer.
@@ -51,7 +58,7 @@ func New(cfg Config, report DeliveryFunc, opts ...Option) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka producer (%s): %w", cfg, err)
 	}
-	pr := &Producer{cfg: cfg, p: kp, report: report, log: cfg.Logger, space: make(chan struct{}, 1)}
+	pr := &Producer{cfg: cfg, p: kp, report: report, log: cfg.Logger, space: make(chan struct{}, 1), eventsDone: make(chan struct{})}
 	for _, o := range opts {
 		o(pr)
 	}
@@ -66,9 +73,11 @@ func New(cfg Config, report DeliveryFunc, opts ...Option) (*Producer, error) {
 
 func (pr *Producer) events() {
 	defer pr.wg.Done()
+	defer close(pr.eventsDone)
 	for ev := range pr.p.Events() {
 		switch e := ev.(type) {
 		case *kafka.Message:
+			pr.queuedBytes.Add(-int64(len(e.Value)))
 			var err error
 			if e.TopicPartition.Error != nil {
 				err = e.TopicPartition.Error
@@ -92,6 +101,7 @@ func (pr *Producer) events() {
 
 func (pr *Producer) clientError(e kafka.Error) {
 	pr.errs.record(e)
+	pr.lastErrAt.Store(time.Now().UnixNano())
 	if e.IsFatal() {
 		pr.fatalErr.Store(&e)
 		pr.log.Error("kafka fatal error", "code", e.Code().String(), "err", e.Error())
@@ -129,14 +139,23 @@ func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, hea
 		Headers:        toKafkaHeaders(headers),
 	}
 	var wait *time.Timer
+	waiting := false
+	defer func() {
+		if waiting {
+			pr.waiting.Add(-1)
+		}
+	}()
 	for {
 		if pr.closed.Load() {
 			return ErrClosed
 		}
+		// Counted before the call: the delivery report that subtracts it may arrive before Produce returns.
+		pr.queuedBytes.Add(int64(len(value)))
 		err := pr.p.Produce(&msg, nil)
 		if err == nil {
 			return nil
 		}
+		pr.queuedBytes.Add(-int64(len(value)))
 		if !isQueueFull(err) {
 			return fmt.Errorf("producing to %s: %w", topic, err)
 		}
@@ -144,6 +163,10 @@ func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, hea
 			return fmt.Errorf("producing to %s: producer failed: %w", topic, *fe)
 		}
 		// The queue is full: wait for a delivery (or a short tick, in case the ping was taken by another caller).
+		if !waiting {
+			waiting = true
+			pr.waiting.Add(1)
+		}
 		if wait == nil {
 			wait = time.NewTimer(10 * time.Millisecond)
 			defer wait.Stop()

@@ -78,6 +78,8 @@ type Config struct {
 	MetricsAddr string
 	SummaryFile string
 	LogLevel    string
+
+	Ops OpsConfig
 }
 
 // RegisterFlags registers every flag of the reader: the components' own, then the pipeline's.
@@ -101,6 +103,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", readerspec.MetricsAddr("127.0.0.1"), "address for /metrics, /healthz, /readyz (empty disables)")
 	fs.StringVar(&c.SummaryFile, "summary-file", "", "also write the final JSON summary to this file")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	c.Ops.RegisterFlags(fs)
 }
 
 // EnvNames returns the environment variables that set the reader's flags (READER_<FLAG>), for checking
@@ -171,7 +174,7 @@ func (c Config) Validate() error {
 	if c.DrainTimeout <= 0 {
 		return bad("--drain-timeout must be positive")
 	}
-	return nil
+	return c.Ops.Validate()
 }
 
 // Bounded reports whether the run stops by itself.

@@ -78,10 +78,11 @@ func (c reasonsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// observer feeds tcpin's connection events into the metrics.
+// observer feeds tcpin's connection events into the metrics, and refusals into the watcher's burst log.
 type observer struct {
-	m   *metrics
-	log *slog.Logger
+	m       *metrics
+	log     *slog.Logger
+	refused *refusals
 }
 
 func (o observer) ConnOpened(tcpin.Source)        { o.m.connsOpened.Inc(); o.m.connsActive.Inc() }
@@ -89,28 +90,22 @@ func (o observer) ConnClosed(tcpin.Source, error) { o.m.connsActive.Dec() }
 func (o observer) BytesRead(n int)                { o.m.bytesRead.Add(float64(n)) }
 func (o observer) ConnRefused(remote string, reason error) {
 	o.m.connsRefused.Inc()
-	o.log.Warn("connection refused", "remote", remote, "reason", reason)
+	// One line per refusal would flood the log exactly when the reader is under pressure: the watcher logs
+	// the burst (first, every --log-interval, and its end) with counts by reason.
+	if o.refused != nil {
+		o.refused.add(reason)
+	}
+	o.log.Debug("connection refused", "remote", remote, "reason", reason)
 }
 
-// serveHTTP serves /metrics, /healthz (the process is alive and its Kafka client is not failed) and /readyz
-// (connected to Kafka and reading) on addr until ctx is done.
-func serveHTTP(ctx context.Context, addr string, m *metrics, healthy func() error, ready *atomic.Bool, log *slog.Logger) (stop func(), err error) {
+// serveHTTP serves /metrics, /healthz (this process can still deliver: its Kafka client is not failed, its
+// goroutines run, deliveries progress while lines wait) and /readyz (credentials accepted, topics present,
+// reading) on addr until ctx is done. Both probes answer 200 or 503 with a small JSON body saying why.
+func serveHTTP(ctx context.Context, addr string, m *metrics, w *watcher, log *slog.Logger) (stop func(), err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := healthy(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
+	mux.HandleFunc("/healthz", w.healthz)
+	mux.HandleFunc("/readyz", w.readyz)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for metrics on %s: %w", addr, err)

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/internal/event"
@@ -28,7 +27,7 @@ var ErrLinesLost = errors.New("lines lost")
 func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (Summary, error) {
 	start := time.Now()
 	counts := &Counts{}
-	s, err := run(ctx, cfg, counts, log)
+	s, err := run(ctx, cfg, counts, stdout, log)
 	s.Duration = time.Since(start).Seconds()
 	if s.Duration > 0 {
 		s.EventsPerSec = float64(s.Delivered) / s.Duration
@@ -54,7 +53,10 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (S
 	return s, err
 }
 
-func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (summary Summary, err error) {
+// testHookProducer, when a test sets it, receives the producer as soon as it exists (to inject faults into it).
+var testHookProducer func(*kafkaout.Producer)
+
+func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log *slog.Logger) (summary Summary, err error) {
 	startCtx := ctx
 	if cfg.Bounded() {
 		var cancel context.CancelFunc
@@ -96,6 +98,9 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 	}
 	refresh.setProducer(prod)
 	h.prod = prod
+	if testHookProducer != nil {
+		testHookProducer(prod)
+	}
 	closed := false
 	closeProducer := func() {
 		if !closed {
@@ -118,9 +123,17 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 		}
 	}()
 
-	var ready atomic.Bool
+	topics := []string{cfg.Topic}
+	if cfg.DLQFile == "" {
+		topics = append(topics, cfg.DLQTopic)
+	}
+	refused := &refusals{}
+	watch := newWatcher(cfg.Ops, counts, prod, counts.Reasons, refused, topics, log)
+	stopWatch := startOps(ctx, cfg, watch, counts, prod, stdout, log)
+	defer stopWatch()
+	registerWatchMetrics(m, watch, prod)
 	if cfg.MetricsAddr != "" {
-		stopHTTP, err := serveHTTP(ctx, cfg.MetricsAddr, m, func() error { return nil }, &ready, log)
+		stopHTTP, err := serveHTTP(ctx, cfg.MetricsAddr, m, watch, log)
 		if err != nil {
 			return counts.Snapshot(), err
 		}
@@ -128,10 +141,6 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 	}
 
 	// Nothing is read from TCP before Kafka answers and the topics exist: a line read is a line we can deliver.
-	topics := []string{cfg.Topic}
-	if cfg.DLQFile == "" {
-		topics = append(topics, cfg.DLQTopic)
-	}
 	if err := waitForTopics(startCtx, cfg, prod, topics, log); err != nil {
 		return counts.Snapshot(), err
 	}
@@ -142,7 +151,7 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 		defer cancel()
 	}
 	tcfg := cfg.Source
-	tcfg.Logger, tcfg.Observer = log, observer{m: m, log: log}
+	tcfg.Logger, tcfg.Observer = log, observer{m: m, log: log, refused: refused}
 	var reader tcpin.Reader
 	if cfg.Reader == Basic {
 		reader, err = tcpin.NewTCPLogReader(tcfg, nil, h)
@@ -153,7 +162,7 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 		return counts.Snapshot(), err
 	}
 
-	ready.Store(true)
+	watch.setPhase(phaseReading, nil)
 	m.ready.Set(1)
 	log.Info("reading", "mode", cfg.Source.Mode.String(), "addr", cfg.Source.Addr, "reader", cfg.Reader.String(), "topic", cfg.Topic,
 		"validation", cfg.Validation.String(), "events_per_message", cfg.EventsPerMessage)
@@ -161,7 +170,7 @@ func run(ctx context.Context, cfg Config, counts *Counts, log *slog.Logger) (sum
 	drainTimer := context.AfterFunc(readCtx, func() { time.AfterFunc(cfg.DrainTimeout, cancelProduce) })
 	defer drainTimer()
 	rerr := reader.Run(readCtx)
-	ready.Store(false)
+	watch.setPhase(phaseStopped, rerr)
 	m.ready.Set(0)
 
 	log.Info("draining", "in_flight", counts.Snapshot().InFlight)
