@@ -68,7 +68,19 @@ func (g *Generator) At(i uint64) Event {
 // AppendAt appends event i as JSON without a newline, byte for byte what At(i).AppendJSON would append, but
 // without building the Event: no allocation beyond growing dst.
 func (g *Generator) AppendAt(dst []byte, i uint64) []byte {
+	return appendPlan(dst, g.plan(i))
+}
+
+// AppendAtMicros appends event i as AppendAt does, but stamped tsMicros (Unix microseconds) instead of its
+// place on the synthetic time line: what a source that stamps events with the wall clock at send time
+// writes. Everything else about the event is the same as AppendAt's.
+func (g *Generator) AppendAtMicros(dst []byte, i uint64, tsMicros int64) []byte {
 	p := g.plan(i)
+	p.ts = tsMicros
+	return appendPlan(dst, p)
+}
+
+func appendPlan(dst []byte, p plan) []byte {
 	dst = append(dst, `{"eventId":`...)
 	dst = strconv.AppendUint(dst, uint64(p.id), 10)
 	// The pools are escaped once (see escapedPools), not per event.

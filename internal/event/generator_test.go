@@ -279,3 +279,17 @@ func BenchmarkAppendJSON(b *testing.B) {
 		buf = e.AppendJSON(buf[:0])
 	}
 }
+
+// TestAppendAtMicros: a wall-clock stamp changes the timestamp and nothing else.
+func TestAppendAtMicros(t *testing.T) {
+	g := NewGenerator(5, 100, time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	at := time.Date(2026, 11, 29, 5, 6, 7, 891011000, time.UTC)
+	for i := range uint64(50) {
+		want := g.At(i)
+		want.Timestamp = at
+		got := g.AppendAtMicros(nil, i, at.UnixMicro())
+		if exp := want.AppendJSON(nil); string(got) != string(exp) {
+			t.Fatalf("AppendAtMicros(%d) = %s, want %s", i, got, exp)
+		}
+	}
+}

@@ -35,6 +35,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var (
 		cfg                         Config
 		listen, connect, bad, start string
+		timeMode                    string
 		sendTimes, logLevel         string
 		firstID                     uint
 	)
@@ -45,7 +46,8 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Float64Var(&cfg.Rate, "rate", 0, "good events per second across connections (0: as fast as possible)")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the event generator")
 	fs.UintVar(&firstID, "first-id", 1, "eventId of the first event")
-	fs.StringVar(&start, "start", "", "timestamp of the first event, RFC 3339 (default: now)")
+	fs.StringVar(&timeMode, "time-mode", string(TimeWall), "wall: stamp each event with the clock when it is sent; synthetic: event i at --start + about i ms, whatever --rate (reproducible bytes)")
+	fs.StringVar(&start, "start", "", "synthetic time mode: timestamp of the first event, RFC 3339 (default: now)")
 	fs.IntVar(&cfg.Clients, "clients", DefaultClients, "listen mode: connections to serve to completion before exiting")
 	fs.StringVar(&bad, "bad", "", "classes of bad input to inject, comma-separated, or all: "+joinClasses(AllBadClasses))
 	fs.IntVar(&cfg.BadEvery, "bad-every", 0, "inject one bad line after every K good events")
@@ -69,7 +71,13 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if cfg.Bad, err = ParseBadClasses(bad); err != nil {
 		return fmt.Errorf("--bad: %w: %w", err, ErrUsage)
 	}
+	if cfg.TimeMode, err = ParseTimeMode(timeMode); err != nil {
+		return fmt.Errorf("--time-mode: %w: %w", err, ErrUsage)
+	}
 	if start != "" {
+		if cfg.TimeMode != TimeSynthetic {
+			return fmt.Errorf("--start needs --time-mode synthetic (wall-clock events are stamped when sent): %w", ErrUsage)
+		}
 		if cfg.Start, err = time.Parse(time.RFC3339Nano, start); err != nil {
 			return fmt.Errorf("--start: %w: %w", err, ErrUsage)
 		}

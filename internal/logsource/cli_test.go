@@ -40,7 +40,7 @@ func TestRunCLIConnectMode(t *testing.T) {
 	t.Setenv("LOGSOURCE_SEND_TIMES_EVERY", "10") // every flag has an environment twin
 	var stdout, stderr bytes.Buffer
 	err := RunCLI(t.Context(), []string{"--connect", addr, "--count", "50", "--first-id", "7", "--seed", "9",
-		"--start", "2026-11-25T10:11:12Z", "--bad", "empty,invalid_json", "--bad-every", "10", "--send-times", times},
+		"--time-mode", "synthetic", "--start", "2026-11-25T10:11:12Z", "--bad", "empty,invalid_json", "--bad-every", "10", "--send-times", times},
 		&stdout, &stderr)
 	if err != nil {
 		t.Fatalf("RunCLI: %v\nstderr: %s", err, stderr.String())
@@ -98,7 +98,9 @@ func TestRunCLIUsageErrors(t *testing.T) {
 		{"unknown class", []string{"--listen", "127.0.0.1:0", "--bad", "nope", "--bad-every", "1"}, `"nope"`},
 		{"bad without every", []string{"--listen", "127.0.0.1:0", "--bad", "empty"}, "bad-every"},
 		{"first id too large", []string{"--listen", "127.0.0.1:0", "--first-id", "4294967296"}, "first-id"},
-		{"bad start", []string{"--listen", "127.0.0.1:0", "--start", "yesterday"}, "--start"},
+		{"bad start", []string{"--listen", "127.0.0.1:0", "--time-mode", "synthetic", "--start", "yesterday"}, "--start"},
+		{"start on the wall clock", []string{"--listen", "127.0.0.1:0", "--start", "2026-11-25T10:11:12Z"}, "--time-mode synthetic"},
+		{"unknown time mode", []string{"--listen", "127.0.0.1:0", "--time-mode", "lunar"}, "--time-mode"},
 		{"stray argument", []string{"--listen", "127.0.0.1:0", "extra"}, "unexpected arguments"},
 	}
 	for _, tc := range tests {

@@ -15,6 +15,27 @@ const (
 	DefaultSendTimesEvery = 100
 )
 
+// TimeMode says how a source stamps its events.
+type TimeMode string
+
+const (
+	// TimeWall stamps each event with the wall clock when it is written (strictly increasing per connection
+	// by at least 1 µs): a rate-limited run never writes events in the future. The default.
+	TimeWall TimeMode = "wall"
+	// TimeSynthetic stamps event i with Start + about i ms (event.Generator's time line), whatever the send
+	// rate: the same seed, first id and start give the same bytes, which tests and the benchmark compare.
+	TimeSynthetic TimeMode = "synthetic"
+)
+
+// ParseTimeMode reads a --time-mode value.
+func ParseTimeMode(s string) (TimeMode, error) {
+	switch m := TimeMode(s); m {
+	case TimeWall, TimeSynthetic:
+		return m, nil
+	}
+	return "", fmt.Errorf("time mode %q (want wall or synthetic): %w", s, ErrInvalidConfig)
+}
+
 // Config describes what a source sends. The zero value sends an unbounded stream of good events, as fast as
 // possible, with ids from 0; set Count or Duration to bound it.
 type Config struct {
@@ -26,12 +47,14 @@ type Config struct {
 	// Rate caps good events per second across all connections (a token bucket refilled continuously, with
 	// a burst of 10 ms worth of events); 0 sends as fast as the peers read.
 	Rate float64
-	// Seed, FirstID and Start define the event stream (see event.NewGenerator). A zero Start means the time
-	// Serve or Dial is called. Injected bad lines that carry an eventId use 0, so keep FirstID above 0 to
-	// tell them apart downstream.
+	// Seed, FirstID and Start define the event stream (see event.NewGenerator). Start is the timestamp of
+	// the first event in TimeSynthetic mode; a zero Start means the time Serve or Dial is called. Injected
+	// bad lines that carry an eventId use 0, so keep FirstID above 0 to tell them apart downstream.
 	Seed    int64
 	FirstID uint32
 	Start   time.Time
+	// TimeMode is how events are stamped: TimeWall (the default) or TimeSynthetic.
+	TimeMode TimeMode
 	// Clients is, in listen mode, how many connections must be served to completion (the stream ran out
 	// while they were connected) before Serve returns. Connections closed on purpose by the truncated
 	// class, or lost to a write error, do not count. Default 1. Dial ignores it.
@@ -69,7 +92,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SendTimesEvery == 0 {
 		c.SendTimesEvery = DefaultSendTimesEvery
 	}
-	if c.Start.IsZero() {
+	if c.TimeMode == "" {
+		c.TimeMode = TimeWall
+	}
+	if c.TimeMode == TimeWall && !c.Start.IsZero() {
+		return c, fmt.Errorf("start %s is set but the time mode is wall (the start is the synthetic time line's): %w",
+			c.Start.Format(time.RFC3339), ErrInvalidConfig)
+	}
+	if c.TimeMode == TimeSynthetic && c.Start.IsZero() {
 		c.Start = time.Now()
 	}
 	if c.Log == nil {
@@ -101,6 +131,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("send-times-every %d is negative: %w", c.SendTimesEvery, ErrInvalidConfig)
 	case c.ConnectTimeout < 0:
 		return fmt.Errorf("connect-timeout %v is negative: %w", c.ConnectTimeout, ErrInvalidConfig)
+	}
+	if c.TimeMode != "" {
+		if _, err := ParseTimeMode(string(c.TimeMode)); err != nil {
+			return err
+		}
 	}
 	for _, b := range c.Bad {
 		if _, ok := classIndex[b]; !ok {

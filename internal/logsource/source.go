@@ -265,10 +265,14 @@ func newSource(cfg Config) (*source, error) {
 	if err != nil {
 		return nil, err
 	}
+	start := cfg.Start
+	if start.IsZero() { // wall-clock mode: the bad lines that carry a timestamp carry the start of the run
+		start = time.Now()
+	}
 	s := &source{
 		cfg:     cfg,
 		gen:     event.NewGenerator(cfg.Seed, cfg.FirstID, cfg.Start),
-		bad:     badLines(cfg.Start, cfg.OversizeBytes),
+		bad:     badLines(start, cfg.OversizeBytes),
 		crlf:    classIndex[BadCRLF],
 		trunc:   classIndex[BadTruncated],
 		over:    classIndex[BadOversized],
@@ -392,7 +396,11 @@ func (s *source) stream(ctx context.Context, conn net.Conn) (outcome, error) {
 			return outDone, nil
 		}
 		for i := sp.lo; i < sp.hi; i++ {
-			w.buf = s.gen.AppendAt(w.buf, i)
+			if s.cfg.TimeMode == TimeWall {
+				w.buf = s.gen.AppendAtMicros(w.buf, i, w.stamp())
+			} else {
+				w.buf = s.gen.AppendAt(w.buf, i)
+			}
 			cls, inject := s.injection(i)
 			if inject && cls == s.crlf {
 				w.buf = append(w.buf, '\r', '\n')
@@ -456,6 +464,19 @@ type connWriter struct {
 	crlf   uint64
 	bad    []uint64
 	marks  []uint64
+	// lastTS is the last wall-clock stamp written on this connection (Unix µs), so that stamps increase.
+	lastTS int64
+}
+
+// stamp is the wall-clock timestamp of the next event: now, or 1 µs after the previous one when the clock
+// has not moved on (many events are rendered within one microsecond).
+func (w *connWriter) stamp() int64 {
+	ts := time.Now().UnixMicro()
+	if ts <= w.lastTS {
+		ts = w.lastTS + 1
+	}
+	w.lastTS = ts
+	return ts
 }
 
 func (w *connWriter) addGood(i uint64) {

@@ -31,7 +31,11 @@ func startServe(t *testing.T, ctx context.Context, cfg Config) (string, <-chan r
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Start.IsZero() {
+	// These tests compare bytes with the generator's: synthetic time, from testStart unless set.
+	if cfg.TimeMode == "" {
+		cfg.TimeMode = TimeSynthetic
+	}
+	if cfg.Start.IsZero() && cfg.TimeMode == TimeSynthetic {
 		cfg.Start = testStart
 	}
 	done := make(chan result, 1)
@@ -245,7 +249,7 @@ func TestDialRetriesUntilTheReaderIsUp(t *testing.T) {
 	probe.Close()
 	done := make(chan result, 1)
 	go func() {
-		st, err := Dial(t.Context(), addr, Config{Count: 500, FirstID: 1, Start: testStart})
+		st, err := Dial(t.Context(), addr, Config{Count: 500, FirstID: 1, Start: testStart, TimeMode: TimeSynthetic})
 		done <- result{st, err}
 	}()
 	time.Sleep(300 * time.Millisecond)
@@ -681,7 +685,7 @@ func BenchmarkServeLoopback(b *testing.B) {
 		}
 		done := make(chan result, 1)
 		go func() {
-			st, err := Serve(context.Background(), ln, Config{Count: n, FirstID: 1, Start: testStart})
+			st, err := Serve(context.Background(), ln, Config{Count: n, FirstID: 1, Start: testStart, TimeMode: TimeSynthetic})
 			done <- result{st, err}
 		}()
 		conn, err := net.Dial("tcp", ln.Addr().String())
@@ -704,4 +708,59 @@ func BenchmarkServeLoopback(b *testing.B) {
 	}
 	b.SetBytes(int64(total) / int64(b.N))
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestWallClockTimestamps: by default each event is stamped with the clock when it is sent, so a
+// rate-limited run never writes an event in the future: at 2,000 events/s the synthetic time line (1 ms per
+// event) would run 0.5 s ahead of the clock by the end of this stream. Stamps increase strictly.
+func TestWallClockTimestamps(t *testing.T) {
+	const n, rate = 1000, 2000
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	done := make(chan result, 1)
+	go func() {
+		st, err := Serve(t.Context(), ln, Config{Count: n, FirstID: 1, Rate: rate})
+		done <- result{st, err}
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sc := bufio.NewScanner(conn)
+	var last time.Time
+	count := 0
+	for sc.Scan() {
+		readAt := time.Now()
+		var ev struct {
+			Timestamp string `json:"timestamp"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		ts, err := time.ParseInLocation(event.TimestampLayout, ev.Timestamp, time.UTC)
+		if err != nil {
+			t.Fatalf("timestamp %q: %v", ev.Timestamp, err)
+		}
+		if ts.After(readAt) || ts.Before(before.Truncate(time.Microsecond)) {
+			t.Fatalf("event %d stamped %s, read at %s, run started %s: want a stamp between the start and the read",
+				count, ts.Format(time.RFC3339Nano), readAt.Format(time.RFC3339Nano), before.Format(time.RFC3339Nano))
+		}
+		if !ts.After(last) {
+			t.Fatalf("event %d stamped %s, not after the previous %s", count, ts, last)
+		}
+		last = ts
+		if count++; count == n {
+			break
+		}
+	}
+	if count != n {
+		t.Fatalf("read %d events, want %d (%v)", count, n, sc.Err())
+	}
+	if r := wait(t, done); r.err != nil {
+		t.Fatalf("Serve: %v", r.err)
+	}
 }

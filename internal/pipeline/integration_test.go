@@ -125,7 +125,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 			defer cancel()
 			ln := sourceListener(t)
 			const seed, first = 42, 1
-			src := serveSource(ctx, ln, logsource.Config{Count: n, Seed: seed, FirstID: first, Start: testStart})
+			src := serveSource(ctx, ln, logsource.Config{Count: n, Seed: seed, FirstID: first, Start: testStart, TimeMode: logsource.TimeSynthetic})
 
 			cfg := readerConfig(t, bootstrap, ln.Addr().String(), topic, dlq,
 				"--reader", tc.reader, "--max-events", strconv.FormatUint(n, 10),
@@ -170,7 +170,7 @@ func TestIntegrationSASLWithSecretFromEmulator(t *testing.T) {
 	defer cancel()
 	ln := sourceListener(t)
 	const n, seed, first = 20_000, 7, 1000
-	src := serveSource(ctx, ln, logsource.Config{Count: n, Seed: seed, FirstID: first, Start: testStart})
+	src := serveSource(ctx, ln, logsource.Config{Count: n, Seed: seed, FirstID: first, Start: testStart, TimeMode: logsource.TimeSynthetic})
 
 	args := []string{"--source-addr", ln.Addr().String(), "--topic", topic, "--dlq-topic", dlq,
 		"--credentials", "secretsmanager", "--secret-name", st.Get(t, "SECRET_NAME"),
@@ -244,7 +244,7 @@ func TestIntegrationBadInputIsDeadLetteredAndGoodLinesFlow(t *testing.T) {
 			defer cancel()
 			ln := sourceListener(t)
 			const n, seed, first = 6_000, 3, 1
-			src := serveSource(ctx, ln, logsource.Config{Count: n, Seed: seed, FirstID: first, Start: testStart,
+			src := serveSource(ctx, ln, logsource.Config{Count: n, Seed: seed, FirstID: first, Start: testStart, TimeMode: logsource.TimeSynthetic,
 				Bad: logsource.AllBadClasses, BadEvery: 100})
 
 			metrics := freeAddr(t)
@@ -318,7 +318,7 @@ func TestIntegrationReconnectsAfterSourceRestart(t *testing.T) {
 	const n1, n2, seed = 3000, 4000, 11
 	ln := sourceListener(t)
 	addr := ln.Addr().String()
-	first := serveSource(ctx, ln, logsource.Config{Count: n1, Seed: seed, FirstID: 1, Start: testStart})
+	first := serveSource(ctx, ln, logsource.Config{Count: n1, Seed: seed, FirstID: 1, Start: testStart, TimeMode: logsource.TimeSynthetic})
 
 	cfg := readerConfig(t, bootstrap, addr, topic, dlq, "--max-events", strconv.Itoa(n1+n2))
 	done := make(chan error, 1)
@@ -337,7 +337,7 @@ func TestIntegrationReconnectsAfterSourceRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("restarting the source on %s: %v", addr, err)
 	}
-	second := serveSource(ctx, ln2, logsource.Config{Count: n2, Seed: seed, FirstID: 1 + n1, Start: testStart.Add(time.Hour)})
+	second := serveSource(ctx, ln2, logsource.Config{Count: n2, Seed: seed, FirstID: 1 + n1, Start: testStart.Add(time.Hour), TimeMode: logsource.TimeSynthetic})
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -381,7 +381,7 @@ func TestIntegrationSIGTERMDrains(t *testing.T) {
 	defer cancel()
 	ln := sourceListener(t)
 	const seed = 5
-	src := serveSource(ctx, ln, logsource.Config{Seed: seed, FirstID: 1, Start: testStart, Rate: 40_000})
+	src := serveSource(ctx, ln, logsource.Config{Seed: seed, FirstID: 1, Start: testStart, Rate: 40_000, TimeMode: logsource.TimeSynthetic})
 
 	cmd := exec.Command(bin, "--source-addr", ln.Addr().String(), "--topic", topic, "--dlq-topic", dlq,
 		"--security-protocol", "plaintext", "--bootstrap", bootstrap, "--metrics-addr", "")

@@ -50,7 +50,7 @@ type sourceProc struct {
 
 func startSource(ctx context.Context, bin string, cfg Config, spec sourceSpec, logf string) (*sourceProc, error) {
 	args := []string{"--count", strconv.FormatUint(spec.count, 10), "--seed", strconv.FormatInt(cfg.Seed, 10),
-		"--first-id", "1", "--start", cfg.Start.Format(time.RFC3339Nano)}
+		"--first-id", "1", "--time-mode", "synthetic", "--start", cfg.Start.Format(time.RFC3339Nano)}
 	if spec.connect != "" {
 		args = append(args, "--connect", spec.connect)
 	} else {

@@ -1,0 +1,120 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/cwmetric"
+	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
+	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
+	"github.com/mwaa-kafka/pipeline/internal/logsource"
+	"github.com/mwaa-kafka/pipeline/internal/stacktest"
+)
+
+// syncBuffer is a bytes.Buffer safe for the run's writer and the test's reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.b.Bytes()...)
+}
+
+// probe polls url until want(code, body) holds, failing after d with the last answer.
+func probe(t *testing.T, url string, d time.Duration, what string, want func(int, map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var lastCode int
+	var last []byte
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url) //nolint:noctx // a loopback probe with the test's own deadline loop
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var body map[string]any
+			if json.Unmarshal(b, &body) != nil {
+				t.Fatalf("%s answered %d with a body that is not JSON: %q", url, resp.StatusCode, b)
+			}
+			lastCode, last = resp.StatusCode, b
+			if want(resp.StatusCode, body) {
+				t.Logf("%s: %d %s", what, resp.StatusCode, bytes.TrimSpace(b))
+				return body
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: %s did not reach the state within %v; last %d %s", what, url, d, lastCode, last)
+	return nil
+}
+
+// TestIntegrationHealthKafkaClientFailed runs the reader against the real broker and makes librdkafka raise
+// a fatal error on its producer (the only state no broker can be asked to cause; the broker faults are in
+// the chaos suite). /healthz turns from 200 to 503 naming the failure, and the EMF records written meanwhile
+// hold the counters.
+func TestIntegrationHealthKafkaClientFailed(t *testing.T) {
+	st := stacktest.Load(t)
+	bootstrap := st.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP")
+	topic, dlq := kafkatest.TopicPair(t, bootstrap, "health", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ln := sourceListener(t)
+	src := serveSource(ctx, ln, logsource.Config{Seed: 3, FirstID: 1, Rate: 2000, TimeMode: logsource.TimeSynthetic, Start: testStart})
+	addr := freeAddr(t)
+	cfg := readerConfig(t, bootstrap, ln.Addr().String(), topic, dlq, "--metrics-addr", addr, "--emf-interval", "200ms")
+
+	prods := make(chan *kafkaout.Producer, 1)
+	testHookProducer = func(p *kafkaout.Producer) { prods <- p }
+	t.Cleanup(func() { testHookProducer = nil })
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(runCtx, cfg, &out, quietLogger())
+		done <- err
+	}()
+	prod := <-prods
+	base := "http://" + addr
+	probe(t, base+"/readyz", 30*time.Second, "reading", func(c int, b map[string]any) bool { return c == 200 && b["status"] == "ready" })
+	probe(t, base+"/healthz", 10*time.Second, "delivering", func(c int, b map[string]any) bool { return c == 200 && b["status"] == "ok" })
+
+	if err := prod.InjectFatalError("injected by the test"); err != nil {
+		t.Fatal(err)
+	}
+	body := probe(t, base+"/healthz", 10*time.Second, "kafka client failed", func(c int, b map[string]any) bool {
+		return c == 503 && b["state"] == "kafka_failed"
+	})
+	if r, _ := body["reason"].(string); !strings.Contains(r, "kafka client failed") || !strings.Contains(r, "injected by the test") {
+		t.Errorf("reason = %q, want the fatal error", r)
+	}
+	stop()
+	<-done // lines produced after the failure are lost and the run says so; that is not what this test checks
+	<-src
+
+	recs := parseEMF(t, out.Bytes())
+	var received, delivered float64
+	for _, r := range recs {
+		if r["record"] == "reader_metrics" {
+			received += r[cwmetric.LinesReceived].(float64)
+			delivered += r[cwmetric.EventsDelivered].(float64)
+		}
+	}
+	if len(recs) < 2 || received == 0 || delivered == 0 {
+		t.Errorf("%d EMF records with %v lines received and %v delivered in all, want several records with both > 0", len(recs), received, delivered)
+	}
+}
