@@ -73,9 +73,12 @@ func TestIntegrationHealthKafkaClientFailed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ln := sourceListener(t)
-	src := serveSource(ctx, ln, logsource.Config{Seed: 3, FirstID: 1, Rate: 2000, TimeMode: logsource.TimeSynthetic, Start: testStart})
+	srcCtx, stopSource := context.WithCancel(ctx)
+	defer stopSource()
+	src := serveSource(srcCtx, ln, logsource.Config{Seed: 3, FirstID: 1, Rate: 2000, TimeMode: logsource.TimeSynthetic, Start: testStart})
 	addr := freeAddr(t)
-	cfg := readerConfig(t, bootstrap, ln.Addr().String(), topic, dlq, "--metrics-addr", addr, "--emf-interval", "200ms")
+	cfg := readerConfig(t, bootstrap, ln.Addr().String(), topic, dlq, "--metrics-addr", addr, "--emf-interval", "200ms",
+		"--drain-timeout", "2s")
 
 	prods := make(chan *kafkaout.Producer, 1)
 	testHookProducer = func(p *kafkaout.Producer) { prods <- p }
@@ -104,6 +107,7 @@ func TestIntegrationHealthKafkaClientFailed(t *testing.T) {
 	}
 	stop()
 	<-done // lines produced after the failure are lost and the run says so; that is not what this test checks
+	stopSource()
 	<-src
 
 	recs := parseEMF(t, out.Bytes())
