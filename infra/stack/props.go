@@ -91,6 +91,8 @@ type Props struct {
 	// KafkaBrokers is the bootstrap server list ClickHouse's Kafka engine consumes from (kafkaBrokers). It is an
 	// address, not a credential; required with clickhouseUrl.
 	KafkaBrokers string
+	// Monitoring configures the alarm topic's subscription and the delivery alarm (monitoring.go).
+	Monitoring MonitoringProps
 }
 
 // Context is the part of a construct's node the props are read from; awscdk.App's Node() satisfies it.
@@ -144,6 +146,9 @@ func FromContext(ctx Context) (Props, error) {
 		return p, err
 	}
 	if p.DeletionProtection, err = parseBool("deletionProtection", str("deletionProtection")); err != nil {
+		return p, err
+	}
+	if p.Monitoring, err = monitoringFromContext(str); err != nil {
 		return p, err
 	}
 	p.ReaderDesiredCount = -1
@@ -245,6 +250,9 @@ func (p Props) Validate() error {
 	}
 	if p.ClickHouseURL != "" && p.KafkaBrokers == "" {
 		return fmt.Errorf("%w: clickhouseUrl needs kafkaBrokers (the brokers ClickHouse consumes from)", ErrInvalidProps)
+	}
+	if err := p.Monitoring.withDefaults().validate(); err != nil {
+		return err
 	}
 	if _, ok := retentions[p.LogRetentionDays]; !ok {
 		return fmt.Errorf("%w: logRetentionDays %d is not a CloudWatch Logs retention (1, 3, 5, 7, 14, 30, 60, 90, 180, 365, ...)", ErrInvalidProps, p.LogRetentionDays)

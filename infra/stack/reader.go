@@ -57,6 +57,8 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 			"READER_SECRET_NAME":  jsii.String(props.SecretName),
 			"READER_REGION":       s.Region(),
 			"READER_METRICS_ADDR": jsii.String(readerspec.MetricsAddr("0.0.0.0")),
+			// The counters reach CloudWatch as EMF records on stdout, through the awslogs driver.
+			"READER_EMF_INTERVAL": jsii.String(EMFInterval),
 		},
 		Logging: awsecs.LogDrivers_AwsLogs(&awsecs.AwsLogDriverProps{
 			StreamPrefix: jsii.String(ContainerName),

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -35,6 +36,7 @@ type Pipeline struct {
 	Service           awsecs.FargateService // nil when ReaderDesiredCount is 0
 	Health            awslambda.Function
 	Bootstrap         awslambda.Function
+	AlarmTopic        awssns.Topic
 }
 
 // NewPipelineStack defines the whole AWS side of the pipeline. props must have passed Validate.
@@ -58,6 +60,7 @@ func NewPipelineStack(scope constructs.Construct, id string, props Props) *Pipel
 	newLambdas(s, p, props, readSecret)
 	newSchedules(s, p, props)
 	newAlarms(s, p)
+	newMonitoring(s, p, props)
 	newOutputs(s, p)
 	addNagSuppressions(s, p, props)
 	return p

@@ -118,7 +118,7 @@ func TestDefaultStack(t *testing.T) {
 		"AWS::ECS::Service":                         1,
 		"AWS::Lambda::Function":                     2,
 		"AWS::Events::Rule":                         1,
-		"AWS::CloudWatch::Alarm":                    2,
+		"AWS::CloudWatch::Alarm":                    7,
 		"AWS::SecretsManager::Secret":               0,
 		"AWS::Logs::LogGroup":                       4,
 		"AWS::ElasticLoadBalancingV2::LoadBalancer": 0,

@@ -106,3 +106,11 @@ func Write(w io.Writer, r Record) error {
 	}
 	return nil
 }
+
+// Metrics of the health Lambda's ClickHouse check, graphed on the stack's dashboard (dimension Service).
+const (
+	// ClickHouseRows is the row count of the logs table.
+	ClickHouseRows = "ClickHouseRows"
+	// ClickHouseConsumerLag is how many messages of the topic ClickHouse's Kafka engine has not consumed.
+	ClickHouseConsumerLag = "ClickHouseConsumerLag"
+)
