@@ -190,6 +190,7 @@ func newMonitoring(s awscdk.Stack, p *Pipeline, props Props) {
 		}
 	}
 	newDashboard(s, p)
+	wireReaderCheck(s, p, props)
 	awscdk.NewCfnOutput(s, jsii.String("AlarmTopicArn"), &awscdk.CfnOutputProps{
 		Value: p.AlarmTopic.TopicArn(), Description: jsii.String("SNS topic every alarm notifies (subscribe to it)"),
 	})
@@ -254,4 +255,30 @@ func newDashboard(s awscdk.Stack, p *Pipeline) {
 		dash.AddWidgets(graph("Reader tasks: running and desired", containerInsights("RunningTaskCount", p),
 			containerInsights("DesiredTaskCount", p)))
 	}
+}
+
+// wireReaderCheck turns the health Lambda's reader check on: through ECS (the service's running and desired
+// tasks, and the reader's EMF metrics), which needs no address of the reader and so works in connect mode,
+// or through readerHealthUrl when one is given.
+func wireReaderCheck(s awscdk.Stack, p *Pipeline, props Props) {
+	if props.ReaderHealthURL != "" {
+		p.Health.AddEnvironment(jsii.String("HEALTH_READER_CHECK"), jsii.String("url"), nil)
+		return
+	}
+	p.Health.AddEnvironment(jsii.String("HEALTH_READER_CHECK"), jsii.String("ecs"), nil)
+	p.Health.AddEnvironment(jsii.String("HEALTH_ECS_CLUSTER"), p.Cluster.ClusterName(), nil)
+	p.Health.AddEnvironment(jsii.String("HEALTH_READER_WINDOW"), jsii.String("10m"), nil)
+	if p.Service != nil {
+		p.Health.AddEnvironment(jsii.String("HEALTH_ECS_SERVICE"), p.Service.ServiceName(), nil)
+		p.Health.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("DescribeReaderService"),
+			Actions:   jsii.Strings("ecs:DescribeServices"),
+			Resources: jsii.Strings(*p.Service.ServiceArn()),
+		}))
+	}
+	p.Health.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadReaderMetrics"),
+		Actions:   jsii.Strings("cloudwatch:GetMetricData"),
+		Resources: jsii.Strings("*"),
+	}))
 }

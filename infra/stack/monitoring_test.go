@@ -215,3 +215,29 @@ func TestAlarmsConfigured(t *testing.T) {
 	}
 	tmpl.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(0))
 }
+
+// TestHealthReaderCheckWiring checks that the health Lambda's reader check is on by default, through ECS
+// (no address needed, so connect mode works), with just the permissions it needs; and through the URL when
+// one is given.
+func TestHealthReaderCheckWiring(t *testing.T) {
+	_, tmpl := synth(t, nil)
+	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+		"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{
+			"HEALTH_READER_CHECK": "ecs", "HEALTH_READER_WINDOW": "10m",
+			"HEALTH_ECS_CLUSTER": map[string]any{"Ref": assertions.Match_StringLikeRegexp(jsii.String("^Cluster"))},
+			"HEALTH_ECS_SERVICE": map[string]any{"Fn::GetAtt": []any{assertions.Match_StringLikeRegexp(jsii.String("^ReaderService")), "Name"}},
+		})},
+	})
+	tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
+		"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
+			assertions.Match_ObjectLike(&map[string]any{"Sid": "DescribeReaderService", "Action": "ecs:DescribeServices",
+				"Resource": map[string]any{"Ref": assertions.Match_StringLikeRegexp(jsii.String("^ReaderService"))}}),
+			assertions.Match_ObjectLike(&map[string]any{"Sid": "ReadReaderMetrics", "Action": "cloudwatch:GetMetricData", "Resource": "*"}),
+		})},
+	})
+	_, withURL := synth(t, map[string]any{"sourceMode": "listen", "sourceAddr": "0.0.0.0:5170",
+		"readerHealthUrl": "http://reader.internal:9108/healthz"})
+	withURL.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+		"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{"HEALTH_READER_CHECK": "url"})},
+	})
+}

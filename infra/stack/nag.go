@@ -54,6 +54,13 @@ func (p *Pipeline) Suppressions(props Props) []Suppression {
 				"its network interfaces (ec2:CreateNetworkInterface has no resource-level scoping).",
 		})
 	}
+	if props.ReaderHealthURL == "" {
+		out = append(out, Suppression{
+			Path: "Health/ServiceRole/DefaultPolicy", ID: "AwsSolutions-IAM5", AppliesTo: []string{"Resource::*"},
+			Reason: "cloudwatch:GetMetricData supports no resource-level permissions; the health Lambda reads the " +
+				"reader's metrics with it and has no other use of CloudWatch.",
+		})
+	}
 	if props.ScheduledReader {
 		out = append(out, Suppression{
 			Path: "ReaderTask/EventsRole", ID: "AwsSolutions-IAM5",

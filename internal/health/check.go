@@ -132,8 +132,11 @@ func (c *Checker) Run(ctx context.Context) Verdict {
 		}))
 	}
 
-	if c.cfg.ReaderURL != "" {
+	switch c.cfg.readerCheck() {
+	case ReaderCheckURL:
 		v.Checks = append(v.Checks, c.timed(ctx, CheckReader, c.checkReader))
+	case ReaderCheckECS:
+		v.Checks = append(v.Checks, c.timed(ctx, CheckReader, c.checkReaderECS))
 	}
 
 	v.OK = true

@@ -8,9 +8,11 @@ package health
 import (
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
+	"github.com/mwaa-kafka/pipeline/internal/cwmetric"
 	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
 )
 
@@ -25,6 +27,23 @@ const (
 	// DefaultClickHouseStaleAfter is how long the Kafka table may go without a poll, or keep an exception
 	// with no commit after it, before the clickhouse check fails.
 	DefaultClickHouseStaleAfter = 5 * time.Minute
+	// DefaultReaderWindow is how far back the ECS reader check looks at the reader's metrics: twice their
+	// one-minute resolution is not enough to tell a stall from a late record, ten minutes is.
+	DefaultReaderWindow = 10 * time.Minute
+)
+
+// How the reader is checked (HEALTH_READER_CHECK).
+const (
+	// ReaderCheckAuto checks through ECS when HEALTH_ECS_CLUSTER is set, through HEALTH_READER_URL when that
+	// is set, and not at all otherwise.
+	ReaderCheckAuto = "auto"
+	// ReaderCheckECS reads the service's running and desired task counts and the reader's EMF metrics: it
+	// works in every source mode, with no address to reach.
+	ReaderCheckECS = "ecs"
+	// ReaderCheckURL asks the reader's /healthz.
+	ReaderCheckURL = "url"
+	// ReaderCheckOff turns the check off.
+	ReaderCheckOff = "off"
 )
 
 // Config says what to check. It is read once from the environment by FromEnv.
@@ -47,8 +66,22 @@ type Config struct {
 	SecurityProtocol kafkaout.SecurityProtocol
 	// CAFile is a PEM bundle to verify the brokers with; empty means the system's CAs (HEALTH_CA_FILE).
 	CAFile string
-	// ReaderURL is the reader's /healthz address; empty skips the reader check (HEALTH_READER_URL).
+	// ReaderURL is the reader's /healthz address (HEALTH_READER_URL), for ReaderCheck url.
 	ReaderURL string
+	// ReaderCheck is auto (default), ecs, url or off (HEALTH_READER_CHECK).
+	ReaderCheck string
+	// ECSCluster and ECSService name the reader's ECS service (HEALTH_ECS_CLUSTER, HEALTH_ECS_SERVICE). With
+	// no service (the scheduled bounded runs), the ecs check looks at the metrics alone.
+	ECSCluster, ECSService string
+	// ReaderWindow is how far back the ecs check reads the reader's metrics (HEALTH_READER_WINDOW, default
+	// 10m).
+	ReaderWindow time.Duration
+	// ReaderService is the Service dimension of the reader metrics the ecs check reads
+	// (HEALTH_READER_SERVICE, default log-pipeline: the reader's --emf-service).
+	ReaderService string
+	// ECSEndpoint and CloudWatchEndpoint override the AWS endpoints, for an emulator (AWS_ENDPOINT_URL_ECS,
+	// AWS_ENDPOINT_URL_CLOUDWATCH).
+	ECSEndpoint, CloudWatchEndpoint string
 	// Timeout bounds each check (HEALTH_TIMEOUT, a Go duration, default 10s).
 	Timeout time.Duration
 	// Namespace is the CloudWatch namespace of the emitted metrics (HEALTH_METRICS_NAMESPACE, default
@@ -82,6 +115,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		ClickHouseUser:           getenv("HEALTH_CLICKHOUSE_USER"),
 		ClickHousePasswordSecret: getenv("HEALTH_CLICKHOUSE_PASSWORD_SECRET"),
 		ClickHouseDatabase:       getenv("HEALTH_CLICKHOUSE_DATABASE"),
+		ReaderCheck:              strings.ToLower(getenv("HEALTH_READER_CHECK")),
+		ECSCluster:               getenv("HEALTH_ECS_CLUSTER"),
+		ECSService:               getenv("HEALTH_ECS_SERVICE"),
+		ReaderService:            getenv("HEALTH_READER_SERVICE"),
+		ECSEndpoint:              getenv("AWS_ENDPOINT_URL_ECS"),
+		CloudWatchEndpoint:       getenv("AWS_ENDPOINT_URL_CLOUDWATCH"),
 	}
 	if s := getenv("HEALTH_CLICKHOUSE_STALE_AFTER"); s != "" {
 		d, err := time.ParseDuration(s)
@@ -89,6 +128,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("%w: HEALTH_CLICKHOUSE_STALE_AFTER: %w", ErrInvalidConfig, err)
 		}
 		c.ClickHouseStaleAfter = d
+	}
+	if s := getenv("HEALTH_READER_WINDOW"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return c, fmt.Errorf("%w: HEALTH_READER_WINDOW: %w", ErrInvalidConfig, err)
+		}
+		c.ReaderWindow = d
 	}
 	if err := c.SecurityProtocol.Set(getenv("HEALTH_SECURITY_PROTOCOL")); err != nil {
 		return c, fmt.Errorf("%w: HEALTH_SECURITY_PROTOCOL: %w", ErrInvalidConfig, err)
@@ -138,7 +184,30 @@ func (c Config) withDefaults() Config {
 	if c.ClickHouseStaleAfter == 0 {
 		c.ClickHouseStaleAfter = DefaultClickHouseStaleAfter
 	}
+	if c.ReaderService == "" {
+		c.ReaderService = cwmetric.ServiceName
+	}
+	if c.ReaderWindow == 0 {
+		c.ReaderWindow = DefaultReaderWindow
+	}
+	if c.ReaderCheck == "" {
+		c.ReaderCheck = ReaderCheckAuto
+	}
 	return c
+}
+
+// readerCheck is the reader check that runs: ReaderCheck, with auto resolved.
+func (c Config) readerCheck() string {
+	if c.ReaderCheck != ReaderCheckAuto {
+		return c.ReaderCheck
+	}
+	switch {
+	case c.ECSCluster != "":
+		return ReaderCheckECS
+	case c.ReaderURL != "":
+		return ReaderCheckURL
+	}
+	return ReaderCheckOff
 }
 
 // Validate reports the first setting that cannot work, naming its environment variable.
@@ -156,6 +225,22 @@ func (c Config) Validate() error {
 		if _, err := clickhouse.NewClient(c.ClickHouseURL); err != nil {
 			return fmt.Errorf("%w: HEALTH_CLICKHOUSE_URL: %w", ErrInvalidConfig, err)
 		}
+	}
+	switch c.readerCheck() {
+	case ReaderCheckOff:
+	case ReaderCheckECS:
+		if c.ECSCluster == "" {
+			return fmt.Errorf("%w: HEALTH_READER_CHECK ecs needs HEALTH_ECS_CLUSTER", ErrInvalidConfig)
+		}
+		if c.ReaderWindow < 2*time.Minute {
+			return fmt.Errorf("%w: HEALTH_READER_WINDOW %s is under 2m (the reader's metrics come once a minute)", ErrInvalidConfig, c.ReaderWindow)
+		}
+	case ReaderCheckURL:
+		if c.ReaderURL == "" {
+			return fmt.Errorf("%w: HEALTH_READER_CHECK url needs HEALTH_READER_URL", ErrInvalidConfig)
+		}
+	default:
+		return fmt.Errorf("%w: HEALTH_READER_CHECK %q (want auto, ecs, url or off)", ErrInvalidConfig, c.ReaderCheck)
 	}
 	if c.ReaderURL != "" {
 		u, err := url.Parse(c.ReaderURL)

@@ -19,6 +19,7 @@ import (
 type emfEmitter struct {
 	w         io.Writer
 	namespace string
+	service   string
 	counts    *Counts
 	reasons   func() map[string]uint64
 	kafka     kafkaStatus
@@ -30,10 +31,10 @@ type emfEmitter struct {
 	lastReasons map[string]uint64
 }
 
-func newEMFEmitter(w io.Writer, namespace string, counts *Counts, reasons func() map[string]uint64, kafka kafkaStatus,
+func newEMFEmitter(w io.Writer, namespace, service string, counts *Counts, reasons func() map[string]uint64, kafka kafkaStatus,
 	stalled func() bool, log *slog.Logger) *emfEmitter {
 	host, _ := os.Hostname()
-	return &emfEmitter{w: w, namespace: namespace, counts: counts, reasons: reasons, kafka: kafka, stalled: stalled,
+	return &emfEmitter{w: w, namespace: namespace, service: service, counts: counts, reasons: reasons, kafka: kafka, stalled: stalled,
 		log: log, task: host}
 }
 
@@ -59,7 +60,7 @@ func (e *emfEmitter) emit(now time.Time) {
 	if e.stalled() {
 		stalled = 1
 	}
-	dims := map[string]string{cwmetric.DimService: cwmetric.ServiceName}
+	dims := map[string]string{cwmetric.DimService: e.service}
 	rec := cwmetric.Record{
 		Namespace: e.namespace, Time: now, Dimensions: dims,
 		Metrics: []cwmetric.Metric{
@@ -80,7 +81,7 @@ func (e *emfEmitter) emit(now time.Time) {
 	for _, reason := range slices.Sorted(maps.Keys(delta)) {
 		err := cwmetric.Write(e.w, cwmetric.Record{
 			Namespace: e.namespace, Time: now,
-			Dimensions: map[string]string{cwmetric.DimService: cwmetric.ServiceName, cwmetric.DimReason: reason},
+			Dimensions: map[string]string{cwmetric.DimService: e.service, cwmetric.DimReason: reason},
 			Metrics:    []cwmetric.Metric{{Name: cwmetric.DeadLetters, Unit: "Count", Value: float64(delta[reason])}},
 			Properties: map[string]any{"task": e.task, "record": "reader_dead_letters"},
 		})

@@ -20,7 +20,7 @@ func startOps(ctx context.Context, cfg Config, w *watcher, counts *Counts, k kaf
 		w.run(octx)
 	}()
 	if cfg.Ops.EMFInterval > 0 {
-		e := newEMFEmitter(stdout, cfg.Ops.EMFNamespace, counts, counts.Reasons, k, w.stalled, log)
+		e := newEMFEmitter(stdout, cfg.Ops.EMFNamespace, cfg.Ops.EMFService, counts, counts.Reasons, k, w.stalled, log)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -25,6 +25,9 @@ type OpsConfig struct {
 	EMFInterval time.Duration
 	// EMFNamespace is the CloudWatch namespace of those records (--emf-namespace, default LogPipeline).
 	EMFNamespace string
+	// EMFService is their Service dimension (--emf-service, default log-pipeline), to tell deployments
+	// sharing an account apart.
+	EMFService string
 }
 
 // RegisterFlags registers the OpsConfig flags on fs with their defaults.
@@ -34,6 +37,7 @@ func (c *OpsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LogInterval, "log-interval", time.Minute, "how often a lasting stall, dead-letter burst or connection refusals are logged again; a burst ends after an interval without any")
 	fs.DurationVar(&c.EMFInterval, "emf-interval", 0, "write counters to stdout as CloudWatch Embedded Metric Format records this often (0: off)")
 	fs.StringVar(&c.EMFNamespace, "emf-namespace", cwmetric.DefaultNamespace, "CloudWatch namespace of the EMF records")
+	fs.StringVar(&c.EMFService, "emf-service", cwmetric.ServiceName, "Service dimension of the EMF records")
 }
 
 // Validate reports the first setting that cannot work, naming its flag.
@@ -49,6 +53,8 @@ func (c OpsConfig) Validate() error {
 		return fmt.Errorf("%w: --emf-interval is negative", ErrInvalidConfig)
 	case c.EMFInterval > 0 && c.EMFNamespace == "":
 		return fmt.Errorf("%w: --emf-namespace is empty", ErrInvalidConfig)
+	case c.EMFInterval > 0 && c.EMFService == "":
+		return fmt.Errorf("%w: --emf-service is empty", ErrInvalidConfig)
 	}
 	return nil
 }

@@ -245,7 +245,7 @@ func TestEMFRecords(t *testing.T) {
 	reasons := map[string]uint64{}
 	var out bytes.Buffer
 	stalled := false
-	e := newEMFEmitter(&out, "TestNS", counts, func() map[string]uint64 {
+	e := newEMFEmitter(&out, "TestNS", cwmetric.ServiceName, counts, func() map[string]uint64 {
 		c := map[string]uint64{}
 		for r, n := range reasons {
 			c[r] = n
