@@ -96,6 +96,22 @@ func TestIntegrationHealthKafkaClientFailed(t *testing.T) {
 	probe(t, base+"/readyz", 30*time.Second, "reading", func(c int, b map[string]any) bool { return c == 200 && b["status"] == "ready" })
 	probe(t, base+"/healthz", 10*time.Second, "delivering", func(c int, b map[string]any) bool { return c == 200 && b["status"] == "ok" })
 
+	// Some events delivered and counted in an EMF record first, so the records below show both counters.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var delivered float64
+		for _, r := range parseEMF(t, out.Bytes()) {
+			if v, ok := r[cwmetric.EventsDelivered].(float64); ok {
+				delivered += v
+			}
+		}
+		if delivered > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no EMF record with a delivery within 20 s:\n%s", out.Bytes())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err := prod.InjectFatalError("injected by the test"); err != nil {
 		t.Fatal(err)
 	}
