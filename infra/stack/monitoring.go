@@ -282,3 +282,14 @@ func wireReaderCheck(s awscdk.Stack, p *Pipeline, props Props) {
 		Resources: jsii.Strings("*"),
 	}))
 }
+
+// AlarmIDs lists the construct ids of every alarm in the stack: each has a section in infra/RUNBOOK.md.
+func (p *Pipeline) AlarmIDs() []string {
+	var ids []string
+	for _, c := range *p.Stack.Node().FindAll(constructs.ConstructOrder_PREORDER) {
+		if _, ok := c.(cw.Alarm); ok {
+			ids = append(ids, *c.Node().Id())
+		}
+	}
+	return ids
+}

@@ -3,6 +3,8 @@ package stack_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/mwaa-kafka/pipeline/infra/stack"
 	"github.com/mwaa-kafka/pipeline/internal/cwmetric"
+	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
 
 // alarmsByID returns the template's alarms keyed by the construct id their logical id starts with.
@@ -240,4 +243,35 @@ func TestHealthReaderCheckWiring(t *testing.T) {
 	withURL.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
 		"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{"HEALTH_READER_CHECK": "url"})},
 	})
+}
+
+// TestRunbookCoversEveryAlarm checks that infra/RUNBOOK.md has a section per alarm of the stack, each saying
+// what it means, how to confirm it and what to do.
+func TestRunbookCoversEveryAlarm(t *testing.T) {
+	p, _ := synth(t, nil)
+	b, err := os.ReadFile(filepath.Join(stacktest.RepoRoot(t), "infra", "RUNBOOK.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]string{}
+	for _, part := range strings.Split(string(b), "\n## ")[1:] {
+		title, body, _ := strings.Cut(part, "\n")
+		sections[title] = body
+	}
+	ids := p.AlarmIDs()
+	if len(ids) < 7 {
+		t.Fatalf("AlarmIDs() = %v, want the 7 alarms", ids)
+	}
+	for _, id := range ids {
+		body, ok := sections[id]
+		if !ok {
+			t.Errorf("RUNBOOK.md has no section %q", id)
+			continue
+		}
+		for _, part := range []string{"**Meaning.**", "**Confirm.**", "**Do.**"} {
+			if !strings.Contains(body, part) {
+				t.Errorf("RUNBOOK.md section %s lacks %s", id, part)
+			}
+		}
+	}
 }
