@@ -66,12 +66,11 @@ type watcher struct {
 
 // stall is one episode of delivery making no progress while lines wait.
 type stall struct {
-	since            time.Time // the last progress before it
-	lastLog          time.Time
-	inFlightAtStart  uint64
-	receivedAtStart  uint64
-	failedAtStart    uint64
-	deadLetteredBase uint64
+	since           time.Time // the last progress before it
+	lastLog         time.Time
+	inFlightAtStart uint64
+	receivedAtStart uint64
+	failedAtStart   uint64
 }
 
 func newWatcher(cfg OpsConfig, counts *Counts, kafka kafkaStatus, reasons func() map[string]uint64, refused *refusals,
