@@ -236,17 +236,31 @@ func newDashboard(s awscdk.Stack, p *Pipeline) {
 	dash.AddWidgets(
 		graph("1. TCP: lines received", readerMetric(cwmetric.LinesReceived, "Sum", minute)),
 		graph("2. Kafka: events delivered", readerMetric(cwmetric.EventsDelivered, "Sum", minute)),
-		graph("3. ClickHouse: rows", healthMetric(cwmetric.ClickHouseRows, "Maximum")),
+		graph("3. ClickHouse: messages consumed (growth per 5 minutes)", cw.NewMathExpression(&cw.MathExpressionProps{
+			Expression:   jsii.String("DIFF(read)"),
+			UsingMetrics: &map[string]cw.IMetric{"read": healthMetric(cwmetric.ClickHouseMessagesRead, "Maximum")},
+			Label:        jsii.String("Messages consumed"),
+			Period:       awscdk.Duration_Minutes(jsii.Number(5)),
+		})),
 	)
 	dash.AddWidgets(
 		graph("Lag: lines waiting in the reader", readerMetric(cwmetric.LinesInFlight, "Maximum", minute),
 			readerMetric(cwmetric.DeliveryStalled, "Maximum", minute)),
 		graph("Lag: Kafka client queue (bytes)", readerMetric(cwmetric.KafkaQueueBytes, "Maximum", minute)),
-		graph("Lag: ClickHouse consumer (messages)", healthMetric(cwmetric.ClickHouseConsumerLag, "Maximum")),
+		graph("Lag: Kafka to ClickHouse (delivered minus consumed, per 5 minutes)", cw.NewMathExpression(&cw.MathExpressionProps{
+			Expression: jsii.String("delivered - DIFF(read)"),
+			UsingMetrics: &map[string]cw.IMetric{
+				"delivered": readerMetric(cwmetric.EventsDelivered, "Sum", awscdk.Duration_Minutes(jsii.Number(5))),
+				"read":      healthMetric(cwmetric.ClickHouseMessagesRead, "Maximum"),
+			},
+			Label:  jsii.String("Delivered, not yet consumed"),
+			Period: awscdk.Duration_Minutes(jsii.Number(5)),
+		})),
 	)
 	dash.AddWidgets(
 		graph("Errors: dead-lettered and failed lines", readerMetric(cwmetric.LinesDeadLettered, "Sum", minute),
-			readerMetric(cwmetric.LinesFailed, "Sum", minute), healthMetric(MetricDeadLetterMessages, "Maximum")),
+			readerMetric(cwmetric.LinesFailed, "Sum", minute), healthMetric(MetricDeadLetterMessages, "Maximum"),
+			healthMetric(cwmetric.ClickHouseErrorRows, "Maximum")),
 		graph("Errors: health checks (1 = passing)", healthMetric(MetricHealthOK, "Minimum"),
 			healthCheck("CheckOK", "reader"), healthCheck("CheckOK", "brokers")),
 		graph("Errors: Lambda errors", p.Health.MetricErrors(nil), p.Bootstrap.MetricErrors(nil)),

@@ -190,8 +190,8 @@ func assertDashboard(t *testing.T, tmpl assertions.Template) {
 	for _, d := range dashes {
 		b, _ := json.Marshal(props(d)["DashboardBody"])
 		body := string(b)
-		for _, want := range []string{"1. TCP: lines received", "2. Kafka: events delivered", "3. ClickHouse: rows",
-			cwmetric.LinesReceived, cwmetric.EventsDelivered, cwmetric.ClickHouseRows, cwmetric.ClickHouseConsumerLag,
+		for _, want := range []string{"1. TCP: lines received", "2. Kafka: events delivered", "3. ClickHouse: messages consumed",
+			cwmetric.LinesReceived, cwmetric.EventsDelivered, cwmetric.ClickHouseMessagesRead, cwmetric.ClickHouseErrorRows,
 			cwmetric.LinesInFlight, cwmetric.KafkaQueueBytes, cwmetric.LinesFailed, cwmetric.LinesDeadLettered, "Errors"} {
 			if !strings.Contains(body, want) {
 				t.Errorf("dashboard does not mention %q", want)

@@ -107,10 +107,11 @@ func Write(w io.Writer, r Record) error {
 	return nil
 }
 
-// Metrics of the health Lambda's ClickHouse check, graphed on the stack's dashboard (dimension Service).
+// Metrics of the health Lambda's ClickHouse check, graphed on the stack's dashboard (dimension Service):
+// totals at the time of the check, so their growth between checks is the flow.
 const (
-	// ClickHouseRows is the row count of the logs table.
-	ClickHouseRows = "ClickHouseRows"
-	// ClickHouseConsumerLag is how many messages of the topic ClickHouse's Kafka engine has not consumed.
-	ClickHouseConsumerLag = "ClickHouseConsumerLag"
+	// ClickHouseMessagesRead is how many messages the Kafka engine's consumers have read since they started.
+	ClickHouseMessagesRead = "ClickHouseMessagesRead"
+	// ClickHouseErrorRows is the row count of logs_errors: messages ClickHouse could not parse.
+	ClickHouseErrorRows = "ClickHouseErrorRows"
 )

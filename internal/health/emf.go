@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+
+	"github.com/mwaa-kafka/pipeline/internal/cwmetric"
 )
 
 // The metrics the health Lambda emits, in CloudWatch Embedded Metric Format. The stack's alarms watch these
@@ -51,6 +53,18 @@ func WriteEMF(w io.Writer, namespace string, v Verdict) error {
 	if v.DeadLetterMessages != nil {
 		summary[MetricDeadLetterMessages] = *v.DeadLetterMessages
 		metrics = append(metrics, emfMetric{Name: MetricDeadLetterMessages, Unit: "Count"})
+	}
+	if v.ClickHouse != nil {
+		// The dashboard's last stage of the flow: what ClickHouse's Kafka engine has consumed, and the rows
+		// it could not parse.
+		var read uint64
+		for _, c := range v.ClickHouse.Consumers {
+			read += c.MessagesRead
+		}
+		summary[cwmetric.ClickHouseMessagesRead] = read
+		summary[cwmetric.ClickHouseErrorRows] = v.ClickHouse.ErrorRows
+		metrics = append(metrics, emfMetric{Name: cwmetric.ClickHouseMessagesRead, Unit: "Count"},
+			emfMetric{Name: cwmetric.ClickHouseErrorRows, Unit: "Count"})
 	}
 	summary["_aws"] = emfMeta{Timestamp: ts, CloudWatchMetrics: []emfDirective{{
 		Namespace: namespace, Dimensions: [][]string{{"Service"}}, Metrics: metrics,

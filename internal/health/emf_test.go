@@ -5,8 +5,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
+	"github.com/mwaa-kafka/pipeline/internal/cwmetric"
 )
 
 // TestWriteEMF checks the lines against what CloudWatch needs to extract metrics: an _aws directive whose
@@ -83,6 +88,31 @@ func BenchmarkWriteEMF(b *testing.B) {
 		buf.Reset()
 		if err := WriteEMF(&buf, "LogPipeline", v); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestWriteEMFClickHouse: with the ClickHouse check's status, the verdict's line carries what the Kafka
+// engine consumed (all consumers) and the unparsable rows, for the dashboard.
+func TestWriteEMFClickHouse(t *testing.T) {
+	v := Verdict{OK: true, CheckedAt: time.Date(2026, 11, 29, 5, 0, 0, 0, time.UTC), ClickHouse: &clickhouse.KafkaTableStatus{
+		Consumers: []clickhouse.KafkaConsumer{{ID: "a", MessagesRead: 40}, {ID: "b", MessagesRead: 2}}, ErrorRows: 3,
+	}}
+	var b bytes.Buffer
+	if err := WriteEMF(&b, "NS", v); err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(strings.SplitN(b.String(), "\n", 2)[0]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec[cwmetric.ClickHouseMessagesRead] != 42.0 || rec[cwmetric.ClickHouseErrorRows] != 3.0 {
+		t.Errorf("verdict line = %v, want 42 messages read and 3 error rows", rec)
+	}
+	names := fmt.Sprint(rec["_aws"].(map[string]any)["CloudWatchMetrics"])
+	for _, n := range []string{cwmetric.ClickHouseMessagesRead, cwmetric.ClickHouseErrorRows} {
+		if !strings.Contains(names, n) {
+			t.Errorf("directive %s does not declare %s", names, n)
 		}
 	}
 }
