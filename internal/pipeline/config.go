@@ -153,6 +153,9 @@ func (c Config) Validate() error {
 	if c.Source.Addr == "" {
 		return bad("--source-addr is empty")
 	}
+	if err := c.Source.TLSConfig.Validate(c.Source.Mode); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	if c.Topic == "" {
 		return bad("--topic is empty")
 	}

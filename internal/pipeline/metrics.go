@@ -26,7 +26,9 @@ type metrics struct {
 	connsOpened  prometheus.Counter
 	connsActive  prometheus.Gauge
 	connsRefused prometheus.Counter
-	ready        prometheus.Gauge
+	// handshakeFailures counts failed source TLS handshakes by reason (tcpin's Handshake* reasons).
+	handshakeFailures *prometheus.CounterVec
+	ready             prometheus.Gauge
 }
 
 const metricsNamespace = "logreader"
@@ -43,7 +45,9 @@ func newMetrics(counts *Counts, inFlight func() float64) *metrics {
 		connsOpened:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_total", Help: "Source connections opened."}),
 		connsActive:  prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "connections_active", Help: "Source connections open now."}),
 		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_refused_total", Help: "Connections closed at once because of the connection limit."}),
-		ready:        prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "ready", Help: "1 while the reader is connected to Kafka and reading."}),
+		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "tls_handshake_failures_total",
+			Help: "Source TLS handshakes that failed, by reason (no_client_certificate, unknown_authority, expired_certificate, client_not_allowed, not_tls, timeout, ...)."}, []string{"reason"}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "ready", Help: "1 while the reader is connected to Kafka and reading."}),
 	}
 	m.reg.MustRegister(
 		counter("lines_received_total", "Lines framed from TCP (good and bad).", &counts.received),
@@ -52,7 +56,7 @@ func newMetrics(counts *Counts, inFlight func() float64) *metrics {
 		counter("lines_failed_total", "Lines neither delivered nor dead-lettered (lost).", &counts.failed),
 		reasonsCollector{counts: counts, desc: prometheus.NewDesc(ns+"_dead_letters_total",
 			"Lines sent to the dead-letter path, by reason.", []string{"reason"}, nil)},
-		m.bytesRead, m.connsOpened, m.connsActive, m.connsRefused, m.ready,
+		m.bytesRead, m.connsOpened, m.connsActive, m.connsRefused, m.handshakeFailures, m.ready,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "lines_in_flight", Help: "Lines received and not yet settled."},
 			func() float64 { return float64(counts.Snapshot().InFlight) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "kafka_queue_messages", Help: "Messages held by the Kafka client."}, inFlight),
@@ -88,6 +92,11 @@ type observer struct {
 func (o observer) ConnOpened(tcpin.Source)        { o.m.connsOpened.Inc(); o.m.connsActive.Inc() }
 func (o observer) ConnClosed(tcpin.Source, error) { o.m.connsActive.Dec() }
 func (o observer) BytesRead(n int)                { o.m.bytesRead.Add(float64(n)) }
+
+// HandshakeFailed counts; tcpin logs the failure itself, rate-limited per source.
+func (o observer) HandshakeFailed(_, reason string) {
+	o.m.handshakeFailures.WithLabelValues(reason).Inc()
+}
 func (o observer) ConnRefused(remote string, reason error) {
 	o.m.connsRefused.Inc()
 	// One line per refusal would flood the log exactly when the reader is under pressure: the watcher logs

@@ -152,6 +152,11 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 	}
 	tcfg := cfg.Source
 	tcfg.Logger, tcfg.Observer = log, observer{m: m, log: log, refused: refused}
+	var stopTLS func()
+	if tcfg.TLS, stopTLS, err = startSourceTLS(ctx, cfg.Source.TLSConfig, cfg.Source.Mode, log); err != nil {
+		return counts.Snapshot(), err
+	}
+	defer stopTLS()
 	var reader tcpin.Reader
 	if cfg.Reader == Basic {
 		reader, err = tcpin.NewTCPLogReader(tcfg, nil, h)

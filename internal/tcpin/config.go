@@ -56,6 +56,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxLineBytes, "max-line-bytes", DefaultMaxLineBytes, "longest line accepted; longer lines are dead-lettered")
 	fs.IntVar(&c.MaxConns, "max-conns", DefaultMaxConns, "listen mode: most simultaneous source connections")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "listen mode: close a source that finishes no line for this long (silent or trickling)")
+	c.TLSConfig.RegisterFlags(fs)
 }
 
 // Defaults applied by Config.withDefaults.
@@ -98,6 +99,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer receives connection-level counts for metrics; nil means none.
 	Observer Observer
+	// TLSConfig is the TLS settings as given (--source-tls-*); NewTLS loads them into TLS.
+	TLSConfig TLSConfig
+	// TLS, when not nil, puts TLS on every connection (see NewTLS); nil is plain TCP.
+	TLS *TLS
+
+	failures *failureLog // handshake failures logged, once per source per minute
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -131,5 +138,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
 	}
+	if c.TLS != nil && c.TLS.mode != c.Mode {
+		return c, fmt.Errorf("%w: TLS material loaded for %s mode, reader in %s mode", ErrInvalidConfig, c.TLS.mode, c.Mode)
+	}
+	c.failures = newFailureLog(handshakeLogEvery, 4096)
 	return c, nil
 }

@@ -43,9 +43,26 @@ func runConnect(ctx context.Context, cfg Config, serve serveFunc) error {
 			backoff = min(2*backoff, cfg.MaxBackoff)
 			continue
 		}
-		backoff = cfg.MinBackoff
 		connID++
 		src := Source{Remote: conn.RemoteAddr().String(), ConnID: connID}
+		if cfg.TLS != nil {
+			tc, err := handshake(ctx, cfg, conn)
+			if err != nil {
+				conn.Close()
+				if ctx.Err() != nil {
+					return nil
+				}
+				handshakeFailed(cfg, src.Remote, err)
+				wait := jitter(backoff)
+				if !sleep(ctx, wait) {
+					return nil
+				}
+				backoff = min(2*backoff, cfg.MaxBackoff)
+				continue
+			}
+			conn, src.Peer = tc, peerIdentity(tc)
+		}
+		backoff = cfg.MinBackoff
 		serveObserved(ctx, cfg, conn, src, serve)
 		if cfg.Once || ctx.Err() != nil {
 			return nil
@@ -61,6 +78,7 @@ func runListen(ctx context.Context, cfg Config, ln net.Listener, serve serveFunc
 			return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
 		}
 	}
+	warnPlaintext(cfg, ln.Addr())
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	defer ln.Close()
@@ -99,6 +117,19 @@ func runListen(ctx context.Context, cfg Config, ln net.Listener, serve serveFunc
 		go func() {
 			defer wg.Done()
 			defer active.Add(-1)
+			if cfg.TLS != nil {
+				// The handshake runs on the connection's goroutine, holding its slot, but for no longer than the
+				// handshake timeout: a client that stalls it cannot keep the slot.
+				tc, err := handshake(ctx, cfg, conn)
+				if err != nil {
+					conn.Close()
+					if ctx.Err() == nil {
+						handshakeFailed(cfg, src.Remote, err)
+					}
+					return
+				}
+				conn, src.Peer = tc, peerIdentity(tc)
+			}
 			serveObserved(ctx, cfg, conn, src, serve)
 		}()
 	}
@@ -107,7 +138,11 @@ func runListen(ctx context.Context, cfg Config, ln net.Listener, serve serveFunc
 func serveObserved(ctx context.Context, cfg Config, conn net.Conn, src Source, serve serveFunc) {
 	defer conn.Close()
 	cfg.Observer.ConnOpened(src)
-	cfg.Logger.Info("log source connected", "remote", src.Remote, "conn", src.ConnID)
+	if src.Peer != "" {
+		cfg.Logger.Info("log source connected", "remote", src.Remote, "conn", src.ConnID, "tls_peer", src.Peer)
+	} else {
+		cfg.Logger.Info("log source connected", "remote", src.Remote, "conn", src.ConnID)
+	}
 	err := serve(ctx, conn, src)
 	cfg.Observer.ConnClosed(src, err)
 	if err != nil {
@@ -176,4 +211,27 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// handshakeFailed counts a failed TLS handshake and logs it, once per source host per minute.
+func handshakeFailed(cfg Config, remote string, err error) {
+	reason := HandshakeReason(err)
+	cfg.Observer.HandshakeFailed(remote, reason)
+	host := hostOf(remote)
+	if ok, suppressed := cfg.failures.allow(host, time.Now()); ok {
+		cfg.Logger.Warn("TLS handshake failed", "remote", remote, "reason", reason, "err", err,
+			"failures_not_logged", suppressed, "next_log_after", handshakeLogEvery.String())
+	}
+}
+
+// warnPlaintext warns when plain TCP listens where more than this machine can reach it.
+func warnPlaintext(cfg Config, addr net.Addr) {
+	if cfg.TLS != nil {
+		return
+	}
+	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
+		return
+	}
+	cfg.Logger.Warn("listening on a non-loopback address without TLS: anyone who can reach it can send lines; set --source-tls",
+		"addr", addr.String())
 }

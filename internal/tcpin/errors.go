@@ -8,3 +8,14 @@ var (
 	// ErrTooManyConnections is recorded when listen mode refuses a connection over MaxConns.
 	ErrTooManyConnections = errors.New("too many connections")
 )
+
+var (
+	// ErrTLSFiles reports a certificate, key or CA file that cannot be read or used; the message names the
+	// flag.
+	ErrTLSFiles = errors.New("source TLS files")
+	// ErrNoClientCertificate refuses a listen-mode client that presented no certificate while one is
+	// required (--source-tls-ca).
+	ErrNoClientCertificate = errors.New("client presented no certificate")
+	// ErrClientNotAllowed refuses a client whose verified certificate names no allowed client.
+	ErrClientNotAllowed = errors.New("client certificate not on the allow-list")
+)

@@ -12,6 +12,8 @@ type Source struct {
 	Remote string
 	// ConnID numbers connections from 1 within one reader.
 	ConnID uint64
+	// Peer is the identity of the verified TLS peer (its certificate's first name), empty without one.
+	Peer string
 }
 
 // Handler consumes what a reader frames. Both methods may be called concurrently from different connections
@@ -30,15 +32,18 @@ type Observer interface {
 	ConnOpened(src Source)
 	ConnClosed(src Source, err error)
 	ConnRefused(remote string, reason error)
+	// HandshakeFailed reports a TLS handshake that failed, with one of the Handshake* reasons.
+	HandshakeFailed(remote, reason string)
 	BytesRead(n int)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) ConnOpened(Source)         {}
-func (nopObserver) ConnClosed(Source, error)  {}
-func (nopObserver) ConnRefused(string, error) {}
-func (nopObserver) BytesRead(int)             {}
+func (nopObserver) ConnOpened(Source)           {}
+func (nopObserver) ConnClosed(Source, error)    {}
+func (nopObserver) ConnRefused(string, error)   {}
+func (nopObserver) BytesRead(int)               {}
+func (nopObserver) HandshakeFailed(_, _ string) {}
 
 // Reader reads the log source until ctx is done. On return every complete line it read has been handed to
 // the Handler and the Handler calls have returned.

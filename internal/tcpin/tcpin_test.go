@@ -470,11 +470,34 @@ func TestStopDrainsEveryCompleteLine(t *testing.T) {
 }
 
 type countingObserver struct {
-	mu sync.Mutex
-	n  int
+	mu         sync.Mutex
+	n          int
+	handshakes map[string]int // failed handshakes by reason
+	opened     int
 }
 
-func (o *countingObserver) ConnOpened(Source)        {}
+func (o *countingObserver) ConnOpened(Source) {
+	o.mu.Lock()
+	o.opened++
+	o.mu.Unlock()
+}
+func (o *countingObserver) HandshakeFailed(_, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.handshakes == nil {
+		o.handshakes = map[string]int{}
+	}
+	o.handshakes[reason]++
+}
+func (o *countingObserver) failures() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range o.handshakes {
+		out[k] = v
+	}
+	return out
+}
 func (o *countingObserver) ConnClosed(Source, error) {}
 func (o *countingObserver) BytesRead(int)            {}
 func (o *countingObserver) ConnRefused(string, error) {
