@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -10,7 +11,7 @@ import (
 )
 
 // CheckWithNag runs cdk-nag's AwsSolutions pack over every stack of app. Findings become error and warning
-// annotations: an unsuppressed error fails `cdk synth` and the stack tests.
+// annotations; CheckNagFindings turns any unsuppressed one, of either level, into a failed synth.
 func CheckWithNag(app awscdk.App) {
 	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 }
@@ -70,24 +71,34 @@ func (p *Pipeline) Suppressions(props Props) []Suppression {
 		})
 	}
 	if props.LoadBalancer {
-		out = append(out, Suppression{
-			Path: "ReaderLoadBalancer", ID: "AwsSolutions-ELB2",
-			Reason: "Network Load Balancer access logs only record TLS listeners; this one passes TCP through, " +
-				"and the reader logs each connection itself.",
-		})
+		reason := "Network Load Balancer access logs only record TLS listeners; this one passes TCP through " +
+			"(the reader terminates TLS), and the reader logs each connection itself with the client's address."
+		if props.SourceTLS == SourceTLSLoadBalancer {
+			reason = "The reader logs each connection itself with the client's address (client IP preservation " +
+				"is on), so the balancer's TLS access logs would only repeat it, in a bucket of their own."
+		}
+		out = append(out, Suppression{Path: "ReaderLoadBalancer", ID: "AwsSolutions-ELB2", Reason: reason})
 	}
-	if props.SourceMode == SourceListen && props.VpcID == "" && props.AllowedSourceCIDR == "" {
+	if props.SourceMode == SourceListen && props.VpcID == "" && len(props.AllowedSourceCIDRs) == 0 {
+		path := "ReaderSecurityGroup"
+		if props.LoadBalancer && props.ReaderDesiredCount > 0 {
+			path = "ReaderLoadBalancerSecurityGroup"
+		}
 		out = append(out, Suppression{
-			Path: "ReaderSecurityGroup", ID: "CdkNagValidationFailure", AppliesTo: []string{"AwsSolutions-EC23"},
+			Path: path, ID: "CdkNagValidationFailure", AppliesTo: []string{"AwsSolutions-EC23"},
 			Reason: "The listen port is open to the new VPC's own CIDR, a token cdk-nag cannot resolve at synth " +
 				"time; no rule of this stack opens it to 0.0.0.0/0.",
 		})
 	}
-	if props.SourceMode == SourceListen && props.AllowedSourceCIDR == "0.0.0.0/0" {
+	if props.SourceMode == SourceListen && slices.Contains(props.AllowedSourceCIDRs, "0.0.0.0/0") {
+		path := "ReaderSecurityGroup"
+		if props.LoadBalancer && props.ReaderDesiredCount > 0 {
+			path = "ReaderLoadBalancerSecurityGroup"
+		}
 		out = append(out, Suppression{
-			Path: "ReaderSecurityGroup", ID: "AwsSolutions-EC23",
+			Path: path, ID: "AwsSolutions-EC23",
 			Reason: "allowedSourceCidr=0.0.0.0/0 was set explicitly: log sources connect from anywhere to the " +
-				"listen port, and only to it.",
+				"listen port, and only to it; an internet-facing balancer requires mutual TLS (sourceTlsMutual).",
 		})
 	}
 	return out

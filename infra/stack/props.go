@@ -24,6 +24,13 @@ const (
 	SourceListen  = "listen"
 )
 
+// Who terminates TLS on the source connection (sourceTls).
+const (
+	SourceTLSOff          = "off"
+	SourceTLSReader       = "reader"
+	SourceTLSLoadBalancer = "loadBalancer"
+)
+
 // Props configures the stack. Every field has a context key (in parentheses) so that `cdk deploy -c key=value`
 // and cdk.json set it; FromContext reads them and fills the defaults.
 type Props struct {
@@ -51,8 +58,25 @@ type Props struct {
 	LoadBalancer bool
 	// PublicLoadBalancer makes that load balancer internet-facing (publicLoadBalancer; default internal).
 	PublicLoadBalancer bool
-	// AllowedSourceCIDR may connect to the listen port (allowedSourceCidr; default the VPC's CIDR).
-	AllowedSourceCIDR string
+	// AllowedSourceCIDRs may connect to the listen port (allowedSourceCidr: one CIDR or a comma-separated
+	// list; default the VPC's CIDR). With a load balancer they are admitted by its security group, and the
+	// tasks admit only the load balancer.
+	AllowedSourceCIDRs []string
+	// SourceTLS says who terminates TLS on the source connection (sourceTls): SourceTLSOff (default),
+	// SourceTLSReader (the reader itself, end to end through a TCP listener, so client certificates reach
+	// it; in connect mode, the reader verifies the source) or SourceTLSLoadBalancer (a TLS listener on the
+	// load balancer with LoadBalancerCertificateArn; no client certificates).
+	SourceTLS string
+	// SourceTLSSecret names an existing Secrets Manager secret holding the reader's PEM material as JSON keys
+	// cert, key and (for mutual TLS, or to verify a source in connect mode) ca (sourceTlsSecret).
+	SourceTLSSecret string
+	// SourceTLSMutual makes the reader require client certificates issued by the secret's ca
+	// (sourceTlsMutual); SourceTLSAllowedClients narrows them to these names (sourceTlsAllowedClients,
+	// comma-separated subject CNs or SANs).
+	SourceTLSMutual         bool
+	SourceTLSAllowedClients string
+	// LoadBalancerCertificateArn is the ACM certificate of a TLS listener (loadBalancerCertificateArn).
+	LoadBalancerCertificateArn string
 	// Topic and DLQTopic are the Kafka topics (topic, dlqTopic; defaults logs_4 and logs_4_dlq).
 	Topic, DLQTopic string
 	// SecretName is the existing Secrets Manager secret with the Kafka credentials (secretName; default
@@ -118,7 +142,11 @@ func FromContext(ctx Context) (Props, error) {
 	p.VpcID = str("vpcId")
 	p.SourceMode = str("sourceMode")
 	p.SourceAddr = str("sourceAddr")
-	p.AllowedSourceCIDR = str("allowedSourceCidr")
+	p.AllowedSourceCIDRs = list(ctx, "allowedSourceCidr")
+	p.SourceTLS = str("sourceTls")
+	p.SourceTLSSecret = str("sourceTlsSecret")
+	p.SourceTLSAllowedClients = str("sourceTlsAllowedClients")
+	p.LoadBalancerCertificateArn = str("loadBalancerCertificateArn")
 	p.Topic = str("topic")
 	p.DLQTopic = str("dlqTopic")
 	p.SecretName = str("secretName")
@@ -151,6 +179,9 @@ func FromContext(ctx Context) (Props, error) {
 	if p.Monitoring, err = monitoringFromContext(str); err != nil {
 		return p, err
 	}
+	if p.SourceTLSMutual, err = parseBool("sourceTlsMutual", str("sourceTlsMutual")); err != nil {
+		return p, err
+	}
 	p.ReaderDesiredCount = -1
 	if s := str("readerDesiredCount"); s != "" {
 		if p.ReaderDesiredCount, err = strconv.Atoi(s); err != nil || p.ReaderDesiredCount < 0 {
@@ -171,6 +202,27 @@ func FromContext(ctx Context) (Props, error) {
 	return p, p.Validate()
 }
 
+// list reads a context value given as a JSON list (cdk.json) or a comma-separated string (-c key=a,b).
+func list(ctx Context, key string) []string {
+	var items []string
+	switch v := ctx.TryGetContext(&key).(type) {
+	case nil:
+	case []any:
+		for _, x := range v {
+			items = append(items, fmt.Sprint(x))
+		}
+	default:
+		items = strings.Split(fmt.Sprint(v), ",")
+	}
+	var out []string
+	for _, it := range items {
+		if it = strings.TrimSpace(it); it != "" {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
 func parseBool(key, s string) (bool, error) {
 	if s == "" {
 		return false, nil
@@ -186,6 +238,9 @@ func parseBool(key, s string) (bool, error) {
 func (p Props) WithDefaults() Props {
 	if p.SourceMode == "" {
 		p.SourceMode = SourceConnect
+	}
+	if p.SourceTLS == "" {
+		p.SourceTLS = SourceTLSOff
 	}
 	if p.Topic == "" {
 		p.Topic = "logs_4"
@@ -243,10 +298,17 @@ func (p Props) Validate() error {
 	if p.ScheduledReader && p.SourceMode != SourceConnect {
 		return fmt.Errorf("%w: scheduledReader needs sourceMode connect (a bounded run dials the source)", ErrInvalidProps)
 	}
-	if p.AllowedSourceCIDR != "" {
-		if _, _, err := net.ParseCIDR(p.AllowedSourceCIDR); err != nil {
-			return fmt.Errorf("%w: allowedSourceCidr %q: %w", ErrInvalidProps, p.AllowedSourceCIDR, err)
+	for _, c := range p.AllowedSourceCIDRs {
+		ip, n, err := net.ParseCIDR(c)
+		if err != nil {
+			return fmt.Errorf("%w: allowedSourceCidr %q: %w", ErrInvalidProps, c, err)
 		}
+		if ip.To4() == nil || !ip.Equal(n.IP) {
+			return fmt.Errorf("%w: allowedSourceCidr %q: want an IPv4 network address such as %s", ErrInvalidProps, c, n)
+		}
+	}
+	if err := p.validateTLS(); err != nil {
+		return err
 	}
 	if p.ClickHouseURL != "" && p.KafkaBrokers == "" {
 		return fmt.Errorf("%w: clickhouseUrl needs kafkaBrokers (the brokers ClickHouse consumes from)", ErrInvalidProps)
@@ -256,6 +318,46 @@ func (p Props) Validate() error {
 	}
 	if _, ok := retentions[p.LogRetentionDays]; !ok {
 		return fmt.Errorf("%w: logRetentionDays %d is not a CloudWatch Logs retention (1, 3, 5, 7, 14, 30, 60, 90, 180, 365, ...)", ErrInvalidProps, p.LogRetentionDays)
+	}
+	return nil
+}
+
+// validateTLS checks the source TLS settings and refuses an internet-facing load balancer that would let
+// anyone send lines.
+func (p Props) validateTLS() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidProps}, a...)...)
+	}
+	switch p.SourceTLS {
+	case SourceTLSOff, SourceTLSReader, SourceTLSLoadBalancer:
+	default:
+		return bad("sourceTls %q (want off, reader or loadBalancer)", p.SourceTLS)
+	}
+	if p.SourceTLS == SourceTLSReader && p.SourceMode == SourceListen && p.SourceTLSSecret == "" {
+		return bad("sourceTls=reader in listen mode needs sourceTlsSecret (a secret with the reader's PEM cert and key)")
+	}
+	if p.SourceTLS == SourceTLSLoadBalancer {
+		if !p.LoadBalancer {
+			return bad("sourceTls=loadBalancer needs loadBalancer=true")
+		}
+		if p.LoadBalancerCertificateArn == "" {
+			return bad("sourceTls=loadBalancer needs loadBalancerCertificateArn (the listener's ACM certificate)")
+		}
+	}
+	if p.LoadBalancerCertificateArn != "" && p.SourceTLS != SourceTLSLoadBalancer {
+		return bad("loadBalancerCertificateArn is only used with sourceTls=loadBalancer")
+	}
+	if p.SourceTLSMutual && (p.SourceTLS != SourceTLSReader || p.SourceMode != SourceListen) {
+		return bad("sourceTlsMutual needs sourceTls=reader in listen mode: only the reader sees client certificates " +
+			"(a TLS listener on the load balancer cannot verify them)")
+	}
+	if p.SourceTLSAllowedClients != "" && !p.SourceTLSMutual {
+		return bad("sourceTlsAllowedClients needs sourceTlsMutual=true")
+	}
+	if p.PublicLoadBalancer && !(p.SourceTLS == SourceTLSReader && p.SourceTLSMutual) {
+		return bad("publicLoadBalancer=true without TLS and client verification lets anyone on the internet send log " +
+			"lines: set sourceTls=reader, sourceTlsSecret=<secret with cert, key and ca> and sourceTlsMutual=true " +
+			"(and sourceTlsAllowedClients to name the clients), or publicLoadBalancer=false")
 	}
 	return nil
 }

@@ -67,6 +67,40 @@ func TestFromContext(t *testing.T) {
 		{name: "bad environment name", ctx: mapContext{"sourceAddr": "src:1", "env": "Prod env"}, wantErr: "env"},
 		{name: "missing listen address", ctx: mapContext{"sourceMode": "listen"}, wantErr: "sourceAddr"},
 		{name: "bad architecture", ctx: mapContext{"sourceAddr": "src:1", "lambdaArchitecture": "sparc"}, wantErr: "lambdaArchitecture"},
+		{name: "source CIDRs as a comma list", ctx: mapContext{"sourceMode": "listen", "sourceAddr": ":1", "allowedSourceCidr": "203.0.113.0/24, 198.51.100.7/32"},
+			check: func(t *testing.T, p stack.Props) {
+				if strings.Join(p.AllowedSourceCIDRs, "|") != "203.0.113.0/24|198.51.100.7/32" {
+					t.Errorf("AllowedSourceCIDRs = %q", p.AllowedSourceCIDRs)
+				}
+			}},
+		{name: "source CIDRs as a cdk.json list", ctx: mapContext{"sourceMode": "listen", "sourceAddr": ":1", "allowedSourceCidr": []any{"10.1.0.0/16", "10.2.0.0/16"}},
+			check: func(t *testing.T, p stack.Props) {
+				if strings.Join(p.AllowedSourceCIDRs, "|") != "10.1.0.0/16|10.2.0.0/16" {
+					t.Errorf("AllowedSourceCIDRs = %q", p.AllowedSourceCIDRs)
+				}
+			}},
+		{name: "public balancer with mutual TLS", ctx: mapContext{"sourceMode": "listen", "sourceAddr": ":1", "loadBalancer": "true", "publicLoadBalancer": "true",
+			"sourceTls": "reader", "sourceTlsSecret": "reader/tls", "sourceTlsMutual": "true"},
+			check: func(t *testing.T, p stack.Props) {
+				if p.SourceTLS != stack.SourceTLSReader || !p.SourceTLSMutual {
+					t.Errorf("props = %+v", p)
+				}
+			}},
+		{name: "public balancer without TLS", ctx: mapContext{"sourceMode": "listen", "sourceAddr": ":1", "loadBalancer": "true", "publicLoadBalancer": "true"},
+			wantErr: "set sourceTls=reader, sourceTlsSecret=<secret with cert, key and ca> and sourceTlsMutual=true"},
+		{name: "public balancer with TLS but no client verification", ctx: mapContext{"sourceMode": "listen", "sourceAddr": ":1", "loadBalancer": "true",
+			"publicLoadBalancer": "true", "sourceTls": "reader", "sourceTlsSecret": "reader/tls"}, wantErr: "publicLoadBalancer"},
+		{name: "public balancer terminating TLS itself", ctx: mapContext{"sourceMode": "listen", "sourceAddr": ":1", "loadBalancer": "true",
+			"publicLoadBalancer": "true", "sourceTls": "loadBalancer", "loadBalancerCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/x"}, wantErr: "publicLoadBalancer"},
+		{name: "bad sourceTls", ctx: mapContext{"sourceAddr": "src:1", "sourceTls": "yes"}, wantErr: "sourceTls"},
+		{name: "reader TLS in listen mode without a secret", ctx: mapContext{"sourceMode": "listen", "sourceAddr": ":1", "sourceTls": "reader"}, wantErr: "sourceTlsSecret"},
+		{name: "balancer TLS without a certificate", ctx: mapContext{"sourceMode": "listen", "sourceAddr": ":1", "loadBalancer": "true", "sourceTls": "loadBalancer"},
+			wantErr: "loadBalancerCertificateArn"},
+		{name: "balancer TLS cannot verify clients", ctx: mapContext{"sourceMode": "listen", "sourceAddr": ":1", "loadBalancer": "true", "sourceTls": "loadBalancer",
+			"loadBalancerCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/x", "sourceTlsMutual": "true"}, wantErr: "sourceTlsMutual"},
+		{name: "allow-list without mutual TLS", ctx: mapContext{"sourceMode": "listen", "sourceAddr": ":1", "sourceTls": "reader", "sourceTlsSecret": "s",
+			"sourceTlsAllowedClients": "app-01"}, wantErr: "sourceTlsAllowedClients"},
+		{name: "host bits in a CIDR", ctx: mapContext{"sourceMode": "listen", "sourceAddr": ":1", "allowedSourceCidr": "10.0.0.1/16"}, wantErr: "allowedSourceCidr"},
 		{name: "source without port", ctx: mapContext{"sourceAddr": "src"}, wantErr: "sourceAddr"},
 		{name: "bad mode", ctx: mapContext{"sourceAddr": "src:1", "sourceMode": "dial"}, wantErr: "sourceMode"},
 		{name: "no-delivery window not a number", ctx: mapContext{"sourceAddr": "src:1", "noDeliveryMinutes": "ten"}, wantErr: "noDeliveryMinutes"},

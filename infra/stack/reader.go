@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	elb "github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/mwaa-kafka/pipeline/internal/readerspec"
@@ -38,6 +39,21 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 		ports = append(ports, &awsecs.PortMapping{ContainerPort: jsii.Number(float64(listenPort)), Protocol: awsecs.Protocol_TCP})
 	}
 	p.ReaderLogs = logGroup(s, "ReaderLogs", props)
+	env := map[string]*string{
+		"READER_SOURCE_MODE":  jsii.String(props.SourceMode),
+		"READER_SOURCE_ADDR":  sourceAddr(s, props),
+		"READER_TOPIC":        jsii.String(props.Topic),
+		"READER_DLQ_TOPIC":    jsii.String(props.DLQTopic),
+		"READER_CREDENTIALS":  jsii.String("secretsmanager"),
+		"READER_SECRET_NAME":  jsii.String(props.SecretName),
+		"READER_REGION":       s.Region(),
+		"READER_METRICS_ADDR": jsii.String(readerspec.MetricsAddr("0.0.0.0")),
+		// The counters reach CloudWatch as EMF records on stdout, through the awslogs driver.
+		"READER_EMF_INTERVAL": jsii.String(EMFInterval),
+	}
+	for k, v := range sourceTLSEnv(props) {
+		env[k] = jsii.String(v)
+	}
 	p.TaskDefinition.AddContainer(jsii.String(ContainerName), &awsecs.ContainerDefinitionOptions{
 		ContainerName: jsii.String(ContainerName),
 		Image: awsecs.ContainerImage_FromAsset(jsii.String(props.RepoRoot), &awsecs.AssetImageProps{
@@ -48,18 +64,10 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 		}),
 		Essential: jsii.Bool(true),
 		// Configuration only: the Kafka credentials are read from the secret at run time by the reader.
-		Environment: &map[string]*string{
-			"READER_SOURCE_MODE":  jsii.String(props.SourceMode),
-			"READER_SOURCE_ADDR":  sourceAddr(s, props),
-			"READER_TOPIC":        jsii.String(props.Topic),
-			"READER_DLQ_TOPIC":    jsii.String(props.DLQTopic),
-			"READER_CREDENTIALS":  jsii.String("secretsmanager"),
-			"READER_SECRET_NAME":  jsii.String(props.SecretName),
-			"READER_REGION":       s.Region(),
-			"READER_METRICS_ADDR": jsii.String(readerspec.MetricsAddr("0.0.0.0")),
-			// The counters reach CloudWatch as EMF records on stdout, through the awslogs driver.
-			"READER_EMF_INTERVAL": jsii.String(EMFInterval),
-		},
+		Environment: &env,
+		// The reader's TLS certificate and key (and the CA that verifies clients) from their own secret, as
+		// READER_SOURCE_TLS_*_PEM variables: never in the template, never on a command line.
+		Secrets: sourceTLSSecrets(s, props),
 		Logging: awsecs.LogDrivers_AwsLogs(&awsecs.AwsLogDriverProps{
 			StreamPrefix: jsii.String(ContainerName),
 			LogGroup:     p.ReaderLogs,
@@ -83,17 +91,11 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 		Description:      jsii.String("Reader tasks: outbound to Kafka, Secrets Manager and the log source"),
 		AllowAllOutbound: jsii.Bool(true),
 	})
-	if listenPort != 0 {
-		from := awsec2.Peer_Ipv4(p.Vpc.VpcCidrBlock())
-		if props.AllowedSourceCIDR != "" {
-			from = awsec2.Peer_Ipv4(jsii.String(props.AllowedSourceCIDR))
-		}
-		p.TaskSecurityGroup.AddIngressRule(from, awsec2.Port_Tcp(jsii.Number(float64(listenPort))),
-			jsii.String("log sources"), nil)
-		if props.LoadBalancer {
-			// The load balancer's health checks come from its own addresses inside the VPC.
-			p.TaskSecurityGroup.AddIngressRule(awsec2.Peer_Ipv4(p.Vpc.VpcCidrBlock()),
-				awsec2.Port_Tcp(jsii.Number(MetricsPort)), jsii.String("load balancer health checks"), nil)
+	if listenPort != 0 && !(props.LoadBalancer && props.ReaderDesiredCount > 0) {
+		// No load balancer: the sources reach the tasks directly.
+		for _, from := range sourcePeers(p, props) {
+			p.TaskSecurityGroup.AddIngressRule(from, awsec2.Port_Tcp(jsii.Number(float64(listenPort))),
+				jsii.String("log sources"), nil)
 		}
 	}
 
@@ -118,19 +120,84 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 	}
 }
 
-// newLoadBalancer puts a TCP Network Load Balancer in front of the listening readers. It passes client
-// addresses through, so the tasks' security group is what admits sources.
+// sourcePeers are the networks allowed to reach the listen port: allowedSourceCidr, or the VPC's CIDR.
+func sourcePeers(p *Pipeline, props Props) []awsec2.IPeer {
+	if len(props.AllowedSourceCIDRs) == 0 {
+		return []awsec2.IPeer{awsec2.Peer_Ipv4(p.Vpc.VpcCidrBlock())}
+	}
+	var out []awsec2.IPeer
+	for _, c := range props.AllowedSourceCIDRs {
+		out = append(out, awsec2.Peer_Ipv4(jsii.String(c)))
+	}
+	return out
+}
+
+// sourceTLSEnv is the reader's TLS configuration as READER_* variables (the files' contents come as
+// secrets, see sourceTLSSecrets).
+func sourceTLSEnv(props Props) map[string]string {
+	if props.SourceTLS != SourceTLSReader {
+		return nil
+	}
+	env := map[string]string{"READER_SOURCE_TLS": "true"}
+	if props.SourceTLSAllowedClients != "" {
+		env["READER_SOURCE_TLS_ALLOWED_CLIENTS"] = props.SourceTLSAllowedClients
+	}
+	return env
+}
+
+// sourceTLSSecrets maps the TLS secret's JSON keys onto the reader's READER_SOURCE_TLS_*_PEM variables.
+func sourceTLSSecrets(s awscdk.Stack, props Props) *map[string]awsecs.Secret {
+	if props.SourceTLS != SourceTLSReader || props.SourceTLSSecret == "" {
+		return nil
+	}
+	secret := awssecretsmanager.Secret_FromSecretNameV2(s, jsii.String("SourceTlsSecret"), jsii.String(props.SourceTLSSecret))
+	out := map[string]awsecs.Secret{}
+	if props.SourceMode == SourceListen {
+		out["READER_SOURCE_TLS_CERT_PEM"] = awsecs.Secret_FromSecretsManager(secret, jsii.String("cert"))
+		out["READER_SOURCE_TLS_KEY_PEM"] = awsecs.Secret_FromSecretsManager(secret, jsii.String("key"))
+	}
+	if props.SourceTLSMutual || props.SourceMode == SourceConnect {
+		out["READER_SOURCE_TLS_CA_PEM"] = awsecs.Secret_FromSecretsManager(secret, jsii.String("ca"))
+	}
+	return &out
+}
+
+// newLoadBalancer puts a Network Load Balancer in front of the listening readers. Its listener is TCP
+// when the reader terminates TLS (end to end: client certificates reach the reader) and TLS with an ACM
+// certificate when the balancer does. Client IP preservation is on, so the reader's logs and metrics name
+// the real source. Its security group admits the source CIDRs on the listen port and reaches the tasks on
+// the listen and health-check ports; the tasks admit only it.
 func newLoadBalancer(s awscdk.Stack, p *Pipeline, props Props, port int) {
+	p.LoadBalancerSecurityGroup = awsec2.NewSecurityGroup(s, jsii.String("ReaderLoadBalancerSecurityGroup"), &awsec2.SecurityGroupProps{
+		Vpc:              p.Vpc,
+		Description:      jsii.String("Reader load balancer: log sources in, readers and their health checks out"),
+		AllowAllOutbound: jsii.Bool(false),
+	})
+	for _, from := range sourcePeers(p, props) {
+		p.LoadBalancerSecurityGroup.AddIngressRule(from, awsec2.Port_Tcp(jsii.Number(float64(port))), jsii.String("log sources"), nil)
+	}
+	for _, rule := range []struct {
+		port int
+		what string
+	}{{port, "log lines to the readers"}, {MetricsPort, "health checks of the readers"}} {
+		p.LoadBalancerSecurityGroup.AddEgressRule(p.TaskSecurityGroup, awsec2.Port_Tcp(jsii.Number(float64(rule.port))), jsii.String(rule.what), nil)
+		p.TaskSecurityGroup.AddIngressRule(p.LoadBalancerSecurityGroup, awsec2.Port_Tcp(jsii.Number(float64(rule.port))),
+			jsii.String("from the load balancer: "+rule.what), nil)
+	}
 	nlb := elb.NewNetworkLoadBalancer(s, jsii.String("ReaderLoadBalancer"), &elb.NetworkLoadBalancerProps{
 		Vpc:                p.Vpc,
 		InternetFacing:     jsii.Bool(props.PublicLoadBalancer),
 		CrossZoneEnabled:   jsii.Bool(true),
 		DeletionProtection: jsii.Bool(props.DeletionProtection),
+		SecurityGroups:     &[]awsec2.ISecurityGroup{p.LoadBalancerSecurityGroup},
 	})
-	listener := nlb.AddListener(jsii.String("Logs"), &elb.BaseNetworkListenerProps{
-		Port:     jsii.Number(float64(port)),
-		Protocol: elb.Protocol_TCP,
-	})
+	lp := &elb.BaseNetworkListenerProps{Port: jsii.Number(float64(port)), Protocol: elb.Protocol_TCP}
+	if props.SourceTLS == SourceTLSLoadBalancer {
+		lp.Protocol = elb.Protocol_TLS
+		lp.SslPolicy = elb.SslPolicy_RECOMMENDED_TLS
+		lp.Certificates = &[]elb.IListenerCertificate{elb.ListenerCertificate_FromArn(jsii.String(props.LoadBalancerCertificateArn))}
+	}
+	listener := nlb.AddListener(jsii.String("Logs"), lp)
 	listener.AddTargets(jsii.String("Readers"), &elb.AddNetworkTargetsProps{
 		Port:     jsii.Number(float64(port)),
 		Protocol: elb.Protocol_TCP,
@@ -138,6 +205,8 @@ func newLoadBalancer(s awscdk.Stack, p *Pipeline, props Props, port int) {
 			ContainerName: jsii.String(ContainerName),
 			ContainerPort: jsii.Number(float64(port)),
 		})},
+		// Off by default for ip targets: without it the readers would see the balancer's addresses.
+		PreserveClientIp: jsii.Bool(true),
 		HealthCheck: &elb.HealthCheck{
 			Protocol: elb.Protocol_HTTP,
 			Port:     itoa(MetricsPort),

@@ -32,11 +32,13 @@ type Pipeline struct {
 	Cluster           awsecs.Cluster
 	TaskDefinition    awsecs.FargateTaskDefinition
 	TaskSecurityGroup awsec2.SecurityGroup
-	ReaderLogs        awslogs.LogGroup
-	Service           awsecs.FargateService // nil when ReaderDesiredCount is 0
-	Health            awslambda.Function
-	Bootstrap         awslambda.Function
-	AlarmTopic        awssns.Topic
+	// LoadBalancerSecurityGroup is the Network Load Balancer's (nil without one).
+	LoadBalancerSecurityGroup awsec2.SecurityGroup
+	ReaderLogs                awslogs.LogGroup
+	Service                   awsecs.FargateService // nil when ReaderDesiredCount is 0
+	Health                    awslambda.Function
+	Bootstrap                 awslambda.Function
+	AlarmTopic                awssns.Topic
 }
 
 // NewPipelineStack defines the whole AWS side of the pipeline. props must have passed Validate.

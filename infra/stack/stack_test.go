@@ -412,7 +412,11 @@ func TestSuppressionsCarryReasons(t *testing.T) {
 	for _, ctx := range []map[string]any{
 		nil,
 		{"scheduledReader": "true"},
-		{"sourceMode": "listen", "sourceAddr": ":5170", "loadBalancer": "true", "publicLoadBalancer": "true", "allowedSourceCidr": "0.0.0.0/0"},
+		{"sourceMode": "listen", "sourceAddr": ":5170", "loadBalancer": "true", "publicLoadBalancer": "true", "allowedSourceCidr": "0.0.0.0/0",
+			"sourceTls": "reader", "sourceTlsSecret": "reader/tls", "sourceTlsMutual": "true"},
+		{"sourceMode": "listen", "sourceAddr": ":5170", "loadBalancer": "true", "sourceTls": "loadBalancer",
+			"loadBalancerCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c"},
+		{"sourceMode": "listen", "sourceAddr": ":5170", "allowedSourceCidr": "10.9.0.0/16"},
 	} {
 		p, _ := synth(t, ctx)
 		pr, err := stack.FromContext(p.Node())

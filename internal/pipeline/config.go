@@ -139,6 +139,7 @@ func ParseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if c.Credentials.Endpoint == "" {
 		c.Credentials.Endpoint = getenv(secrets.EndpointEnv)
 	}
+	c.Source.TLSConfig.FromEnv(getenv)
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("%w: %w", flagenv.ErrUsage, err)
 	}

@@ -33,7 +33,7 @@ func startSourceTLS(ctx context.Context, cfg tcpin.TLSConfig, mode tcpin.Mode, l
 		t.Watch(ctx, hup)
 	}()
 	stop = func() { cancel(); <-done }
-	log.Info("source TLS on", "mode", mode.String(), "mutual", cfg.CAFile != "" && mode == tcpin.Listen,
+	log.Info("source TLS on", "mode", mode.String(), "mutual", (cfg.CAFile != "" || cfg.CAPEM != "") && mode == tcpin.Listen,
 		"allowed_clients", len(cfg.AllowedClients), "not_after", t.NotAfter())
 	return t, stop, nil
 }

@@ -49,6 +49,17 @@ type TLSConfig struct {
 	HandshakeTimeout time.Duration
 	// ReloadInterval is how often Watch checks the files for a change (default 30s).
 	ReloadInterval time.Duration
+	// CertPEM, KeyPEM and CAPEM, when set, stand in for the files, from the environment only (the
+	// READER_SOURCE_TLS_*_PEM variables a container's secrets fill): never flags, which a process list shows.
+	// They are fixed for the life of the process.
+	CertPEM, KeyPEM, CAPEM string
+}
+
+// FromEnv reads CertPEM, KeyPEM and CAPEM from READER_SOURCE_TLS_CERT_PEM, _KEY_PEM and _CA_PEM.
+func (c *TLSConfig) FromEnv(getenv func(string) string) {
+	c.CertPEM = getenv("READER_SOURCE_TLS_CERT_PEM")
+	c.KeyPEM = getenv("READER_SOURCE_TLS_KEY_PEM")
+	c.CAPEM = getenv("READER_SOURCE_TLS_CA_PEM")
 }
 
 // RegisterFlags registers the --source-tls-* flags on fs.
@@ -77,12 +88,19 @@ func (c TLSConfig) Validate(mode Mode) error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
 	}
 	if !c.Enabled {
-		if c.CertFile != "" || c.KeyFile != "" || c.CAFile != "" || len(c.AllowedClients) > 0 || c.ServerName != "" {
+		if c.CertFile != "" || c.KeyFile != "" || c.CAFile != "" || len(c.AllowedClients) > 0 || c.ServerName != "" ||
+			c.CertPEM != "" || c.KeyPEM != "" || c.CAPEM != "" {
 			return bad("--source-tls-* settings are given but --source-tls is off")
 		}
 		return nil
 	}
-	if (c.CertFile == "") != (c.KeyFile == "") {
+	for _, both := range [][3]string{{c.CertFile, c.CertPEM, "cert"}, {c.KeyFile, c.KeyPEM, "key"}, {c.CAFile, c.CAPEM, "ca"}} {
+		if both[0] != "" && both[1] != "" {
+			return bad("--source-tls-%s and READER_SOURCE_TLS_%s_PEM are both set; use one", both[2], strings.ToUpper(both[2]))
+		}
+	}
+	hasCert, hasKey, hasCA := c.CertFile != "" || c.CertPEM != "", c.KeyFile != "" || c.KeyPEM != "", c.CAFile != "" || c.CAPEM != ""
+	if hasCert != hasKey {
 		return bad("--source-tls-cert and --source-tls-key go together")
 	}
 	if c.HandshakeTimeout < 0 || c.ReloadInterval < 0 {
@@ -90,10 +108,10 @@ func (c TLSConfig) Validate(mode Mode) error {
 	}
 	switch mode {
 	case Listen:
-		if c.CertFile == "" {
+		if !hasCert {
 			return bad("--source-tls in listen mode needs --source-tls-cert and --source-tls-key (the reader's server certificate)")
 		}
-		if len(c.AllowedClients) > 0 && c.CAFile == "" {
+		if len(c.AllowedClients) > 0 && !hasCA {
 			return bad("--source-tls-allowed-clients needs --source-tls-ca (client certificates are only verified against a CA)")
 		}
 		if c.ServerName != "" {
@@ -209,11 +227,16 @@ func (t *TLS) NotAfter() time.Time {
 
 func (t *TLS) readFiles() ([][]byte, error) {
 	var files [][]byte
-	for _, f := range []struct{ flag, path string }{
-		{"--source-tls-cert", t.cfg.CertFile}, {"--source-tls-key", t.cfg.KeyFile}, {"--source-tls-ca", t.cfg.CAFile},
+	for _, f := range []struct{ flag, path, pem string }{
+		{"--source-tls-cert", t.cfg.CertFile, t.cfg.CertPEM}, {"--source-tls-key", t.cfg.KeyFile, t.cfg.KeyPEM},
+		{"--source-tls-ca", t.cfg.CAFile, t.cfg.CAPEM},
 	} {
 		if f.path == "" {
-			files = append(files, nil)
+			if f.pem != "" {
+				files = append(files, []byte(f.pem))
+			} else {
+				files = append(files, nil)
+			}
 			continue
 		}
 		b, err := os.ReadFile(f.path)
@@ -245,7 +268,7 @@ func (t *TLS) build(files [][]byte) (*tlsMaterial, error) {
 	if files[2] != nil {
 		m.pool = x509.NewCertPool()
 		if !m.pool.AppendCertsFromPEM(files[2]) {
-			return nil, fmt.Errorf("%w: --source-tls-ca: no PEM certificate in %s", ErrTLSFiles, t.cfg.CAFile)
+			return nil, fmt.Errorf("%w: --source-tls-ca: no PEM certificate in the CA bundle", ErrTLSFiles)
 		}
 	}
 	if t.mode == Listen {
