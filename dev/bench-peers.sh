@@ -2,6 +2,7 @@
 # Installs the benchmark's peers from Debian's packages, idempotently, and fails loudly when it cannot:
 #   kcat                                   installed with apt-get (a plain client, no service)
 #   rsyslog + rsyslog-kafka (omkafka)      fetched with apt-get download and unpacked under .cache/bench/peers
+#   rsyslog-gnutls (lmnsd_gtls)            the same: rsyslog's TLS stream driver, for the TLS tests' client
 #   syslog-ng-core + syslog-ng-mod-rdkafka fetched with apt-get download and unpacked under .cache/bench/peers
 #
 # Why the two daemons are unpacked rather than installed: Debian's rsyslog and syslog-ng-core conflict (each
@@ -24,8 +25,8 @@ TREE="$PEERS/root"
 ENV_FILE="$PEERS/peers.env"
 
 # The daemons, unpacked (never installed), and the libraries they and kcat load, installed.
-UNPACKED=(rsyslog rsyslog-kafka syslog-ng-core syslog-ng-mod-rdkafka)
-INSTALLED=(kcat librdkafka1 libestr0 libfastjson4 liblognorm5 libsystemd0 libuuid1 libzstd1 zlib1g
+UNPACKED=(rsyslog rsyslog-kafka rsyslog-gnutls syslog-ng-core syslog-ng-mod-rdkafka)
+INSTALLED=(kcat libgnutls30 librdkafka1 libestr0 libfastjson4 liblognorm5 libsystemd0 libuuid1 libzstd1 zlib1g
   libcap2 libglib2.0-0 libivykis0 libjson-c5 libnet1 libpcre3 libssl3 libwrap0)
 
 log() { printf 'bench-peers: %s\n' "$*" >&2; }
@@ -53,6 +54,7 @@ want_stamp() {
 
 tree_ok() {
   [[ -x $TREE/usr/sbin/rsyslogd && -x $TREE/usr/sbin/syslog-ng && -f $PEERS/.stamp ]] || return 1
+  [[ -n $(find_one "$TREE" lmnsd_gtls.so) ]] || return 1
   # Offline reuse: a complete tree is good even when apt's lists are gone; a newer candidate refreshes it.
   local want
   want=$(want_stamp) || return 0
@@ -68,6 +70,7 @@ write_env() {
   kcat=$(command -v kcat) || die "kcat is not on PATH after installing package kcat"
   rsmod=$(dirname "$(find_one "$TREE" omkafka.so)")
   [[ -f $rsmod/imtcp.so ]] || die "rsyslog's imtcp.so is missing beside omkafka.so in $rsmod (packages rsyslog, rsyslog-kafka)"
+  [[ -f $rsmod/lmnsd_gtls.so ]] || die "rsyslog's lmnsd_gtls.so is missing beside omkafka.so in $rsmod (package rsyslog-gnutls)"
   ngmod=$(dirname "$(find_one "$TREE/usr/lib" libkafka.so)")
   [[ -f $ngmod/libafsocket.so ]] || die "syslog-ng's libafsocket.so is missing beside libkafka.so in $ngmod (packages syslog-ng-core, syslog-ng-mod-rdkafka)"
   nglib=$(dirname "$(find_one "$TREE/usr/lib" 'libsyslog-ng-*.so*')")
@@ -137,7 +140,7 @@ main() {
   fi
   write_env
   smoke
-  log "peers ready: kcat, rsyslogd (omkafka), syslog-ng (kafka-c)"
+  log "peers ready: kcat, rsyslogd (omkafka, gtls), syslog-ng (kafka-c)"
 }
 
 main "$@"

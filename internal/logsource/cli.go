@@ -2,6 +2,7 @@ package logsource
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -37,10 +38,13 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		listen, connect, bad, start string
 		timeMode                    string
 		sendTimes, logLevel         string
+		tlsCert, tlsKey             string
 		firstID                     uint
 	)
 	fs.StringVar(&listen, "listen", "", "serve readers that connect to this address, e.g. 127.0.0.1:7000 (port 0 picks one; the log says which)")
 	fs.StringVar(&connect, "connect", "", "dial a reader listening at host:port, retrying until it is up")
+	fs.StringVar(&tlsCert, "tls-cert", "", "listen mode: serve TLS with this PEM certificate (with --tls-key)")
+	fs.StringVar(&tlsKey, "tls-key", "", "listen mode: the PEM key of --tls-cert")
 	fs.Uint64Var(&cfg.Count, "count", 0, "good events to send in total, across connections (0: no count bound)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "stop after this long from the first connection (0: no time bound); with neither bound, run until interrupted")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "good events per second across connections (0: as fast as possible)")
@@ -82,6 +86,9 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("--start: %w: %w", err, ErrUsage)
 		}
 	}
+	if (tlsCert == "") != (tlsKey == "") || (tlsCert != "" && listen == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together, in listen mode: %w", ErrUsage)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w: %w", err, ErrUsage)
@@ -105,6 +112,14 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		ln, err := net.Listen("tcp", listen)
 		if err != nil {
 			return fmt.Errorf("listening on %s: %w", listen, err)
+		}
+		if tlsCert != "" {
+			cert, err := tls.LoadX509KeyPair(tlsCert, tlsKey)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("--tls-cert and --tls-key: %w", err)
+			}
+			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		}
 		cfg.Log.Info("listening", "addr", ln.Addr().String(), "count", cfg.Count, "duration", cfg.Duration.String(), "rate", cfg.Rate)
 		stats, runErr = Serve(ctx, ln, cfg)

@@ -12,7 +12,7 @@ import (
 )
 
 // AllContenders lists every contender in run order. Their names are the report's, which its targets compare.
-var AllContenders = []string{report.HighPerfOne, report.HighPerfMany, report.Basic, report.Kcat, report.Rsyslog, report.SyslogNG}
+var AllContenders = []string{report.HighPerfOne, report.HighPerfOneTLS, report.HighPerfMany, report.Basic, report.Kcat, report.Rsyslog, report.SyslogNG}
 
 // Config is the benchmark's configuration, read once from flags.
 type Config struct {

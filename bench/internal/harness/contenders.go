@@ -42,12 +42,16 @@ type contender struct {
 	// listens: the source dials the contender (the syslog daemons); otherwise the contender reads a
 	// connection to a listening source (our readers dial it; kcat gets the socket as its stdin).
 	listens bool
+	// tls: the source serves TLS and the reader verifies it (the same reader, for the TLS cost).
+	tls bool
 }
 
 func contenderByName(name string) contender {
 	switch name {
 	case report.HighPerfOne:
 		return contender{Name: name, Label: "HighPerfTCPReader, 1 event/msg", Ours: true}
+	case report.HighPerfOneTLS:
+		return contender{Name: name, Label: "HighPerfTCPReader, 1 event/msg, TLS", Ours: true, tls: true}
 	case report.HighPerfMany:
 		return contender{Name: name, Label: fmt.Sprintf("HighPerfTCPReader, %d events/msg", eventsPerBatch), Ours: true}
 	case report.Basic:
@@ -86,7 +90,7 @@ func (h *harness) start(ctx context.Context, c contender, l launch) (*exec.Cmd, 
 	defer stderr.Close()
 	var cmd *exec.Cmd
 	switch c.Name {
-	case report.HighPerfOne, report.HighPerfMany, report.Basic:
+	case report.HighPerfOne, report.HighPerfOneTLS, report.HighPerfMany, report.Basic:
 		cmd = command(ctx, h.bins.reader, h.readerArgs(c, l)...)
 	case report.Kcat:
 		return h.startKcat(ctx, l, stdout, stderr)
@@ -136,6 +140,9 @@ func (h *harness) readerArgs(c contender, l launch) []string {
 	}
 	if l.queueKBytes > 0 {
 		args = append(args, "--queue-max-kbytes", strconv.Itoa(l.queueKBytes))
+	}
+	if c.tls {
+		args = append(args, "--source-tls", "--source-tls-ca", h.tls.ca)
 	}
 	return args
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mwaa-kafka/pipeline/bench/internal/report"
 	"github.com/mwaa-kafka/pipeline/bench/internal/topiccheck"
+	"github.com/mwaa-kafka/pipeline/internal/certtest"
 	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
 
@@ -37,6 +38,27 @@ type harness struct {
 
 	digestMu sync.Mutex
 	digests  map[uint64]uint64
+
+	tls tlsFiles // the TLS contender's certificates
+}
+
+// tlsFiles are the certificates of the TLS contender: the source serves cert/key, the reader trusts ca.
+type tlsFiles struct{ ca, cert, key string }
+
+// issueTLS issues a CA and a loopback server certificate for the TLS contender, under dir.
+func issueTLS(dir string) (tlsFiles, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return tlsFiles{}, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	ca, err := certtest.NewCA(dir, "bench")
+	if err != nil {
+		return tlsFiles{}, err
+	}
+	p, err := ca.Issue("source", certtest.Options{CommonName: "logsource", Server: true})
+	if err != nil {
+		return tlsFiles{}, err
+	}
+	return tlsFiles{ca: ca.CertFile, cert: p.CertFile, key: p.KeyFile}, nil
 }
 
 func (h *harness) log(format string, a ...any) {
@@ -78,6 +100,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (report.Resu
 	}
 	res := report.Results{When: time.Now(), Quick: cfg.Quick, Events: cfg.Events, Rounds: cfg.Rounds}
 	res.Machine = machine()
+	if h.tls, err = issueTLS(filepath.Join(h.runDir, "tls")); err != nil {
+		return res, fmt.Errorf("%w: issuing the TLS contender's certificates: %w", ErrSetup, err)
+	}
 
 	if cfg.needsPeers() {
 		h.log("peers: dev/bench-peers.sh")

@@ -33,6 +33,8 @@ type sourceSpec struct {
 	connect    string // dial this address; empty: listen on a free loopback port
 	sendTimes  string // CSV of send times, or empty
 	timesEvery int
+	// tlsCert and tlsKey make a listening source serve TLS.
+	tlsCert, tlsKey string
 }
 
 // sourceProc is a running log source (tasks/logsource). It reads the source's JSON logs to learn the
@@ -55,6 +57,9 @@ func startSource(ctx context.Context, bin string, cfg Config, spec sourceSpec, l
 		args = append(args, "--connect", spec.connect)
 	} else {
 		args = append(args, "--listen", "127.0.0.1:0")
+	}
+	if spec.tlsCert != "" {
+		args = append(args, "--tls-cert", spec.tlsCert, "--tls-key", spec.tlsKey)
 	}
 	if spec.rate > 0 {
 		args = append(args, "--rate", strconv.FormatFloat(spec.rate, 'f', -1, 64))

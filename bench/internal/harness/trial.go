@@ -97,6 +97,9 @@ func (h *harness) runTrial(ctx context.Context, spec trialSpec) (res trialResult
 		l.metricsAddr = loopback(port)
 	}
 	src := sourceSpec{count: spec.count, rate: spec.rate}
+	if c.tls {
+		src.tlsCert, src.tlsKey = h.tls.cert, h.tls.key
+	}
 	if spec.sendTimes {
 		src.sendTimes, src.timesEvery = filepath.Join(dir, "send-times.csv"), h.cfg.LatencySampleEvery
 	}
