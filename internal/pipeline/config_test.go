@@ -44,6 +44,24 @@ func TestParseConfig(t *testing.T) {
 		{name: "plaintext needs bootstrap", args: []string{"--security-protocol", "plaintext"}, wantErr: "needs --bootstrap"},
 		{name: "bad kafka property", args: []string{"--kafka-property", "novalue"}, wantErr: "--kafka-property"},
 		{name: "bad validation", args: []string{"--validation", "loose"}, wantErr: "--validation"},
+		{name: "source TLS from READER_ variables", args: []string{"--source-mode", "listen"},
+			env: map[string]string{"READER_SOURCE_TLS": "true", "READER_SOURCE_TLS_CERT": "/c.pem", "READER_SOURCE_TLS_KEY": "/k.pem",
+				"READER_SOURCE_TLS_CA": "/ca.pem", "READER_SOURCE_TLS_ALLOWED_CLIENTS": "app-01, app-02.logs.internal", "READER_SOURCE_TLS_HANDSHAKE_TIMEOUT": "3s"},
+			check: func(c Config) bool {
+				t := c.Source.TLSConfig
+				return t.Enabled && t.CertFile == "/c.pem" && t.KeyFile == "/k.pem" && t.CAFile == "/ca.pem" &&
+					strings.Join(t.AllowedClients, "|") == "app-01|app-02.logs.internal" && t.HandshakeTimeout == 3*time.Second
+			}},
+		{name: "source TLS material from the environment only", args: []string{"--source-mode", "listen", "--source-tls"},
+			env: map[string]string{"READER_SOURCE_TLS_CERT_PEM": "CERT", "READER_SOURCE_TLS_KEY_PEM": "KEY", "READER_SOURCE_TLS_CA_PEM": "CA"},
+			check: func(c Config) bool {
+				t := c.Source.TLSConfig
+				return t.CertPEM == "CERT" && t.KeyPEM == "KEY" && t.CAPEM == "CA" && t.CertFile == ""
+			}},
+		{name: "source TLS off by default", check: func(c Config) bool { return !c.Source.TLSConfig.Enabled && c.Source.TLSConfig.CAFile == "" }},
+		{name: "listen TLS needs a certificate", args: []string{"--source-mode", "listen", "--source-tls"}, wantErr: "--source-tls-cert"},
+		{name: "allow-list needs a CA", args: []string{"--source-mode", "listen", "--source-tls", "--source-tls-cert", "c", "--source-tls-key", "k",
+			"--source-tls-allowed-clients", "a"}, wantErr: "--source-tls-ca"},
 		{name: "message cap too small", args: []string{"--events-per-message", "10", "--max-message-bytes", "100"}, wantErr: "--max-message-bytes"},
 	}
 	for _, tt := range tests {
