@@ -354,7 +354,7 @@ func (p Props) validateTLS() error {
 	if p.SourceTLSAllowedClients != "" && !p.SourceTLSMutual {
 		return bad("sourceTlsAllowedClients needs sourceTlsMutual=true")
 	}
-	if p.PublicLoadBalancer && !(p.SourceTLS == SourceTLSReader && p.SourceTLSMutual) {
+	if verified := p.SourceTLS == SourceTLSReader && p.SourceTLSMutual; p.PublicLoadBalancer && !verified {
 		return bad("publicLoadBalancer=true without TLS and client verification lets anyone on the internet send log " +
 			"lines: set sourceTls=reader, sourceTlsSecret=<secret with cert, key and ca> and sourceTlsMutual=true " +
 			"(and sourceTlsAllowedClients to name the clients), or publicLoadBalancer=false")

@@ -91,7 +91,7 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 		Description:      jsii.String("Reader tasks: outbound to Kafka, Secrets Manager and the log source"),
 		AllowAllOutbound: jsii.Bool(true),
 	})
-	if listenPort != 0 && !(props.LoadBalancer && props.ReaderDesiredCount > 0) {
+	if behindBalancer := props.LoadBalancer && props.ReaderDesiredCount > 0; listenPort != 0 && !behindBalancer {
 		// No load balancer: the sources reach the tasks directly.
 		for _, from := range sourcePeers(p, props) {
 			p.TaskSecurityGroup.AddIngressRule(from, awsec2.Port_Tcp(jsii.Number(float64(listenPort))),

@@ -6,11 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/mwaa-kafka/pipeline/infra/stack"
 	"github.com/mwaa-kafka/pipeline/internal/pipeline"
 )
 
