@@ -12,7 +12,7 @@ import (
 )
 
 // AllContenders lists every contender in run order. Their names are the report's, which its targets compare.
-var AllContenders = []string{report.HighPerfOne, report.HighPerfOneTLS, report.HighPerfMany, report.Basic, report.Kcat, report.Rsyslog, report.SyslogNG}
+var AllContenders = []string{report.HighPerfOne, report.HighPerfOneTLS, report.HighPerfMany, report.Basic, report.Kcat, report.Rsyslog, report.SyslogNG, report.OtelCol}
 
 // Config is the benchmark's configuration, read once from flags.
 type Config struct {
@@ -55,8 +55,11 @@ type Config struct {
 	PortBase int
 	// KeepStack leaves the benchmark's stack running at the end (for repeated runs).
 	KeepStack bool
-	// Timeout bounds the whole run.
+	// Timeout bounds the run from the end of the setup (installing the peers, building the programs) on.
 	Timeout time.Duration
+	// ReaderArgs are extra flags for our readers (e.g. --kafka-property k=v), so that a change can be
+	// measured against the reader without it, in alternating runs.
+	ReaderArgs []string
 }
 
 // ParseConfig reads flags from args.
@@ -67,6 +70,7 @@ func ParseConfig(args []string, usage io.Writer) (Config, error) {
 		start                                      string
 		events, stallEvents                        uint64
 		stall, latDur, timeout                     time.Duration
+		readerArgs                                 string
 	)
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(usage)
@@ -90,11 +94,12 @@ func ParseConfig(args []string, usage io.Writer) (Config, error) {
 	fs.BoolVar(&c.Readme, "readme", false, "also write the results README (OUT/README.md) with the table and ratios")
 	fs.IntVar(&c.PortBase, "port-base", 29092, "first port of the benchmark's own stack")
 	fs.BoolVar(&c.KeepStack, "keep-stack", false, "leave the benchmark's stack running at the end")
-	fs.DurationVar(&timeout, "timeout", 0, "bound on the whole run (default 14m; quick 5m)")
+	fs.DurationVar(&timeout, "timeout", 0, "bound on the run after the setup: peers installed, programs built (default 14m; quick 5m)")
+	fs.StringVar(&readerArgs, "reader-args", "", "extra flags for our readers, space-separated (to measure a setting against the default)")
 	fs.Usage = func() {
-		fmt.Fprintf(usage, "Usage: go run ./bench [flags]\n\nStreams the same generated events to our readers, kcat, rsyslog and syslog-ng in turn, each\n"+
-			"producing to its own topic on the benchmark's own local broker, and reports throughput, CPU, memory, a\n"+
-			"stalled-broker memory check and latency at a fixed rate.\n\n")
+		fmt.Fprintf(usage, "Usage: go run ./bench [flags]\n\nStreams the same generated events to our readers, kcat, rsyslog, syslog-ng and the OpenTelemetry\n"+
+			"Collector in turn, each producing to its own topic on the benchmark's own local broker, and reports\n"+
+			"throughput, CPU, memory, a stalled-broker memory check and latency at a fixed rate.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -138,6 +143,7 @@ func ParseConfig(args []string, usage io.Writer) (Config, error) {
 	if c.Quick {
 		c.Micro = false
 	}
+	c.ReaderArgs = strings.Fields(readerArgs)
 	var err error
 	if c.Start, err = time.Parse(time.RFC3339Nano, start); err != nil {
 		return c, fmt.Errorf("%w: --start: %w", ErrInvalidConfig, err)
@@ -195,11 +201,16 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// runs reports whether any phase runs the named contender.
+func (c Config) runs(name string) bool {
+	return slices.Contains(c.Contenders, name) || slices.Contains(c.LatencyContenders, name)
+}
+
 // needsPeers reports whether any phase runs kcat, rsyslog or syslog-ng.
 func (c Config) needsPeers() bool {
 	for _, l := range [][]string{c.Contenders, c.LatencyContenders} {
 		for _, n := range l {
-			if !contenderByName(n).Ours {
+			if !contenderByName(n).Ours && n != report.OtelCol {
 				return true
 			}
 		}

@@ -234,6 +234,7 @@ func (h *harness) runTrial(ctx context.Context, spec trialSpec) (res trialResult
 		}
 	}
 	exp := h.expect(spec.count)
+	exp.Quoted = c.quoted
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer rcancel()
 	res.check, err = topiccheck.Read(rctx, h.stack.bootstrap(), topic, exp, h.digest(spec.count), sendNanos)

@@ -48,10 +48,10 @@ func Table(w io.Writer, r Results) {
 	}
 	fmt.Fprintf(w, "\nThroughput: %d events per contender, %s (first byte sent -> last broker append)\n", r.Events, rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "contender\tevents/s\trounds min-max\tMB/s\tCPU s/M ev\tpeak RSS\tvs kcat\tvs rsyslog\tvs syslog-ng\tcheck\t")
+	fmt.Fprintln(tw, "contender\tevents/s\trounds min-max\tMB/s\tCPU s/M ev\tpeak RSS\tvs kcat\tvs rsyslog\tvs syslog-ng\tvs otelcol\tcheck\t")
 	for _, t := range r.Throughput {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", t.Label, t.EventsPerSec, spread(t), t.MBPerSec, t.CPUPerMEv,
-			mib(t.PeakRSS), r.vs(t, Kcat), r.vs(t, Rsyslog), r.vs(t, SyslogNG), status(t.Exact, t.Error))
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Label, t.EventsPerSec, spread(t), t.MBPerSec, t.CPUPerMEv,
+			mib(t.PeakRSS), r.vs(t, Kcat), r.vs(t, Rsyslog), r.vs(t, SyslogNG), r.vs(t, OtelCol), status(t.Exact, t.Error))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nCPU budget per million events (the contender, the broker and the source share %d cores)\n", r.Machine.Cores)
@@ -94,6 +94,9 @@ func Table(w io.Writer, r Results) {
 			mark = "MISSED"
 		}
 		fmt.Fprintf(w, "  %s %s: %s\n", mark, t.Goal, t.Got)
+		if t.Bound != "" {
+			fmt.Fprintf(w, "         bound: %s\n", t.Bound)
+		}
 	}
 	for _, t := range r.Throughput {
 		if t.Error != "" {
@@ -123,11 +126,16 @@ func Markdown(w io.Writer, r Results, command string) {
 	p("idempotence, lz4, linger 5 ms, 1 MiB batches and the same 8 MiB local queue. Time runs from the first byte sent\n")
 	p("to the broker's last append; CPU is user + system of the contender's process; the topic is read back and every\n")
 	p("event checked (id once, bytes unchanged). The contenders run interleaved, %d rounds; each row is a contender's\n", r.Rounds)
-	p("median round, with the slowest and fastest round beside it, and a contender is exact only if every round was.\n\n")
-	p("## Throughput\n\n| contender | events/s | rounds min-max | MB/s | CPU s per M events | peak RSS | vs kcat | vs rsyslog | vs syslog-ng | check |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	p("median round, with the slowest and fastest round beside it, and a contender is exact only if every round was.\n")
+	if _, ok := r.row(OtelCol); ok {
+		p("The OpenTelemetry Collector's raw encoding writes each line as a JSON string (its tcplog receiver makes text\n")
+		p("bodies); the check decodes that string and then holds it to the same test.\n")
+	}
+	p("\n")
+	p("## Throughput\n\n| contender | events/s | rounds min-max | MB/s | CPU s per M events | peak RSS | vs kcat | vs rsyslog | vs syslog-ng | vs otelcol | check |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, t := range r.Throughput {
-		p("| %s | %.0f | %s | %.1f | %.2f | %s | %s | %s | %s | %s |\n", t.Label, t.EventsPerSec, spread(t), t.MBPerSec, t.CPUPerMEv, mib(t.PeakRSS),
-			r.vs(t, Kcat), r.vs(t, Rsyslog), r.vs(t, SyslogNG), status(t.Exact, t.Error))
+		p("| %s | %.0f | %s | %.1f | %.2f | %s | %s | %s | %s | %s | %s |\n", t.Label, t.EventsPerSec, spread(t), t.MBPerSec, t.CPUPerMEv, mib(t.PeakRSS),
+			r.vs(t, Kcat), r.vs(t, Rsyslog), r.vs(t, SyslogNG), r.vs(t, OtelCol), status(t.Exact, t.Error))
 	}
 	p("\n## CPU budget\n\nCPU seconds per million events of the contender, the broker and the log source over the same\n")
 	p("trial. The three share the machine's %d cores, so the ceiling is the rate at which together they would keep\n", r.Machine.Cores)
@@ -159,13 +167,18 @@ func Markdown(w io.Writer, r Results, command string) {
 			p("| %s | %.0f | %.0f |\n", m.Name, m.MBPerSec, m.AllocsPerOp)
 		}
 	}
-	p("\n## Targets\n\n| goal | measured | |\n|---|---|---|\n")
+	p("\n## Targets\n\nSpeed targets are ratios to another contender in this same run; the bound says what limits each\n")
+	p("on this machine (see the CPU budget).\n\n| goal | measured | | bound |\n|---|---|---|---|\n")
 	for _, t := range r.Targets {
 		mark := "met"
 		if !t.Met {
 			mark = "**missed**"
 		}
-		p("| %s | %s | %s |\n", t.Goal, t.Got, mark)
+		bound := t.Bound
+		if bound == "" {
+			bound = "-"
+		}
+		p("| %s | %s | %s | %s |\n", t.Goal, t.Got, mark, bound)
 	}
 	if b := r.Bounds(); len(b) > 0 {
 		p("\n## What bounds the throughput targets here\n\n")

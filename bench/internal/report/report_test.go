@@ -19,6 +19,7 @@ func sample() Results {
 		row(Kcat, "kcat", false, 400_000, 2.5, true),
 		row(Rsyslog, "rsyslog", false, 200_000, 4.0, true),
 		row(SyslogNG, "syslog-ng", false, 300_000, 3.0, false),
+		row(OtelCol, "otelcol", false, 250_000, 5.0, true),
 	}}
 }
 
@@ -26,12 +27,14 @@ func TestCheckTargets(t *testing.T) {
 	r := sample()
 	r.CheckTargets()
 	want := map[string]string{
-		"fast >= 1.0x kcat events/s":            "1.00x met",
-		"many >= 3.0x kcat events/s":            "2.25x missed",
-		"basic >= 0.5x kcat events/s":           "0.25x missed",
-		"fast >= 2.0x rsyslog events/s":         "2.00x met",
-		"fast >= 2.0x syslog-ng events/s":       "not comparable (a side lost events or did not run) missed",
-		"basic >= 2.0x syslog-ng events/s":      "not comparable (a side lost events or did not run) missed",
+		"fast >= 1.3x rsyslog events/s":         "2.00x met",
+		"fast >= 1.2x basic events/s":           "4.00x met",
+		"fast >= 1.0x syslog-ng events/s":       "not comparable (a side lost events or did not run) missed",
+		"fast >= 1.0x otelcol events/s":         "1.60x met",
+		"many >= 1.6x kcat events/s":            "2.25x met",
+		"basic >= 1.1x rsyslog events/s":        "0.50x missed",
+		"fast CPU per event <= 1.5x kcat's":     "0.80x (2.00 vs 2.50 CPU s per million events) met",
+		"many CPU per event <= 0.6x kcat's":     "0.20x (0.50 vs 2.50 CPU s per million events) met",
 		"fast delivers exactly the events sent": "checked met",
 	}
 	got := map[string]string{}
@@ -45,6 +48,11 @@ func TestCheckTargets(t *testing.T) {
 	for goal, w := range want {
 		if got[goal] != w {
 			t.Errorf("%s: got %q, want %q", goal, got[goal], w)
+		}
+	}
+	for _, tg := range r.Targets {
+		if strings.HasSuffix(tg.Goal, "events/s") && tg.Got != "not comparable (a side lost events or did not run)" && tg.Bound == "" {
+			t.Errorf("%s: a rate target without its bound", tg.Goal)
 		}
 	}
 	if f := r.CorrectnessFailures(); len(f) != 0 {
@@ -64,11 +72,13 @@ func TestCeilingAndBounds(t *testing.T) {
 	}
 	b := strings.Join(r.Bounds(), "\n")
 	for _, want := range []string{
-		// Broker and source: 1.5 CPU s per million on 2 cores: 1,333,333 events/s, 3.33x kcat's 400,000.
-		"fast: the broker and the source alone cost 1.50 CPU s per million events, so even a contender costing nothing could reach at most 1333333 events/s here, 3.33x",
-		// 1.0x kcat = 400,000 events/s needs 2/0.4 - 1.5 = 3.5 CPU s per million of its own.
-		"1.0x kcat (400000 events/s) needs at most 3.50 CPU s per million events of its own (measured 2.00)",
-		"3.0x kcat (1200000 events/s) needs at most 0.17 CPU s per million events of its own (measured 0.50)",
+		// Broker and source: 1.5 CPU s per million on 2 cores: 1,333,333 events/s, 6.67x rsyslog's 200,000.
+		"fast >= 1.3x rsyslog: the broker and the source alone cost 1.50 CPU s per million events, so even a contender costing nothing could reach at most 1333333 events/s here, 6.67x rsyslog's measured rate",
+		// 1.3x rsyslog = 260,000 events/s needs 2/0.26 - 1.5 = 6.19 CPU s per million of its own.
+		"1.3x (260000 events/s) needs at most 6.19 CPU s per million events of its own (measured 2.00)",
+		// 1.1x rsyslog = 220,000 events/s needs 2/0.22 - 1.5 = 7.59.
+		"basic >= 1.1x rsyslog",
+		"1.1x (220000 events/s) needs at most 7.59 CPU s per million events of its own (measured 6.00)",
 	} {
 		if !strings.Contains(b, want) {
 			t.Errorf("bounds lack %q:\n%s", want, b)

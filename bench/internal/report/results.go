@@ -138,6 +138,10 @@ type Target struct {
 	Goal string `json:"goal"`
 	Got  string `json:"got"`
 	Met  bool   `json:"met"`
+	// Bound says what limits a speed target here: for a rate, the contender's own CPU per event the ratio
+	// needs given what the broker and the source cost (or that no contender could reach it); for CPU, the
+	// figure the ratio allows.
+	Bound string `json:"bound,omitempty"`
 	// Correctness targets fail the run; speed targets are only reported.
 	Correctness bool `json:"correctness"`
 }

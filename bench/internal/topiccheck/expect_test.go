@@ -2,6 +2,7 @@ package topiccheck
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -73,6 +74,57 @@ func TestTally(t *testing.T) {
 			if r.Exact(exp) != tc.exact || r.Missing != tc.miss || r.Duplicates != tc.dup || r.Unknown != tc.unk {
 				t.Fatalf("result %s, exact %t; want exact %t, missing %d, duplicated %d, unknown %d",
 					r, r.Exact(exp), tc.exact, tc.miss, tc.dup, tc.unk)
+			}
+		})
+	}
+}
+
+// The collector's raw encoding writes each line as a JSON string: decoded, it must be the line itself.
+func TestTallyQuoted(t *testing.T) {
+	exp := Expect{Seed: 3, FirstID: 1, Start: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC), Count: 50, Quoted: true}
+	want := exp.Digest()
+	ls := lines(exp)
+	quote := func(l []byte) []byte {
+		b, err := json.Marshal(string(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tests := []struct {
+		name      string
+		feed      func(t *tally)
+		exact     bool
+		unk, miss uint64
+		contentOK bool
+	}{
+		{"every line quoted", func(ty *tally) {
+			for _, l := range ls {
+				ty.addMessage(quote(l), time.Time{})
+			}
+		}, true, 0, 0, true},
+		{"one line sent unquoted", func(ty *tally) {
+			for _, l := range ls[1:] {
+				ty.addMessage(quote(l), time.Time{})
+			}
+			ty.addMessage(ls[0], time.Time{})
+		}, false, 1, 1, false},
+		{"one line altered inside its quotes", func(ty *tally) {
+			for _, l := range ls[1:] {
+				ty.addMessage(quote(l), time.Time{})
+			}
+			ty.addMessage(quote(bytes.Replace(ls[0], []byte(`"level":"`), []byte(`"level":"X`), 1)), time.Time{})
+		}, false, 0, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ty := newTally(exp, nil)
+			tc.feed(ty)
+			r := Result{Events: ty.events, Missing: ty.missing(), Duplicates: ty.duplicates, Unknown: ty.unknown,
+				ContentMatch: ty.digest == want && ty.events == exp.Count}
+			if r.Exact(exp) != tc.exact || r.Unknown != tc.unk || r.Missing != tc.miss || r.ContentMatch != tc.contentOK {
+				t.Fatalf("result %s, exact %t; want exact %t, unknown %d, missing %d, content match %t",
+					r, r.Exact(exp), tc.exact, tc.unk, tc.miss, tc.contentOK)
 			}
 		})
 	}
