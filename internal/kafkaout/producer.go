@@ -38,6 +38,9 @@ type Producer struct {
 	waiting     atomic.Int64
 	lastErrAt   atomic.Int64 // unix nanoseconds
 	eventsDone  chan struct{}
+	// topic is the topic of the last Produce, kept so the message can point at it: taking the address of
+	// Produce's own topic parameter would move it to the heap on every call.
+	topic atomic.Pointer[string]
 }
 
 // Option tunes a Producer.
@@ -134,7 +137,7 @@ func (pr *Producer) logs() {
 // until ctx is done. The value is copied; the caller may reuse it when Produce returns.
 func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, headers ...Header) error {
 	msg := kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+		TopicPartition: kafka.TopicPartition{Topic: pr.topicRef(topic), Partition: kafka.PartitionAny},
 		Value:          value,
 		Headers:        toKafkaHeaders(headers),
 	}
@@ -180,6 +183,17 @@ func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, hea
 		case <-wait.C:
 		}
 	}
+}
+
+// topicRef returns a pointer to a string equal to topic, allocating only when the topic differs from the
+// last one produced to (the dead-letter topic, now and then).
+func (pr *Producer) topicRef(topic string) *string {
+	if p := pr.topic.Load(); p != nil && *p == topic {
+		return p
+	}
+	t := topic
+	pr.topic.Store(&t)
+	return &t
 }
 
 // InFlight returns how many messages librdkafka holds (queued or awaiting acknowledgement).

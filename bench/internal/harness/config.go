@@ -60,6 +60,9 @@ type Config struct {
 	// ReaderArgs are extra flags for our readers (e.g. --kafka-property k=v), so that a change can be
 	// measured against the reader without it, in alternating runs.
 	ReaderArgs []string
+	// ReaderBin, when set, is a reader binary to run instead of building tasks/reader (a build of another
+	// revision, to measure a change against it).
+	ReaderBin string
 }
 
 // ParseConfig reads flags from args.
@@ -95,6 +98,7 @@ func ParseConfig(args []string, usage io.Writer) (Config, error) {
 	fs.IntVar(&c.PortBase, "port-base", 29092, "first port of the benchmark's own stack")
 	fs.BoolVar(&c.KeepStack, "keep-stack", false, "leave the benchmark's stack running at the end")
 	fs.DurationVar(&timeout, "timeout", 0, "bound on the run after the setup: peers installed, programs built (default 14m; quick 5m)")
+	fs.StringVar(&c.ReaderBin, "reader-bin", "", "run this reader binary instead of building tasks/reader (to measure another revision)")
 	fs.StringVar(&readerArgs, "reader-args", "", "extra flags for our readers, space-separated (to measure a setting against the default)")
 	fs.Usage = func() {
 		fmt.Fprintf(usage, "Usage: go run ./bench [flags]\n\nStreams the same generated events to our readers, kcat, rsyslog, syslog-ng and the OpenTelemetry\n"+

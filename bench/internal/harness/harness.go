@@ -241,13 +241,26 @@ func (h *harness) installPeers(ctx context.Context) (map[string]string, error) {
 // swap a binary in the middle of a run.
 func (h *harness) build(ctx context.Context) error {
 	dir := filepath.Join(h.root, ".cache", "bench", "bin")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "./tasks/reader", "./tasks/logsource")
+	pkgs := []string{"./tasks/reader", "./tasks/logsource"}
+	if h.cfg.ReaderBin != "" {
+		pkgs = pkgs[1:]
+	}
+	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
 	cmd.Dir = h.root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%w: go build ./tasks/reader ./tasks/logsource: %w: %s", ErrSetup, err, out)
+		return fmt.Errorf("%w: go build %s: %w: %s", ErrSetup, strings.Join(pkgs, " "), err, out)
 	}
 	h.bins = binaries{reader: filepath.Join(dir, "reader"), logsource: filepath.Join(dir, "logsource")}
+	if h.cfg.ReaderBin != "" {
+		var err error
+		if h.bins.reader, err = filepath.Abs(h.cfg.ReaderBin); err != nil {
+			return fmt.Errorf("%w: --reader-bin: %w", ErrInvalidConfig, err)
+		}
+		if _, err := os.Stat(h.bins.reader); err != nil {
+			return fmt.Errorf("%w: --reader-bin: %w", ErrInvalidConfig, err)
+		}
+	}
 	if h.cfg.runs(report.OtelCol) {
 		bin, err := h.buildOtelcol(ctx, dir)
 		if err != nil {
