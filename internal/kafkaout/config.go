@@ -82,8 +82,10 @@ func (c Config) configMap() kafka.ConfigMap {
 		"queue.buffering.max.messages": c.QueueMaxMessages,
 		"queue.buffering.max.kbytes":   c.QueueMaxKBytes,
 		"message.max.bytes":            c.MessageMaxBytes + 1024,
-		// Delivery reports carry the value back so a message that finally fails can still be dead-lettered.
-		"go.delivery.report.fields": "value",
+		// Delivery reports carry back only the key, the producer's sequence number of the message: its
+		// bytes, for a message that finally fails and must be dead-lettered, are in the ring of pending
+		// messages (see pending), so no report copies the value.
+		"go.delivery.report.fields": "key",
 		"go.events.channel.size":    10000,
 		"go.logs.channel.enable":    true,
 	} {

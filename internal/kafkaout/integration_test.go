@@ -3,6 +3,7 @@ package kafkaout
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -100,10 +101,13 @@ func TestIntegrationProduceReportsEveryDelivery(t *testing.T) {
 
 	var mu sync.Mutex
 	delivered, failed := 0, 0
-	// A tiny local queue forces Produce through its wait-for-room path.
-	p, err := New(Config{Connection: Connection{Brokers: bootstrap, SecurityProtocol: Plaintext}, QueueMaxMessages: 100}, func(_ string, _ []byte, err error) {
+	seen := make(map[string]int)
+	// A tiny local queue forces Produce through its wait-for-room path (and the ring of pending messages,
+	// sized from it, through its full path as reports arrive out of order across the two partitions).
+	p, err := New(Config{Connection: Connection{Brokers: bootstrap, SecurityProtocol: Plaintext}, QueueMaxMessages: 100}, func(_ string, v []byte, err error) {
 		mu.Lock()
 		defer mu.Unlock()
+		seen[string(v)]++ // each report must carry its own message's bytes
 		if err != nil {
 			failed++
 		} else {
@@ -117,7 +121,7 @@ func TestIntegrationProduceReportsEveryDelivery(t *testing.T) {
 	defer cancel()
 	const n = 20000
 	for i := 0; i < n; i++ {
-		if err := p.Produce(ctx, topic, []byte(`{"n":1}`)); err != nil {
+		if err := p.Produce(ctx, topic, []byte(fmt.Sprintf(`{"n":%d}`, i))); err != nil {
 			t.Fatalf("Produce #%d: %v", i, err)
 		}
 	}
@@ -128,10 +132,77 @@ func TestIntegrationProduceReportsEveryDelivery(t *testing.T) {
 	if delivered != n || failed != 0 {
 		t.Fatalf("delivered=%d failed=%d, want %d and 0", delivered, failed, n)
 	}
+	for i := 0; i < n; i++ {
+		if v := fmt.Sprintf(`{"n":%d}`, i); seen[v] != 1 {
+			t.Fatalf("the value %s came back in %d delivery reports, want 1", v, seen[v])
+		}
+	}
 	if err := p.Produce(ctx, topic, []byte("x")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Produce after Close = %v, want ErrClosed", err)
 	}
 	if got := len(kafkatest.ReadAll(t, bootstrap, topic, n, time.Minute)); got != n {
 		t.Fatalf("topic holds %d messages, want %d", got, n)
+	}
+}
+
+// A message librdkafka finally gives up on comes back with its own bytes, for the caller to keep (the
+// pipeline dead-letters them): here every message times out against a port where no broker listens.
+func TestIntegrationFailedDeliveryReturnsTheValue(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	var mu sync.Mutex
+	var kept [][]byte
+	reported := make(chan struct{}, 64)
+	p, err := New(Config{Connection: Connection{Brokers: addr, SecurityProtocol: Plaintext},
+		Overrides: map[string]string{"message.timeout.ms": "300"}}, func(_ string, v []byte, err error) {
+		if err == nil {
+			t.Errorf("delivery of %q to a port without a broker reported success", v)
+		}
+		mu.Lock()
+		kept = append(kept, v) // kept past the call: a failed message's bytes are the caller's
+		mu.Unlock()
+		reported <- struct{}{}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 20
+	for i := range n {
+		if err := p.Produce(ctx, "nowhere", []byte(fmt.Sprintf("line %02d", i))); err != nil {
+			t.Fatalf("Produce #%d: %v", i, err)
+		}
+	}
+	for range n {
+		select {
+		case <-reported:
+		case <-ctx.Done():
+			t.Fatalf("only %d of %d failed deliveries reported", len(kept), n)
+		}
+	}
+	// More messages after the failures reuse the ring's room; the kept bytes must not change under them.
+	for i := range n {
+		if err := p.Produce(ctx, "nowhere", []byte("overwrite?")); err != nil {
+			t.Fatalf("Produce #%d: %v", i, err)
+		}
+	}
+	p.Flush(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	got := make(map[string]bool)
+	for _, v := range kept[:n] {
+		got[string(v)] = true
+	}
+	for i := range n {
+		if v := fmt.Sprintf("line %02d", i); !got[v] {
+			t.Errorf("no failed report carried %q; reports: %q", v, kept[:n])
+		}
 	}
 }

@@ -16,7 +16,9 @@ import (
 
 // DeliveryFunc is called once per produced message, from the producer's event goroutine, when the broker
 // acknowledged it (err == nil) or librdkafka gave up on it (err != nil, e.g. message timeout or purge on
-// close). value is the message's bytes. It must not block for long.
+// close). value is the message's bytes: for a delivered message they are valid only during the call (they
+// live in the producer's ring of pending messages); for a failed one they are the caller's to keep. It must
+// not block for long.
 type DeliveryFunc func(topic string, value []byte, err error)
 
 // Producer is safe for concurrent use.
@@ -26,6 +28,7 @@ type Producer struct {
 	report   DeliveryFunc
 	log      *slog.Logger
 	space    chan struct{} // pinged after deliveries: the local queue may have room again
+	pending  *pending      // the bytes of every message not yet reported on (see pending)
 	wg       sync.WaitGroup
 	closed   atomic.Bool
 	errs     clientErrors // the client-level errors that explain failed calls
@@ -61,7 +64,8 @@ func New(cfg Config, report DeliveryFunc, opts ...Option) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka producer (%s): %w", cfg, err)
 	}
-	pr := &Producer{cfg: cfg, p: kp, report: report, log: cfg.Logger, space: make(chan struct{}, 1), eventsDone: make(chan struct{})}
+	pr := &Producer{cfg: cfg, p: kp, report: report, log: cfg.Logger, space: make(chan struct{}, 1), eventsDone: make(chan struct{}),
+		pending: newPending(pendingBytes(cfg), cfg.QueueMaxMessages+cfg.QueueMaxMessages/4)}
 	for _, o := range opts {
 		o(pr)
 	}
@@ -80,18 +84,7 @@ func (pr *Producer) events() {
 	for ev := range pr.p.Events() {
 		switch e := ev.(type) {
 		case *kafka.Message:
-			pr.queuedBytes.Add(-int64(len(e.Value)))
-			var err error
-			if e.TopicPartition.Error != nil {
-				err = e.TopicPartition.Error
-			}
-			topic := ""
-			if e.TopicPartition.Topic != nil {
-				topic = *e.TopicPartition.Topic
-			}
-			if pr.report != nil {
-				pr.report(topic, e.Value, err)
-			}
+			pr.delivered(e)
 			select {
 			case pr.space <- struct{}{}:
 			default:
@@ -99,6 +92,42 @@ func (pr *Producer) events() {
 		case kafka.Error:
 			pr.clientError(e)
 		}
+	}
+}
+
+// delivered hands one delivery report to the DeliveryFunc with the message's bytes from the ring, and
+// frees them. A failed message's bytes are copied and freed before the call, so the caller can keep them
+// and its own dead-letter attempt through this producer finds their room free.
+func (pr *Producer) delivered(e *kafka.Message) {
+	var err error
+	if e.TopicPartition.Error != nil {
+		err = e.TopicPartition.Error
+	}
+	topic := ""
+	if e.TopicPartition.Topic != nil {
+		topic = *e.TopicPartition.Topic
+	}
+	seq, ok := seqOf(e.Key)
+	var value []byte
+	if ok {
+		value, ok = pr.pending.value(seq)
+	}
+	pr.queuedBytes.Add(-int64(len(value)))
+	if !ok {
+		// Every message this producer sends carries its sequence; a report without one is a bug, and
+		// the ledger still hears of the message.
+		pr.log.Error("kafka delivery report for a message the producer does not hold", "topic", topic, "key_bytes", len(e.Key))
+	}
+	if err != nil && ok {
+		value = append([]byte(nil), value...)
+		pr.pending.settle(seq)
+		ok = false
+	}
+	if pr.report != nil {
+		pr.report(topic, value, err)
+	}
+	if ok {
+		pr.pending.settle(seq)
 	}
 }
 
@@ -134,36 +163,52 @@ func (pr *Producer) logs() {
 }
 
 // Produce enqueues value for topic. While the local queue is full it waits for deliveries to make room,
-// until ctx is done. The value is copied; the caller may reuse it when Produce returns.
+// until ctx is done. The value is copied; the caller may reuse it when Produce returns. The message's key
+// is the producer's own 8-byte sequence number (see pending): consumers of the topic should ignore keys.
 func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, headers ...Header) error {
 	msg := kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: pr.topicRef(topic), Partition: kafka.PartitionAny},
 		Value:          value,
 		Headers:        toKafkaHeaders(headers),
 	}
-	var wait *time.Timer
-	waiting := false
+	var (
+		wait     *time.Timer
+		waiting  bool
+		seq      uint64
+		reserved bool
+	)
 	defer func() {
 		if waiting {
 			pr.waiting.Add(-1)
 		}
+		if wait != nil {
+			wait.Stop()
+		}
 	}()
 	for {
 		if pr.closed.Load() {
-			return ErrClosed
+			return pr.abandon(seq, reserved, ErrClosed)
 		}
-		// Counted before the call: the delivery report that subtracts it may arrive before Produce returns.
-		pr.queuedBytes.Add(int64(len(value)))
-		err := pr.p.Produce(&msg, nil)
-		if err == nil {
-			return nil
+		if !reserved {
+			var err error
+			if seq, msg.Key, reserved, err = pr.pending.reserve(value); err != nil {
+				return fmt.Errorf("producing to %s: %d bytes: %w", topic, len(value), err)
+			}
 		}
-		pr.queuedBytes.Add(-int64(len(value)))
-		if !isQueueFull(err) {
-			return fmt.Errorf("producing to %s: %w", topic, err)
+		if reserved {
+			// Counted before the call: the delivery report that subtracts it may arrive before Produce returns.
+			pr.queuedBytes.Add(int64(len(value)))
+			err := pr.p.Produce(&msg, nil)
+			if err == nil {
+				return nil
+			}
+			pr.queuedBytes.Add(-int64(len(value)))
+			if !isQueueFull(err) {
+				return pr.abandon(seq, reserved, fmt.Errorf("producing to %s: %w", topic, err))
+			}
 		}
 		if fe := pr.fatalErr.Load(); fe != nil {
-			return fmt.Errorf("producing to %s: producer failed: %w", topic, *fe)
+			return pr.abandon(seq, reserved, fmt.Errorf("producing to %s: producer failed: %w", topic, *fe))
 		}
 		// The queue is full: wait for a delivery (or a short tick, in case the ping was taken by another caller).
 		if !waiting {
@@ -172,17 +217,32 @@ func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, hea
 		}
 		if wait == nil {
 			wait = time.NewTimer(10 * time.Millisecond)
-			defer wait.Stop()
 		} else {
 			wait.Reset(10 * time.Millisecond)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("producing to %s: local queue full: %w", topic, context.Cause(ctx))
+			return pr.abandon(seq, reserved, fmt.Errorf("producing to %s: local queue full: %w", topic, context.Cause(ctx)))
 		case <-pr.space:
 		case <-wait.C:
 		}
 	}
+}
+
+// abandon frees the ring's copy of a message librdkafka never took, and returns err.
+func (pr *Producer) abandon(seq uint64, reserved bool, err error) error {
+	if reserved {
+		pr.pending.settle(seq)
+	}
+	return err
+}
+
+// pendingBytes sizes the ring of pending messages: librdkafka's own bound plus a quarter, so that reports
+// arriving out of order seldom make the ring, rather than the local queue, the limit; and at least room for
+// the largest message twice.
+func pendingBytes(cfg Config) int {
+	b := cfg.QueueMaxKBytes << 10
+	return max(b+b/4, 2*(cfg.MessageMaxBytes+1024))
 }
 
 // topicRef returns a pointer to a string equal to topic, allocating only when the topic differs from the

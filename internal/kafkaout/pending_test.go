@@ -1,0 +1,119 @@
+package kafkaout
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestPendingHoldsEveryValueUntilSettled(t *testing.T) {
+	r := newPending(1024, 16)
+	var seqs []uint64
+	for i := range 10 {
+		v := []byte(fmt.Sprintf("line %d", i))
+		seq, key, ok, err := r.reserve(v)
+		if err != nil || !ok {
+			t.Fatalf("reserve %d: ok %t, err %v", i, ok, err)
+		}
+		if got, ok := seqOf(key); !ok || got != seq {
+			t.Fatalf("key %x reads back as %d, %t; want %d", key, got, ok, seq)
+		}
+		seqs = append(seqs, seq)
+	}
+	// Settle out of order, as reports from different partitions arrive: every other value must stay intact.
+	for _, i := range []int{3, 0, 9, 5} {
+		r.settle(seqs[i])
+		if _, ok := r.value(seqs[i]); ok {
+			t.Errorf("value of settled sequence %d still returned", seqs[i])
+		}
+	}
+	for i, seq := range seqs {
+		if i == 3 || i == 0 || i == 9 || i == 5 {
+			continue
+		}
+		v, ok := r.value(seq)
+		if want := fmt.Sprintf("line %d", i); !ok || string(v) != want {
+			t.Errorf("value(%d) = %q, %t; want %q", seq, v, ok, want)
+		}
+	}
+	if r.head != 1 {
+		t.Errorf("head = %d: only sequence 0 was settled with nothing older unsettled, so head should be 1", r.head)
+	}
+	for _, seq := range seqs {
+		r.settle(seq)
+		r.settle(seq) // twice is harmless
+	}
+	if r.head != r.tail || r.headPos != r.tailPos {
+		t.Errorf("after settling everything: head %d tail %d, positions %d %d", r.head, r.tail, r.headPos, r.tailPos)
+	}
+}
+
+func TestPendingFullAndWrap(t *testing.T) {
+	tests := []struct {
+		name        string
+		arena, msgs int
+		values      []int // lengths reserved in order
+		wantFullAt  int   // index of the first reserve that finds the ring full; -1 for none
+	}{
+		{"slots run out first", 1 << 10, 4, []int{10, 10, 10, 10, 10}, 4},
+		{"bytes run out first", 64, 64, []int{20, 20, 20}, 2}, // 8-byte key + 20, aligned: 32 bytes each
+		{"everything fits", 1 << 10, 8, []int{100, 100, 100}, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newPending(tt.arena, tt.msgs)
+			full := -1
+			for i, n := range tt.values {
+				_, _, ok, err := r.reserve(make([]byte, n))
+				if err != nil {
+					t.Fatalf("reserve %d: %v", i, err)
+				}
+				if !ok {
+					full = i
+					break
+				}
+			}
+			if full != tt.wantFullAt {
+				t.Errorf("first full reserve at %d, want %d", full, tt.wantFullAt)
+			}
+		})
+	}
+
+	// A value that does not fit before the arena's end starts the next lap, whole, once the oldest entry
+	// leaves room there.
+	r := newPending(96, 8)
+	a, _, _, _ := r.reserve(bytes.Repeat([]byte("a"), 40)) // 48 bytes at 0
+	b, _, _, _ := r.reserve(bytes.Repeat([]byte("b"), 20)) // 32 bytes at 48: 80 used
+	if _, _, ok, _ := r.reserve(bytes.Repeat([]byte("c"), 30)); ok {
+		t.Fatal("38 bytes fitted into the 16 left before the end while the start is taken")
+	}
+	r.settle(a)
+	c, _, ok, _ := r.reserve(bytes.Repeat([]byte("c"), 30))
+	if !ok {
+		t.Fatal("38 bytes did not fit at the start of the next lap once the oldest entry was settled")
+	}
+	for seq, want := range map[uint64]string{b: string(bytes.Repeat([]byte("b"), 20)), c: string(bytes.Repeat([]byte("c"), 30))} {
+		if v, ok := r.value(seq); !ok || string(v) != want {
+			t.Errorf("value(%d) = %q, %t; want %q", seq, v, ok, want)
+		}
+	}
+
+	if _, _, _, err := r.reserve(make([]byte, 100)); !errors.Is(err, errTooLarge) {
+		t.Errorf("a value larger than the arena: err %v, want errTooLarge", err)
+	}
+	// Emptied, the ring takes a value as large as it is (less its key).
+	r.settle(b)
+	r.settle(c)
+	if _, _, ok, err := r.reserve(make([]byte, 96-keyBytes)); !ok || err != nil {
+		t.Errorf("a whole-arena value into the empty ring: ok %t, err %v", ok, err)
+	}
+}
+
+func TestSeqOfRejectsForeignKeys(t *testing.T) {
+	for _, k := range [][]byte{nil, []byte("short"), make([]byte, 9)} {
+		if _, ok := seqOf(k); ok {
+			t.Errorf("seqOf(%x) accepted a key that is not a sequence", k)
+		}
+	}
+}
