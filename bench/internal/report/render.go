@@ -128,7 +128,7 @@ func Markdown(w io.Writer, r Results, command string) {
 	p("event checked (id once, bytes unchanged). The contenders run interleaved, %d rounds; each row is a contender's\n", r.Rounds)
 	p("median round, with the slowest and fastest round beside it, and a contender is exact only if every round was.\n")
 	if _, ok := r.row(OtelCol); ok {
-		p("The OpenTelemetry Collector's raw encoding writes each line as a JSON string (its tcplog receiver makes text\n")
+		p("The OpenTelemetry Collector's raw encoding writes each line as a JSON string (its tcp_log receiver makes text\n")
 		p("bodies); the check decodes that string and then holds it to the same test.\n")
 	}
 	p("\n")
