@@ -87,6 +87,9 @@ func (c Config) configMap() kafka.ConfigMap {
 		// messages (see pending), so no report copies the value.
 		"go.delivery.report.fields": "key",
 		"go.events.channel.size":    10000,
+		// Produce hands messages to librdkafka directly; the binding's produce channel, 1,000,000 entries
+		// by default, would only be allocated and scanned by the garbage collector.
+		"go.produce.channel.size": 0,
 		"go.logs.channel.enable":    true,
 	} {
 		m[k] = v
