@@ -208,6 +208,11 @@ func (h *harness) runTrial(ctx context.Context, spec trialSpec) (res trialResult
 		case <-tctx.Done():
 			return res, fmt.Errorf("%s did not finish within %v: %w; see %s", c.Label, h.trialTimeout(spec), tctx.Err(), dir)
 		}
+		if waited != nil && sp.cmd.ProcessState == nil {
+			// The contender failed (a bad flag, a refused setting): the source would wait for it until the
+			// trial's timeout.
+			stopProcess(sp.cmd, time.Second)
+		}
 		res.source, res.start, err = sp.wait(tctx)
 		if err != nil {
 			return res, err
