@@ -19,7 +19,7 @@ type Config struct {
 	// Quick is the small mode that make test runs: few events, a short stall, no micro-benchmarks, and a
 	// failure only on correctness.
 	Quick bool
-	// Events is how many events each contender carries in the throughput phase (default 2,000,000).
+	// Events is how many events each contender carries in the throughput phase (default 1,000,000).
 	Events uint64
 	// Rounds is how many times the throughput phase runs every contender, interleaved (default 3; quick 1):
 	// the machine is shared and noisy, so each row reports the median round and the spread.
@@ -78,7 +78,7 @@ func ParseConfig(args []string, usage io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(usage)
 	fs.BoolVar(&c.Quick, "quick", false, "small run for make test (20k events, 3 s stall): fails only on correctness")
-	fs.Uint64Var(&events, "events", 0, "events per contender in the throughput phase (default 2000000; quick 20000)")
+	fs.Uint64Var(&events, "events", 0, "events per contender in the throughput phase (default 1000000; quick 20000)")
 	fs.IntVar(&c.Rounds, "rounds", 0, "throughput rounds, contenders interleaved; each row is the median round (default 3; quick 1)")
 	fs.Int64Var(&c.Seed, "seed", 42, "seed of the generated events")
 	fs.StringVar(&start, "start", "2026-11-25T00:00:00Z", "timestamp of the first generated event (RFC 3339)")
@@ -130,7 +130,7 @@ func ParseConfig(args []string, usage io.Writer) (Config, error) {
 		}
 		return full
 	}
-	c.Events = pick(events, 2_000_000, 20_000)
+	c.Events = pick(events, 1_000_000, 20_000)
 	if c.Rounds <= 0 {
 		c.Rounds = int(pick(0, 3, 1))
 	}
