@@ -90,7 +90,7 @@ func (c Config) configMap() kafka.ConfigMap {
 		// Produce hands messages to librdkafka directly; the binding's produce channel, 1,000,000 entries
 		// by default, would only be allocated and scanned by the garbage collector.
 		"go.produce.channel.size": 0,
-		"go.logs.channel.enable":    true,
+		"go.logs.channel.enable":  true,
 	} {
 		m[k] = v
 	}
