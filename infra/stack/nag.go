@@ -48,6 +48,21 @@ func (p *Pipeline) Suppressions(props Props) []Suppression {
 				"permissions; image pulls and log writes are scoped to the image repository and the log group.",
 		},
 	}
+	where := nagToken(p.Stack.Region(), "<AWS::Region>") + ":" + nagToken(p.Stack.Account(), "<AWS::AccountId>")
+	out = append(out, Suppression{
+		Path: MwaaPolicyID, ID: "AwsSolutions-IAM5",
+		AppliesTo: []string{
+			"Resource::arn:<AWS::Partition>:ecs:" + where + ":task-definition/" + *p.TaskDefinition.Family() + ":*",
+			"Resource::arn:<AWS::Partition>:ecs:" + where + ":task/<" + p.clusterLogicalID() + ">/*",
+			"Resource::*",
+			"Resource::arn:<AWS::Partition>:logs:" + where + ":log-group:<" + p.logicalID(p.ReaderLogs) +
+				">:log-stream:" + ContainerName + "/*",
+		},
+		Reason: "The MWAA policy runs any revision of the reader's task definition family (each deploy adds one), " +
+			"in this cluster only; watches and stops tasks whose ids are not known in advance, in this cluster " +
+			"only; lists tasks with the cluster as condition (ListTasks has no task-level resource); and reads " +
+			"only the reader's log streams, whose names end in the task id.",
+	})
 	for _, fn := range []string{"Health", "Bootstrap"} {
 		out = append(out, Suppression{
 			Path: fn + "/ServiceRole", ID: "AwsSolutions-IAM4", AppliesTo: []string{lambdaBasicPolicy, lambdaVPCPolicy},
@@ -104,8 +119,21 @@ func (p *Pipeline) Suppressions(props Props) []Suppression {
 	return out
 }
 
+// nagToken is how cdk-nag writes a value in a finding: a deploy-time token as its placeholder, a value the
+// stack was given (an explicit region or account) as itself.
+func nagToken(v *string, placeholder string) string {
+	if *awscdk.Token_IsUnresolved(v) {
+		return placeholder
+	}
+	return *v
+}
+
 func (p *Pipeline) clusterLogicalID() string {
-	return *p.Stack.GetLogicalId(p.Cluster.Node().DefaultChild().(awscdk.CfnElement))
+	return p.logicalID(p.Cluster)
+}
+
+func (p *Pipeline) logicalID(c constructs.IConstruct) string {
+	return *p.Stack.GetLogicalId(c.Node().DefaultChild().(awscdk.CfnElement))
 }
 
 func addNagSuppressions(s awscdk.Stack, p *Pipeline, props Props) {

@@ -19,6 +19,8 @@ func newOutputs(s awscdk.Stack, p *Pipeline) {
 	out("ExecutionRoleArn", "Reader execution role (iam:PassRole too)", p.TaskDefinition.ExecutionRole().RoleArn())
 	out("ReaderLogGroup", "Log group of the reader (stream prefix \"reader\"): JSON logs and the run summary", p.ReaderLogs.LogGroupName())
 	out("ContainerName", "Container to override when running the task", jsii.String(ContainerName))
+	out("MwaaPolicyArn", "Managed policy to attach to the MWAA execution role: runs the reader's task from the DAG",
+		newMwaaPolicy(s, p).ManagedPolicyArn())
 
 	var subnets []string
 	for _, sn := range *p.Vpc.SelectSubnets(privateSubnets()).SubnetIds {
