@@ -4,15 +4,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 
 	"github.com/mwaa-kafka/pipeline/infra/stack"
 	"github.com/mwaa-kafka/pipeline/internal/pipeline"
 	"github.com/mwaa-kafka/pipeline/internal/readerspec"
+	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 	"github.com/mwaa-kafka/pipeline/internal/tcpin"
 )
 
@@ -153,6 +159,7 @@ func TestReaderContract(t *testing.T) {
 				t.Errorf("metrics address = %q, want %q (the port ECS and the load balancer probe)", cfg.MetricsAddr, want)
 			}
 			tt.check(t, cfg)
+			assertContainerRunsAsImage(t, tmpl, cfg)
 		})
 	}
 
@@ -171,4 +178,90 @@ func TestReaderContract(t *testing.T) {
 			t.Errorf("scheduled run: bounded %v, duration %v; want a 4m bounded run", cfg.Bounded(), cfg.Duration)
 		}
 	})
+}
+
+// containerDef returns the reader's container definition as the template sets it.
+func containerDef(t *testing.T, tmpl assertions.Template) map[string]any {
+	t.Helper()
+	for _, td := range resources(tmpl, "AWS::ECS::TaskDefinition") {
+		containers, _ := props(td)["ContainerDefinitions"].([]any)
+		for _, c := range containers {
+			if cd, _ := c.(map[string]any); cd["Name"] == stack.ContainerName {
+				return cd
+			}
+		}
+	}
+	t.Fatalf("no container %s", stack.ContainerName)
+	return nil
+}
+
+// dockerfileRuntime reads the runtime stage's USER and HEALTHCHECK command (exec form) of the reader's
+// Dockerfile.
+func dockerfileRuntime(t *testing.T) (user string, health []string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(stacktest.RepoRoot(t), "tasks/reader/Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.ReplaceAll(string(b), "\\\n", " "), "\n") {
+		instr, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+		switch instr {
+		case "USER":
+			user = strings.TrimSpace(rest)
+		case "HEALTHCHECK":
+			_, cmd, ok := strings.Cut(rest, " CMD ")
+			if !ok {
+				t.Fatalf("HEALTHCHECK %q has no exec-form CMD", rest)
+			}
+			if err := json.Unmarshal([]byte(strings.TrimSpace(cmd)), &health); err != nil {
+				t.Fatalf("HEALTHCHECK CMD %q: %v", cmd, err)
+			}
+		}
+	}
+	if user == "" || len(health) == 0 {
+		t.Fatalf("Dockerfile: USER %q, HEALTHCHECK %v: want both", user, health)
+	}
+	return user, health
+}
+
+// assertContainerRunsAsImage checks the task definition against the image and the reader: a read-only root
+// filesystem (the reader, as configured, writes no file), the image's non-root user, the image's health
+// check probing the address and path the reader serves, and a stop timeout that covers the reader's drain.
+func assertContainerRunsAsImage(t *testing.T, tmpl assertions.Template, cfg pipeline.Config) {
+	t.Helper()
+	cd := containerDef(t, tmpl)
+	if cd["ReadonlyRootFilesystem"] != true {
+		t.Errorf("ReadonlyRootFilesystem = %v, want true", cd["ReadonlyRootFilesystem"])
+	}
+	if cfg.DLQFile != "" || cfg.SummaryFile != "" {
+		t.Errorf("the reader writes files (dlq file %q, summary file %q) on a read-only root filesystem", cfg.DLQFile, cfg.SummaryFile)
+	}
+	if mp, _ := cd["MountPoints"].([]any); len(mp) > 0 {
+		t.Errorf("mount points %v: the reader needs no writable path", mp)
+	}
+	user, health := dockerfileRuntime(t)
+	if cd["User"] != user || cd["User"] != stack.ReaderUser {
+		t.Errorf("container User = %v, Dockerfile USER %q, stack.ReaderUser %q: want all equal", cd["User"], user, stack.ReaderUser)
+	}
+	if uid, _, _ := strings.Cut(user, ":"); uid == "0" || uid == "root" {
+		t.Errorf("the container runs as %q", user)
+	}
+
+	hc, _ := cd["HealthCheck"].(map[string]any)
+	cmd := strs(hc["Command"])
+	if want := append([]string{"CMD"}, health...); !slices.Equal(cmd, want) {
+		t.Errorf("health check %v, Dockerfile HEALTHCHECK %v", cmd, want)
+	}
+	_, port, err := net.SplitHostPort(cfg.MetricsAddr)
+	if err != nil {
+		t.Fatalf("reader metrics address %q: %v", cfg.MetricsAddr, err)
+	}
+	if url := "http://127.0.0.1:" + port + readerspec.HealthPath; !slices.Contains(cmd, url) {
+		t.Errorf("health check %v does not probe %s, where the reader (--metrics-addr %s) serves health", cmd, url, cfg.MetricsAddr)
+	}
+
+	// After the drain the reader flushes and closes; 10s of slack keeps SIGKILL from cutting that short.
+	if stop := stopTimeout(t, tmpl); stop < cfg.DrainTimeout+10*time.Second || stop > 120*time.Second {
+		t.Errorf("StopTimeout %s, reader drain timeout %s: want drain + 10s <= stop timeout <= 120s (Fargate's limit)", stop, cfg.DrainTimeout)
+	}
 }

@@ -13,6 +13,10 @@ import (
 	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 )
 
+// ReaderUser is the numeric uid:gid the reader's container runs as: tasks/reader/Dockerfile's USER (the
+// distroless image's "nonroot"). The task definition names it too, so ECS enforces it whatever the image says.
+const ReaderUser = "65532:65532"
+
 // imageContext lists what the reader image's build needs from the repository; everything else (the
 // download cache, build output, the DAG, docs) stays out of the asset and out of its hash.
 var imageContext = []string{"*", "!go.mod", "!go.sum", "!internal/", "!tasks/"}
@@ -63,6 +67,10 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 			Platform:   awsecrassets.Platform_LINUX_AMD64(),
 		}),
 		Essential: jsii.Bool(true),
+		// The reader writes no file (dead letters go to a topic, the summary to stdout), so nothing in the
+		// image is writable, and it runs as the image's unprivileged user.
+		ReadonlyRootFilesystem: jsii.Bool(true),
+		User:                   jsii.String(ReaderUser),
 		// Configuration only: the Kafka credentials are read from the secret at run time by the reader.
 		Environment: &env,
 		// The reader's TLS certificate and key (and the CA that verifies clients) from their own secret, as
