@@ -278,6 +278,10 @@ def airflow_dags_test(extra_env: Mapping[str, str], timeout: float = 420) -> Dag
     logical_date = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=5 * next(_logical_dates))
     env = os.environ.copy()
     env.update(extra_env)
+    # Airflow's DAG processor and task runner put the DAG folder (the bundle root) on sys.path, so the DAG
+    # file imports its log_pipeline package; Airflow 3.0's `airflow dags test` parses in-process without
+    # doing so (3.3 does), so the folder is put on the path here as the processor would.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(DAGS), env.get("PYTHONPATH", "")) if p)
     result = subprocess.run(
         [str(AIRFLOW_BIN), "dags", "test", DAG_ID, logical_date.isoformat()],
         env=env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO),
