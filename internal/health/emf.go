@@ -1,7 +1,6 @@
 package health
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -23,36 +22,17 @@ const (
 	ServiceDimension = "log-pipeline"
 )
 
-type emfMetric struct {
-	Name string `json:"Name"`
-	Unit string `json:"Unit"`
-}
-
-type emfDirective struct {
-	Namespace  string      `json:"Namespace"`
-	Dimensions [][]string  `json:"Dimensions"`
-	Metrics    []emfMetric `json:"Metrics"`
-}
-
-type emfMeta struct {
-	Timestamp         int64          `json:"Timestamp"`
-	CloudWatchMetrics []emfDirective `json:"CloudWatchMetrics"`
-}
-
 // WriteEMF writes v as Embedded Metric Format lines, one for the verdict and one per check. Lambda sends
 // stdout to CloudWatch Logs, which turns these lines into metrics without an API call or extra permission.
 func WriteEMF(w io.Writer, namespace string, v Verdict) error {
-	ts := v.CheckedAt.UnixMilli()
-	enc := json.NewEncoder(w)
-
-	summary := map[string]any{
-		"Service":      ServiceDimension,
-		MetricHealthOK: boolMetric(v.OK),
+	summary := cwmetric.Record{
+		Namespace:  namespace,
+		Time:       v.CheckedAt,
+		Dimensions: map[string]string{"Service": ServiceDimension},
+		Metrics:    []cwmetric.Metric{{Name: MetricHealthOK, Unit: "Count", Value: boolMetric(v.OK)}},
 	}
-	metrics := []emfMetric{{Name: MetricHealthOK, Unit: "Count"}}
 	if v.DeadLetterMessages != nil {
-		summary[MetricDeadLetterMessages] = *v.DeadLetterMessages
-		metrics = append(metrics, emfMetric{Name: MetricDeadLetterMessages, Unit: "Count"})
+		summary.Metrics = append(summary.Metrics, cwmetric.Metric{Name: MetricDeadLetterMessages, Unit: "Count", Value: float64(*v.DeadLetterMessages)})
 	}
 	if v.ClickHouse != nil {
 		// The dashboard's last stage of the flow: what ClickHouse's Kafka engine has consumed, and the rows
@@ -61,41 +41,35 @@ func WriteEMF(w io.Writer, namespace string, v Verdict) error {
 		for _, c := range v.ClickHouse.Consumers {
 			read += c.MessagesRead
 		}
-		summary[cwmetric.ClickHouseMessagesRead] = read
-		summary[cwmetric.ClickHouseErrorRows] = v.ClickHouse.ErrorRows
-		metrics = append(metrics, emfMetric{Name: cwmetric.ClickHouseMessagesRead, Unit: "Count"},
-			emfMetric{Name: cwmetric.ClickHouseErrorRows, Unit: "Count"})
+		summary.Metrics = append(summary.Metrics,
+			cwmetric.Metric{Name: cwmetric.ClickHouseMessagesRead, Unit: "Count", Value: float64(read)},
+			cwmetric.Metric{Name: cwmetric.ClickHouseErrorRows, Unit: "Count", Value: float64(v.ClickHouse.ErrorRows)})
 	}
-	summary["_aws"] = emfMeta{Timestamp: ts, CloudWatchMetrics: []emfDirective{{
-		Namespace: namespace, Dimensions: [][]string{{"Service"}}, Metrics: metrics,
-	}}}
-	if err := enc.Encode(summary); err != nil {
+	if err := cwmetric.Write(w, summary); err != nil {
 		return fmt.Errorf("writing health metrics: %w", err)
 	}
 
 	for _, r := range v.Checks {
-		line := map[string]any{
-			"Service":          ServiceDimension,
-			"Check":            r.Name,
-			MetricCheckOK:      boolMetric(r.OK),
-			MetricCheckLatency: r.LatencyMS,
-			"_aws": emfMeta{Timestamp: ts, CloudWatchMetrics: []emfDirective{{
-				Namespace:  namespace,
-				Dimensions: [][]string{{"Service", "Check"}},
-				Metrics:    []emfMetric{{Name: MetricCheckOK, Unit: "Count"}, {Name: MetricCheckLatency, Unit: "Milliseconds"}},
-			}}},
+		line := cwmetric.Record{
+			Namespace:  namespace,
+			Time:       v.CheckedAt,
+			Dimensions: map[string]string{"Service": ServiceDimension, "Check": r.Name},
+			Metrics: []cwmetric.Metric{
+				{Name: MetricCheckOK, Unit: "Count", Value: boolMetric(r.OK)},
+				{Name: MetricCheckLatency, Unit: "Milliseconds", Value: float64(r.LatencyMS)},
+			},
 		}
 		if r.Error != "" {
-			line["error"] = r.Error
+			line.Properties = map[string]any{"error": r.Error}
 		}
-		if err := enc.Encode(line); err != nil {
+		if err := cwmetric.Write(w, line); err != nil {
 			return fmt.Errorf("writing metrics of check %s: %w", r.Name, err)
 		}
 	}
 	return nil
 }
 
-func boolMetric(ok bool) int {
+func boolMetric(ok bool) float64 {
 	if ok {
 		return 1
 	}
