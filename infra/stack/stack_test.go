@@ -278,25 +278,14 @@ func TestListenModeWithLoadBalancer(t *testing.T) {
 // TestExistingVpc checks that a vpcId is used instead of creating a VPC. The lookup is answered from the
 // context as the CLI would have cached it, so the test runs offline.
 func TestExistingVpc(t *testing.T) {
-	lookup := "vpc-provider:account=123456789012:filter.vpc-id=vpc-0123456789abcdef0:region=us-east-1:returnAsymmetricSubnets=true"
-	p, tmpl := synth(t, map[string]any{"vpcId": "vpc-0123456789abcdef0", lookup: map[string]any{
-		"vpcId":             "vpc-0123456789abcdef0",
-		"vpcCidrBlock":      "10.20.0.0/16",
-		"availabilityZones": []any{},
-		"subnetGroups": []any{map[string]any{
-			"name": "private", "type": "Private",
-			"subnets": []any{
-				map[string]any{"subnetId": "subnet-0123456789abcdef1", "cidr": "10.20.1.0/24", "availabilityZone": "us-east-1a", "routeTableId": "rtb-0123456789abcdef1"},
-				map[string]any{"subnetId": "subnet-0123456789abcdef2", "cidr": "10.20.2.0/24", "availabilityZone": "us-east-1b", "routeTableId": "rtb-0123456789abcdef2"},
-			},
-		}},
-	}})
+	lookup, cached := stack.ExampleVpcLookup()
+	p, tmpl := synth(t, map[string]any{"vpcId": stack.ExampleVpcID, lookup: cached})
 	tmpl.ResourceCountIs(jsii.String("AWS::EC2::VPC"), jsii.Number(0))
 	tmpl.ResourceCountIs(jsii.String("AWS::EC2::NatGateway"), jsii.Number(0))
 	if outs := tmpl.FindOutputs(jsii.String("NatGatewayPublicIps"), nil); len(*outs) != 0 {
 		t.Errorf("an existing VPC's NAT addresses are not the stack's to output: %v", *outs)
 	}
-	tmpl.HasResourceProperties(jsii.String("AWS::EC2::SecurityGroup"), map[string]any{"VpcId": "vpc-0123456789abcdef0"})
+	tmpl.HasResourceProperties(jsii.String("AWS::EC2::SecurityGroup"), map[string]any{"VpcId": stack.ExampleVpcID})
 	tmpl.HasOutput(jsii.String("Subnets"), map[string]any{"Value": "subnet-0123456789abcdef1,subnet-0123456789abcdef2"})
 	assertSecretAccess(t, tmpl, map[string]int{"MWAA_Secrets": 3})
 	assertNoNagFindings(t, p)
