@@ -20,7 +20,7 @@ demo: ## Run the pipeline on the local stack: log source -> reader -> Kafka -> C
 	dev/demo.sh
 
 .PHONY: test
-test: ## Every check, fastest first: build + vet, Go unit and integration tests (real Kafka/moto/ClickHouse), golangci-lint + govulncheck, DAG under real Airflow, CDK synth, quick fault-injection/abuse suites, quick benchmark harness. Starts and stops a local stack if none runs.
+test: ## Every check, fastest first: build + vet, Go unit and integration tests (real Kafka/moto/ClickHouse), golangci-lint + govulncheck, DAG under real Airflow, CDK synth, the Lambda artifacts under the runtime interface emulator, cfn-lint on every variant, quick fault-injection/abuse suites, quick benchmark harness. Starts and stops a local stack if none runs.
 	dev/test.sh
 
 .PHONY: prereqs
@@ -57,7 +57,7 @@ chaos: ## The full fault-injection and abuse suites, on a second stack of their 
 	dev/chaos.sh
 
 .PHONY: bench
-bench: ## Side-by-side benchmark vs kcat, rsyslog, syslog-ng on its own broker (about 8 min); writes bench/results/.
+bench: ## Side-by-side benchmark vs kcat, rsyslog, syslog-ng, the OpenTelemetry Collector on its own broker (about 10 min); writes bench/results/.
 	$(GO) run ./bench --readme
 
 .PHONY: bench-quick
