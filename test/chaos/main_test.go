@@ -6,7 +6,7 @@
 // By default it runs the quick version (small counts, outages of a few seconds) that `make test` runs;
 // CHAOS_FULL=1 runs the full version (1,000,000 events, 30 s outages) that `make chaos` runs. Without
 // CHAOS_STACK_ENV the suite starts its own stack (dev/stack.sh up with STACK_DIR .cache/chaos/stack and ports
-// 39092-39094, 35000, 38123) and stops it at the end; it never injects faults into the shared stack.
+// 26092-26094, 26000, 26123) and stops it at the end; it never injects faults into the shared stack.
 // CHAOS_REPORT names a file that receives the table of results.
 package chaos
 

@@ -26,11 +26,11 @@ var ErrSharedStack = errors.New("refusing to inject faults into the shared stack
 // Defaults of the suite's own stack. The ports stay clear of the shared stack's (19092-19094, 15000, 18123)
 // and can be moved with the same variables dev/stack.sh reads, prefixed CHAOS_.
 var chaosPorts = []struct{ name, def string }{
-	{"KAFKA_PLAINTEXT_PORT", "39092"},
-	{"KAFKA_SASL_PORT", "39093"},
-	{"KAFKA_CONTROLLER_PORT", "39094"},
-	{"MOTO_PORT", "35000"},
-	{"CLICKHOUSE_HTTP_PORT", "38123"},
+	{"KAFKA_PLAINTEXT_PORT", "26092"},
+	{"KAFKA_SASL_PORT", "26093"},
+	{"KAFKA_CONTROLLER_PORT", "26094"},
+	{"MOTO_PORT", "26000"},
+	{"CLICKHOUSE_HTTP_PORT", "26123"},
 }
 
 // Stack is a running stack instance, as its env file describes it.
