@@ -10,10 +10,10 @@
 #   dev/airflow.sh lock               re-resolve the lock from its .in file in a fresh venv (needs the network)
 #
 # Environment: AIRFLOW_LOCK (default dev/airflow/requirements.lock, the newest Airflow;
-# dev/airflow/requirements-3.0.lock is Amazon MWAA's Airflow 3.0.6, not yet in make test: three DAG-run tests
-# fail there;
-# dev/airflow/requirements-2.10.lock is Airflow 2.10.5), AIRFLOW_VENV (default .cache/venv-airflow for the default lock, else
-# .cache/venv-airflow-<suffix of the lock's name>), PYTHON (default python3, 3.11 or newer).
+# dev/airflow/requirements-3.0.lock is Amazon MWAA's Airflow 3.0.6 with its constraints' web stack, which
+# make test runs too; dev/airflow/requirements-2.10.lock is Airflow 2.10.5), AIRFLOW_VENV (default
+# .cache/venv-airflow for the default lock, else .cache/venv-airflow-<suffix of the lock's name>), PYTHON
+# (default python3, 3.11 or newer).
 # The install is keyed by the lock's hash: a second run with the same lock reuses the venv as it is.
 set -euo pipefail
 

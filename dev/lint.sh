@@ -3,6 +3,8 @@
 #
 #   dev/lint.sh               all three; exit 1 if any fails (each runs even when an earlier one failed)
 #   dev/lint.sh vet|lint|vuln one of them
+#   dev/lint.sh tools         only install the tools and the vulnerability database (make test does this in
+#                             the background at its start, so a cold cache builds them while tests run)
 #
 # The tools are installed with `go install` into .cache/bin at pinned versions, once. govulncheck's
 # vulnerability database host is not reachable from here, so the database is built locally: the
@@ -67,6 +69,12 @@ ensure_vulndb() {
 
 run_vet() { go vet ./...; }
 
+run_tools() {
+  ensure_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_LINT_VERSION"
+  ensure_tool govulncheck golang.org/x/vuln/cmd/govulncheck "$GOVULNCHECK_VERSION"
+  ensure_vulndb
+}
+
 run_lint() {
   ensure_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_LINT_VERSION"
   # --allow-serial-runners: wait for another golangci-lint run on this machine instead of failing.
@@ -85,7 +93,7 @@ read -r -a checks <<<"${checks[*]}"
 failed=()
 for c in "${checks[@]}"; do
   case $c in
-  vet | lint | vuln) ;;
+  vet | lint | vuln | tools) ;;
   *)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2

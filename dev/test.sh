@@ -26,10 +26,12 @@ phase() {
 dev/prereqs.sh test
 
 started_stack=0 stack_pid="" stack_log=.cache/test-stack-up.log
+prebuild_pid="" prebuild_log=.cache/test-prebuild.log prebuild_mark=.cache/test-prebuild.tools-ok
 cleanup() {
   rc=$?
   if ((rc != 0)); then end_phase "  (failed)"; fi
   end_phase
+  if [[ -n $prebuild_pid ]]; then kill -- "-$prebuild_pid" 2>/dev/null || kill "$prebuild_pid" 2>/dev/null || true; fi
   if [[ -n $stack_pid ]]; then wait "$stack_pid" 2>/dev/null || true; fi
   if [ "$started_stack" = 1 ]; then
     printf '\n==> stopping the local stack\n'
@@ -65,6 +67,41 @@ wait_for_stack() {
   fi
 }
 
+# What a cold cache builds from source: golangci-lint, govulncheck and its database, then the benchmark's
+# OpenTelemetry Collector (its packages land in Go's build cache, so the harness only links it). Built in the
+# background at low priority from the start, the build overlaps the phases that mostly wait on peers; the
+# phases that need a tool wait for it, and a failed build fails them with its log. With a warm cache this
+# takes seconds.
+rm -f "$prebuild_mark"
+set -m # the build runs in its own process group, so an early exit stops all of it
+(
+  nice -n 10 dev/lint.sh tools && touch "$prebuild_mark" &&
+    cd bench/otelcol && CGO_ENABLED=0 nice -n 10 go build -trimpath -o /dev/null .
+) </dev/null >"$prebuild_log" 2>&1 &
+prebuild_pid=$!
+set +m
+# wait_for_tools: until the linters are installed (or their build failed).
+wait_for_tools() {
+  while [[ ! -f $prebuild_mark ]] && kill -0 "$prebuild_pid" 2>/dev/null; do sleep 2; done
+  if [[ ! -f $prebuild_mark ]]; then
+    cat "$prebuild_log"
+    echo "installing the linters failed; see above" >&2
+    exit 1
+  fi
+}
+# wait_for_prebuild: until the whole background build ended; a failure shows its log.
+wait_for_prebuild() {
+  [[ -n $prebuild_pid ]] || return 0
+  local rc=0
+  wait "$prebuild_pid" || rc=$?
+  prebuild_pid=""
+  if ((rc != 0)); then
+    cat "$prebuild_log"
+    echo "the background build of the tools and the collector failed (exit $rc); see above" >&2
+    exit "$rc"
+  fi
+}
+
 # The fault-injection and abuse suites (test/) bring up a stack of their own and kill or pause its broker;
 # they run on their own below, not beside the packages that share the main stack.
 mapfile -t pkgs < <(go list ./... | grep -v '/test/')
@@ -88,10 +125,15 @@ go test -count=1 -race -short -timeout 10m ./internal/tcpin/... ./internal/event
 # The tools and the vulnerability database are cached under .cache/ by version, so only a cold cache pays
 # for building them.
 phase "golangci-lint and govulncheck"
+wait_for_tools
 dev/lint.sh lint vuln
 
-phase "DAG tests (real Airflow)"
+phase "DAG tests (real Airflow, the newest)"
 dev/airflow.sh test
+
+# The Airflow that dags/requirements.txt pins for Amazon MWAA, with the versions of its constraints file.
+phase "DAG tests (real Airflow 3.0.6, the MWAA pin)"
+AIRFLOW_LOCK=dev/airflow/requirements-3.0.lock dev/airflow.sh test
 
 phase "cdk synth (cdk-nag on every synth; builds the Lambdas)"
 dev/cdk.sh synth
@@ -110,5 +152,6 @@ dev/chaos.sh --quick
 # Small N, so the harness cannot rot: it fails on a contender that loses, duplicates or alters events, or a
 # reader whose memory grows while the broker is stalled; never on speed (the figures come from make bench).
 phase "benchmark harness, quick mode (its own broker; peers from Debian packages)"
+wait_for_prebuild
 go run ./bench --quick --out .cache/bench/quick
 end_phase

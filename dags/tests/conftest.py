@@ -269,6 +269,16 @@ class DagTestRun:
     output: str
     run_id: str
 
+    def output_beyond_mask_requests(self) -> str:
+        """The output without the lines that echo the task's own request to mask a secret.
+
+        Airflow 3.0's `airflow dags test` runs the task under an in-process supervisor whose channel logs every
+        request at debug level, the MaskSecret request (which carries the value to mask) included; the
+        supervisor that runs tasks in a deployment logs that request without its body. Those lines are where
+        Airflow is told to hide the secret: a secret anywhere else in the output has leaked.
+        """
+        return "\n".join(line for line in self.output.splitlines() if "msg=MaskSecret(" not in line)
+
 
 def airflow_dags_test(extra_env: Mapping[str, str], timeout: float = 420) -> DagTestRun:
     """Run `airflow dags test log_generation_pipeline <date>` with the session's Airflow home plus extra_env.
