@@ -12,6 +12,7 @@
 #
 # Environment: STACK_DIR (default .cache/stack), KAFKA_PLAINTEXT_PORT (19092), KAFKA_SASL_PORT (19093),
 # KAFKA_CONTROLLER_PORT (19094), MOTO_PORT (15000), MOTO_IAM_AUTH (on|off, default on), KAFKA_HEAP (1g),
+# KAFKA_HEAP_MIN (the heap the broker starts with, 256m; the benchmark starts its broker at the full heap),
 # STACK_UP_TIMEOUT (seconds, 120), STACK_STOP_TIMEOUT (seconds, 20). Two stacks can run side by side with
 # different ports and STACK_DIRs. Downloads (jars, the emulator's venv) are cached under .cache/ and shared.
 set -euo pipefail
@@ -27,6 +28,7 @@ declare -A PORT_ASKED=()
 for v in "${PORT_VARS[@]}"; do [[ -n ${!v:-} ]] && PORT_ASKED[$v]=${!v}; done
 MOTO_IAM_AUTH=${MOTO_IAM_AUTH:-on}
 KAFKA_HEAP=${KAFKA_HEAP:-1g}
+KAFKA_HEAP_MIN=${KAFKA_HEAP_MIN:-256m}
 PORTS_CHANGED=""
 UP_TIMEOUT=${STACK_UP_TIMEOUT:-120}
 STOP_TIMEOUT=${STACK_STOP_TIMEOUT:-20}
@@ -222,7 +224,7 @@ kafka_start() {
   touch "$KAFKA_LOG"
   KAFKA_LOG_MARK=$(wc -l <"$KAFKA_LOG")
   # setsid: its own session and process group, so down can signal it as a whole and a terminal's ^C does not.
-  setsid "$(java_bin)" -Xms256m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+  setsid "$(java_bin)" "-Xms$KAFKA_HEAP_MIN" "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2.properties" \
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONFIG" </dev/null >>"$KAFKA_LOG" 2>&1 &
   pid=$!
