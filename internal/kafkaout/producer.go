@@ -29,6 +29,7 @@ type Producer struct {
 	log      *slog.Logger
 	space    chan struct{} // pinged after deliveries: the local queue may have room again
 	pending  *pending      // the bytes of every message not yet reported on (see pending)
+	sticky   *sticky       // picks the partitions of the (keyed) messages (see sticky)
 	wg       sync.WaitGroup
 	closed   atomic.Bool
 	errs     clientErrors // the client-level errors that explain failed calls
@@ -66,6 +67,7 @@ func New(cfg Config, report DeliveryFunc, opts ...Option) (*Producer, error) {
 	}
 	pr := &Producer{cfg: cfg, p: kp, report: report, log: cfg.Logger, space: make(chan struct{}, 1), eventsDone: make(chan struct{}),
 		pending: newPending(pendingBytes(cfg), cfg.QueueMaxMessages+cfg.QueueMaxMessages/4)}
+	pr.sticky = newSticky(pr.partitions, cfg.BatchBytes)
 	for _, o := range opts {
 		o(pr)
 	}
@@ -167,7 +169,7 @@ func (pr *Producer) logs() {
 // is the producer's own 8-byte sequence number (see pending): consumers of the topic should ignore keys.
 func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, headers ...Header) error {
 	msg := kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: pr.topicRef(topic), Partition: kafka.PartitionAny},
+		TopicPartition: kafka.TopicPartition{Topic: pr.topicRef(topic), Partition: pr.sticky.partition(topic, len(value))},
 		Value:          value,
 		Headers:        toKafkaHeaders(headers),
 	}
@@ -256,6 +258,15 @@ func (pr *Producer) topicRef(topic string) *string {
 	return &t
 }
 
+// partitions looks up how many partitions topic has, for sticky.
+func (pr *Producer) partitions(ctx context.Context, topic string) (int32, error) {
+	tm, err := checkTopic(ctx, pr.p, &pr.errs, topic)
+	if err != nil {
+		return 0, err
+	}
+	return int32(len(tm.Partitions)), nil
+}
+
 // InFlight returns how many messages librdkafka holds (queued or awaiting acknowledgement).
 func (pr *Producer) InFlight() int { return pr.p.Len() }
 
@@ -283,6 +294,7 @@ func (pr *Producer) Close() {
 	if pr.closed.Swap(true) {
 		return
 	}
+	pr.sticky.close()
 	if err := pr.p.Purge(kafka.PurgeQueue | kafka.PurgeInFlight); err != nil {
 		pr.log.Warn("purging kafka queue", "err", err)
 	}
