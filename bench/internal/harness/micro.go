@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -11,25 +12,42 @@ import (
 	"github.com/mwaa-kafka/pipeline/bench/internal/report"
 )
 
-// microBenchmarks are the hot-path benchmarks beside the code, run on one core.
-var microBenchmarks = []struct{ pkg, name string }{
-	{"./internal/tcpin/", "BenchmarkSplit"},
-	{"./internal/event/", "BenchmarkValidateStrict"},
+// microBenchmarks are the hot-path benchmarks beside the code. Splitting and validation run on one core;
+// the producer's floor runs against the benchmark's broker, on every core (librdkafka's threads are part of
+// what it measures), for a fixed number of messages.
+var microBenchmarks = []struct {
+	pkg, name, benchtime string
+	kafka                bool
+}{
+	{"./internal/tcpin/", "BenchmarkSplit", "2s", false},
+	{"./internal/event/", "BenchmarkValidateStrict", "2s", false},
+	{"./internal/kafkaout/", "BenchmarkProduceFloor/producer", "1000000x", true},
+	{"./internal/kafkaout/", "BenchmarkProduceFloor/binding", "1000000x", true},
 }
 
 func (h *harness) micro(ctx context.Context) []report.Micro {
 	var out []report.Micro
 	for _, b := range microBenchmarks {
-		h.log("micro: %s (%s, one core)", b.name, b.pkg)
-		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^"+b.name+"$", "-benchmem", "-cpu", "1",
-			"-benchtime", "2s", b.pkg)
+		args := []string{"test", "-run", "^$", "-bench", "^" + strings.ReplaceAll(b.name, "/", "$/^") + "$", "-benchmem", "-benchtime", b.benchtime}
+		if !b.kafka {
+			args = append(args, "-cpu", "1")
+		}
+		h.log("micro: %s (%s)", b.name, b.pkg)
+		cmd := exec.CommandContext(ctx, "go", append(args, b.pkg)...)
 		cmd.Dir = h.root
+		if b.kafka {
+			cmd.Env = append(os.Environ(), "BENCH_KAFKA="+h.stack.bootstrap())
+		}
 		raw, err := cmd.CombinedOutput()
 		m := parseBench(b.name, raw)
 		if err != nil {
 			m.Error = fmt.Sprintf("go test -bench %s: %v: %s", b.name, err, lastLines(raw, 5))
 		}
-		h.log("  %.0f MB/s, %.0f allocs/op", m.MBPerSec, m.AllocsPerOp)
+		if b.kafka {
+			h.log("  %.2f CPU s per million messages, %.0f allocs/op", m.CPUPerMMsg, m.AllocsPerOp)
+		} else {
+			h.log("  %.0f MB/s, %.0f allocs/op", m.MBPerSec, m.AllocsPerOp)
+		}
 		out = append(out, m)
 	}
 	return out
@@ -53,6 +71,8 @@ func parseBench(name string, raw []byte) report.Micro {
 				m.MBPerSec = v
 			case "allocs/op":
 				m.AllocsPerOp = v
+			case "cpu-s/M-msgs":
+				m.CPUPerMMsg = v
 			}
 		}
 		return m

@@ -130,7 +130,9 @@ type Micro struct {
 	Name        string  `json:"name"`
 	MBPerSec    float64 `json:"mb_per_sec"`
 	AllocsPerOp float64 `json:"allocs_per_op"`
-	Error       string  `json:"error,omitempty"`
+	// CPUPerMMsg is the producer floor's CPU seconds (the whole process) per million messages.
+	CPUPerMMsg float64 `json:"cpu_s_per_million_messages,omitempty"`
+	Error      string  `json:"error,omitempty"`
 }
 
 // Target is one of the issue's goals, as measured.
