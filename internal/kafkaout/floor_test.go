@@ -49,61 +49,54 @@ func meanLen(values [][]byte) int64 {
 	return int64(n / len(values))
 }
 
-func produceFloor(b *testing.B, bootstrap string, values [][]byte) {
-	distinct := len(values)
-	topic := kafkatest.UniqueTopic("bench_floor")
-	kafkatest.CreateTopic(b, bootstrap, topic, 3)
+// floor is one side of the producer floor: produce sends a message, waiting for room in the queue as
+// needed; the counts are what the delivery reports said.
+type floor struct {
+	produce           func(value []byte) error
+	delivered, failed atomic.Uint64
+}
 
-	var delivered, failed atomic.Uint64
-	p, err := New(Config{Connection: Connection{Brokers: bootstrap, SecurityProtocol: Plaintext},
-		Compression: "lz4", LingerMs: 5, BatchBytes: 1 << 20, QueueMaxKBytes: 8 << 10, QueueMaxMessages: 100000},
-		func(_ string, _ []byte, err error) {
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			delivered.Add(1)
-		})
+func (f *floor) report(err error) {
 	if err != nil {
-		b.Fatal(err)
+		f.failed.Add(1)
+		return
 	}
-	defer p.Close()
-	ctx := context.Background()
-	// One message through first: the connection, the metadata and the producer id are not the floor.
-	if err := p.Produce(ctx, topic, values[0]); err != nil {
-		b.Fatal(err)
-	}
-	settled := func(want uint64) {
-		// Flush returns once librdkafka holds nothing; the last report may still be on its way to the callback.
-		for deadline := time.Now().Add(10 * time.Second); delivered.Load()+failed.Load() < want; {
-			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d delivery reports arrived", delivered.Load()+failed.Load(), want)
-			}
-			time.Sleep(time.Millisecond)
+	f.delivered.Add(1)
+}
+
+// settled waits until want reports arrived: the clients deliver reports on their own goroutines.
+func (f *floor) settled(b *testing.B, want uint64) {
+	for deadline := time.Now().Add(30 * time.Second); f.delivered.Load()+f.failed.Load() < want; {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d delivery reports arrived", f.delivered.Load()+f.failed.Load(), want)
 		}
+		time.Sleep(time.Millisecond)
 	}
-	if n := p.Flush(ctx); n != 0 {
-		b.Fatalf("%d messages left after the first flush", n)
+}
+
+// run sends one message first (the connection, the metadata and the producer id are not the floor), then
+// b.N, and reports the process's CPU per million messages until the last report.
+func (f *floor) run(b *testing.B, values [][]byte) {
+	if err := f.produce(values[0]); err != nil {
+		b.Fatal(err)
 	}
-	settled(1)
-	delivered.Store(0)
+	f.settled(b, 1)
+	f.delivered.Store(0)
+	f.failed.Store(0)
 
 	b.SetBytes(meanLen(values))
 	cpu0 := processCPU(b)
 	b.ResetTimer()
 	for i := range b.N {
-		if err := p.Produce(ctx, topic, values[i%distinct]); err != nil {
+		if err := f.produce(values[i%len(values)]); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if n := p.Flush(ctx); n != 0 {
-		b.Fatalf("%d messages left after the flush", n)
-	}
-	settled(uint64(b.N))
+	f.settled(b, uint64(b.N))
 	b.StopTimer()
 	cpu := processCPU(b) - cpu0
-	if d, f := delivered.Load(), failed.Load(); d != uint64(b.N) || f != 0 {
-		b.Fatalf("delivered %d and failed %d of %d messages", d, f, b.N)
+	if d, fl := f.delivered.Load(), f.failed.Load(); d != uint64(b.N) || fl != 0 {
+		b.Fatalf("delivered %d and failed %d of %d messages", d, fl, b.N)
 	}
 	b.ReportMetric(cpu.Seconds()/float64(b.N)*1e6, "cpu-s/M-msgs")
 }
@@ -117,6 +110,22 @@ func processCPU(tb testing.TB) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+func produceFloor(b *testing.B, bootstrap string, values [][]byte) {
+	topic := kafkatest.UniqueTopic("bench_floor")
+	kafkatest.CreateTopic(b, bootstrap, topic, 3)
+	var f floor
+	p, err := New(Config{Connection: Connection{Brokers: bootstrap, SecurityProtocol: Plaintext},
+		Compression: "lz4", LingerMs: 5, BatchBytes: 1 << 20, QueueMaxKBytes: 8 << 10, QueueMaxMessages: 100000},
+		func(_ string, _ []byte, err error) { f.report(err) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	f.produce = func(v []byte) error { return p.Produce(ctx, topic, v) }
+	f.run(b, values)
+}
+
 func bindingFloor(b *testing.B, bootstrap string, values [][]byte) {
 	topic := kafkatest.UniqueTopic("bench_floor")
 	kafkatest.CreateTopic(b, bootstrap, topic, 3)
@@ -128,18 +137,12 @@ func bindingFloor(b *testing.B, bootstrap string, values [][]byte) {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	var delivered, failed atomic.Uint64
+	var f floor
 	space := make(chan struct{}, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	go func() { // ends when Close closes the events channel
 		for ev := range p.Events() {
 			if m, ok := ev.(*kafka.Message); ok {
-				if m.TopicPartition.Error != nil {
-					failed.Add(1)
-				} else {
-					delivered.Add(1)
-				}
+				f.report(m.TopicPartition.Error)
 				select {
 				case space <- struct{}{}:
 				default:
@@ -148,15 +151,12 @@ func bindingFloor(b *testing.B, bootstrap string, values [][]byte) {
 		}
 	}()
 	msg := kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}}
-	produce := func(v []byte) {
+	f.produce = func(v []byte) error {
 		msg.Value = v
 		for {
 			err := p.Produce(&msg, nil)
-			if err == nil {
-				return
-			}
-			if !isQueueFull(err) {
-				b.Fatal(err)
+			if err == nil || !isQueueFull(err) {
+				return err
 			}
 			select {
 			case <-space:
@@ -164,29 +164,5 @@ func bindingFloor(b *testing.B, bootstrap string, values [][]byte) {
 			}
 		}
 	}
-	settled := func(want uint64) {
-		for deadline := time.Now().Add(30 * time.Second); delivered.Load()+failed.Load() < want; {
-			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d delivery reports arrived", delivered.Load()+failed.Load(), want)
-			}
-			p.Flush(10)
-		}
-	}
-	produce(values[0])
-	settled(1)
-	delivered.Store(0)
-
-	b.SetBytes(meanLen(values))
-	cpu0 := processCPU(b)
-	b.ResetTimer()
-	for i := range b.N {
-		produce(values[i%len(values)])
-	}
-	settled(uint64(b.N))
-	b.StopTimer()
-	cpu := processCPU(b) - cpu0
-	if d, f := delivered.Load(), failed.Load(); d != uint64(b.N) || f != 0 {
-		b.Fatalf("delivered %d and failed %d of %d messages", d, f, b.N)
-	}
-	b.ReportMetric(cpu.Seconds()/float64(b.N)*1e6, "cpu-s/M-msgs")
+	f.run(b, values)
 }

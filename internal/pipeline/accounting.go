@@ -17,26 +17,36 @@ type Counts struct {
 	deadLettered atomic.Uint64
 	failed       atomic.Uint64
 
-	reasonsMu sync.Mutex
-	reasons   map[string]uint64 // lines sent to the dead-letter path, by reason
+	reasons tally // lines sent to the dead-letter path, by reason
 }
 
 // deadLetterAttempt counts a line sent to the dead-letter path for reason (whether or not it gets there).
-func (c *Counts) deadLetterAttempt(reason string) {
-	c.reasonsMu.Lock()
-	if c.reasons == nil {
-		c.reasons = make(map[string]uint64)
-	}
-	c.reasons[reason]++
-	c.reasonsMu.Unlock()
-}
+func (c *Counts) deadLetterAttempt(reason string) { c.reasons.add(reason) }
 
 // Reasons returns a copy of the dead-letter counts by reason.
-func (c *Counts) Reasons() map[string]uint64 {
-	c.reasonsMu.Lock()
-	defer c.reasonsMu.Unlock()
-	out := make(map[string]uint64, len(c.reasons))
-	for k, v := range c.reasons {
+func (c *Counts) Reasons() map[string]uint64 { return c.reasons.snapshot() }
+
+// tally counts by key. It is safe for concurrent use; the zero value is ready.
+type tally struct {
+	mu     sync.Mutex
+	counts map[string]uint64
+}
+
+func (t *tally) add(key string) {
+	t.mu.Lock()
+	if t.counts == nil {
+		t.counts = make(map[string]uint64)
+	}
+	t.counts[key]++
+	t.mu.Unlock()
+}
+
+// snapshot returns a copy of the counts.
+func (t *tally) snapshot() map[string]uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]uint64, len(t.counts))
+	for k, v := range t.counts {
 		out[k] = v
 	}
 	return out

@@ -392,11 +392,9 @@ func (b *burst) observe(log *slog.Logger, now time.Time, delta map[string]uint64
 }
 
 // refusals counts connections refused at accept (the connection limit), by reason, for the burst log.
-type refusals struct {
-	mu     sync.Mutex
-	counts map[string]uint64
-}
+type refusals struct{ tally }
 
+// add counts a refusal under the innermost error's text (the reason without what wrapped it).
 func (r *refusals) add(reason error) {
 	key := "refused"
 	if reason != nil {
@@ -405,22 +403,7 @@ func (r *refusals) add(reason error) {
 			key = u.Error()
 		}
 	}
-	r.mu.Lock()
-	if r.counts == nil {
-		r.counts = map[string]uint64{}
-	}
-	r.counts[key]++
-	r.mu.Unlock()
-}
-
-func (r *refusals) snapshot() map[string]uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make(map[string]uint64, len(r.counts))
-	for k, v := range r.counts {
-		out[k] = v
-	}
-	return out
+	r.tally.add(key)
 }
 
 // diff returns what grew from prev to cur, by key.
