@@ -2,7 +2,6 @@ package kafkaout
 
 import (
 	"context"
-	"os"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -26,10 +25,7 @@ import (
 // The binding sub-benchmark sends the same messages with confluent-kafka-go's own Produce and delivery
 // reports and nothing of this package: what the binding costs, and so what Producer adds to it.
 func BenchmarkProduceFloor(b *testing.B) {
-	bootstrap := os.Getenv("BENCH_KAFKA")
-	if bootstrap == "" {
-		b.Fatal("set BENCH_KAFKA to a PLAINTEXT bootstrap address (the benchmark stack's, e.g. 127.0.0.1:29092)")
-	}
+	bootstrap := kafkatest.BenchBootstrap(b)
 	// Distinct events, so that lz4 compresses them as it does a real stream, not one line repeated.
 	const distinct = 4096
 	gen := event.NewGenerator(42, 1, time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,17 @@ import (
 )
 
 var seq atomic.Uint64
+
+// BenchBootstrap returns the PLAINTEXT bootstrap address that benchmarks against a broker read from
+// BENCH_KAFKA, and fails tb when it is not set.
+func BenchBootstrap(tb testing.TB) string {
+	tb.Helper()
+	bootstrap := os.Getenv("BENCH_KAFKA")
+	if bootstrap == "" {
+		tb.Fatal("set BENCH_KAFKA to a PLAINTEXT bootstrap address (the benchmark stack's, e.g. 127.0.0.1:29092)")
+	}
+	return bootstrap
+}
 
 // UniqueTopic returns a topic name no other test run uses.
 func UniqueTopic(prefix string) string {

@@ -25,10 +25,7 @@ import (
 //
 // BENCH_READER (highperf|basic), BENCH_EVENTS_PER_MESSAGE and BENCH_EVENTS (default 1000000) vary it.
 func BenchmarkReaderPipeline(b *testing.B) {
-	bootstrap := os.Getenv("BENCH_KAFKA")
-	if bootstrap == "" {
-		b.Fatal("set BENCH_KAFKA to a PLAINTEXT bootstrap address (the benchmark stack's, e.g. 127.0.0.1:29092)")
-	}
+	bootstrap := kafkatest.BenchBootstrap(b)
 	kind := envOr("BENCH_READER", "highperf")
 	per := envOr("BENCH_EVENTS_PER_MESSAGE", "1")
 	count, err := strconv.ParseUint(envOr("BENCH_EVENTS", "1000000"), 10, 64)
