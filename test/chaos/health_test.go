@@ -43,6 +43,19 @@ func logRecords(r *harness.Reader, msg string) []map[string]any {
 	return out
 }
 
+// stopAndReport ends a health scenario: SIGTERM, the run's summary, the scenario's row in the report (notes,
+// then the exit code), and a failure unless the reader exited 0 with every line settled and none lost.
+func stopAndReport(t *testing.T, r *harness.Reader, src *harness.Source, scenario, notes string) {
+	t.Helper()
+	r.Signal(syscall.SIGTERM)
+	code, sum := r.Wait(2 * time.Minute)
+	report.Add(harness.Row{Scenario: scenario, Sent: src.Written(), Delivered: sum.Delivered, DeadLettered: sum.DeadLettered,
+		Notes: fmt.Sprintf("%s; exit %d", notes, code)})
+	if code != 0 || !sum.Balanced() || sum.Failed != 0 {
+		t.Errorf("exit %d, summary %+v; want 0, balanced, nothing failed", code, sum)
+	}
+}
+
 func num(rec map[string]any, key string) float64 {
 	f, _ := rec[key].(float64)
 	return f
@@ -106,16 +119,10 @@ func TestHealthBrokerPaused(t *testing.T) {
 		t.Errorf("recovery delayed_lines = %v, want at least the %v lines in flight when the stall began", ends[0]["delayed_lines"], starts[0]["in_flight"])
 	}
 
-	r.Signal(syscall.SIGTERM)
-	code, sum := r.Wait(2 * time.Minute)
-	report.Add(harness.Row{Scenario: "8. health: broker SIGSTOPped " + pause.String() + " under 5,000 lines/s", Sent: src.Written(),
-		Delivered: sum.Delivered, DeadLettered: sum.DeadLettered,
-		Notes: fmt.Sprintf("/healthz %d %s -> %d %s -> %d %s; stall WARN once, %d repeats, recovered after %.1fs with %.0f lines delayed; exit %d",
+	stopAndReport(t, r, src, "8. health: broker SIGSTOPped "+pause.String()+" under 5,000 lines/s",
+		fmt.Sprintf("/healthz %d %s -> %d %s -> %d %s; stall WARN once, %d repeats, recovered after %.1fs with %.0f lines delayed",
 			stalled.Code, stalled.Get("state"), unhealthy.Code, unhealthy.Get("state"), recovered.Code, recovered.Get("state"),
-			len(repeats), num(ends[0], "stalled_seconds"), num(ends[0], "delayed_lines"), code)})
-	if code != 0 || !sum.Balanced() || sum.Failed != 0 {
-		t.Errorf("exit %d, summary %+v; want 0, balanced, nothing failed", code, sum)
-	}
+			len(repeats), num(ends[0], "stalled_seconds"), num(ends[0], "delayed_lines")))
 }
 
 // TestHealthReaderStopped: a bounded run reads its last line while the broker is frozen. Reading has ended
@@ -191,15 +198,9 @@ func TestHealthBrokerKilled(t *testing.T) {
 	if got := logRecords(r, "delivery recovered"); len(got) != 1 {
 		t.Errorf("%d 'delivery recovered' records, want 1: %v", len(got), got)
 	}
-	r.Signal(syscall.SIGTERM)
-	code, sum := r.Wait(2 * time.Minute)
-	report.Add(harness.Row{Scenario: "8. health: broker SIGKILLed and restarted", Sent: src.Written(), Delivered: sum.Delivered,
-		DeadLettered: sum.DeadLettered,
-		Notes: fmt.Sprintf("broker down %.1fs; /readyz %d (%s) -> %d; /healthz %d %s -> %d %s; exit %d", down.Seconds(),
-			notReady.Code, notReady.Get("reason"), ready.Code, unhealthy.Code, unhealthy.Get("state"), healthy.Code, healthy.Get("state"), code)})
-	if code != 0 || !sum.Balanced() || sum.Failed != 0 {
-		t.Errorf("exit %d, summary %+v; want 0, balanced, nothing failed", code, sum)
-	}
+	stopAndReport(t, r, src, "8. health: broker SIGKILLed and restarted",
+		fmt.Sprintf("broker down %.1fs; /readyz %d (%s) -> %d; /healthz %d %s -> %d %s", down.Seconds(),
+			notReady.Code, notReady.Get("reason"), ready.Code, unhealthy.Code, unhealthy.Get("state"), healthy.Code, healthy.Get("state")))
 }
 
 // TestHealthCredentialsRevoked: the broker stops accepting the reader's password (restarted with another
@@ -251,12 +252,6 @@ func TestHealthCredentialsRevoked(t *testing.T) {
 	restored = true
 	restart()
 	ready := wantProbe(t, r, "/readyz", time.Minute, "password accepted again", func(p harness.Probe) bool { return p.Healthy() })
-	r.Signal(syscall.SIGTERM)
-	code, sum := r.Wait(2 * time.Minute)
-	report.Add(harness.Row{Scenario: "8. health: broker stops accepting the password, then accepts it again", Sent: src.Written(),
-		Delivered: sum.Delivered, DeadLettered: sum.DeadLettered,
-		Notes: fmt.Sprintf("/readyz %d (%s) -> %d; exit %d", revoked.Code, revoked.Get("reason"), ready.Code, code)})
-	if code != 0 || !sum.Balanced() || sum.Failed != 0 {
-		t.Errorf("exit %d, summary %+v; want 0, balanced, nothing failed", code, sum)
-	}
+	stopAndReport(t, r, src, "8. health: broker stops accepting the password, then accepts it again",
+		fmt.Sprintf("/readyz %d (%s) -> %d", revoked.Code, revoked.Get("reason"), ready.Code))
 }
