@@ -111,15 +111,25 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 	defer closeProducer()
 
 	if cfg.DLQFile != "" {
-		if h.dlq, err = newFileSink(cfg.DLQFile); err != nil {
+		if h.dlq, err = newFileSink(cfg.DLQFile, counts, log); err != nil {
 			return counts.Snapshot(), err
 		}
 	} else {
 		h.dlq = &kafkaSink{p: prod, topic: cfg.DLQTopic}
 	}
+	// The sink closes after the producer (whose purge still dead-letters) and before the summary, so the
+	// summary counts only dead letters the sink stored.
+	var dlqErr error
+	dlqClosed := false
+	closeDLQ := func() {
+		if !dlqClosed {
+			dlqClosed = true
+			dlqErr = h.dlq.Close()
+		}
+	}
 	defer func() {
-		if cerr := h.dlq.Close(); cerr != nil {
-			err = errors.Join(err, cerr)
+		if closeDLQ(); dlqErr != nil {
+			err = errors.Join(err, dlqErr)
 		}
 	}()
 
@@ -186,6 +196,7 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 			"messages", left, "drain_timeout", cfg.DrainTimeout.String())
 	}
 	closeProducer()
+	closeDLQ()
 	summary = counts.Snapshot()
 	summary.DeadLetterReasons = counts.Reasons()
 	if rerr != nil {
