@@ -86,7 +86,7 @@ func reference(input []byte, maxLine int) []got {
 			if len(p) > maxLine+1 || (len(p) == maxLine+1 && p[len(p)-1] != '\r') {
 				out = append(out, got{reason: event.ReasonOversized})
 			} else {
-				out = append(out, got{line: string(p), reason: event.ReasonTruncated})
+				out = append(out, got{line: string(sample(p)), reason: event.ReasonTruncated})
 			}
 			break
 		}
@@ -113,17 +113,27 @@ func normalize(items []got) []got {
 }
 
 func frameAll(input []byte, maxLine int, r io.Reader) []got {
+	items, _ := frameAllSized(maxLine, r)
+	return items
+}
+
+// frameAllSized frames what r yields with a framer that starts at its smallest buffer, and also returns the
+// largest the buffer grew to. It panics if the buffer outgrows its limit.
+func frameAllSized(maxLine int, r io.Reader) (items []got, peak int) {
 	rec := newRecorder()
 	f := newFramer(0, maxLine)
 	ctx := context.Background()
 	for {
 		n, err := f.fill(r)
+		if peak = max(peak, len(f.buf)); peak > f.limit {
+			panic(fmt.Sprintf("framer buffer grew to %d bytes, over its limit of %d", peak, f.limit))
+		}
 		if n > 0 {
 			f.split(ctx, rec, Source{})
 		}
 		if err != nil {
 			f.finish(ctx, rec, Source{}, "source disconnected")
-			return rec.snapshot()
+			return rec.snapshot(), peak
 		}
 	}
 }
@@ -202,23 +212,98 @@ func TestFramerBufferStaysBounded(t *testing.T) {
 	}
 }
 
+// framerInput is one input of the framing fuzz targets: a template whose bytes other than '\n' and '\r' are
+// each repeated stretch+1 times (so a short template makes lines of tens or hundreds of KiB, over the
+// framer's initial buffer and the basic reader's bufio buffer), a line limit and a read size.
+type framerInput struct {
+	template []byte
+	maxLine  uint32
+	chunk    uint16
+	stretch  uint16
+}
+
+// maxFramerStream bounds a stretched input, to keep each fuzz run fast.
+const maxFramerStream = 1 << 20
+
+// stream returns the bytes a source sends, the line limit (1 byte to 256 KiB) and the most bytes per read.
+func (in framerInput) stream() (data []byte, maxLine, step int) {
+	times := int(in.stretch) + 1
+	for _, b := range in.template {
+		n := times
+		if b == '\n' || b == '\r' {
+			n = 1
+		}
+		n = min(n, maxFramerStream-len(data))
+		if n <= 0 {
+			break
+		}
+		data = append(data, bytes.Repeat([]byte{b}, n)...)
+	}
+	return data, int(in.maxLine%(256<<10)) + 1, int(in.chunk) + 1
+}
+
+// framerSeeds seed both framing fuzz targets (FuzzFramer, FuzzTCPLogReader): short lines with small limits
+// and reads, and lines long enough to grow the buffers, at and around the limit, with CRLF split across
+// reads and cut by the disconnect. TestFramerSeedsGrowTheBuffer checks that the long ones do grow it.
+var framerSeeds = []framerInput{
+	{[]byte(""), 7, 2, 0},
+	{[]byte("\n"), 7, 2, 0},
+	{[]byte("a\n"), 7, 2, 0},
+	{[]byte("a\r\n"), 7, 2, 0},
+	{[]byte("abc"), 7, 2, 0},
+	{[]byte("0123456789abcdef\nshort\n"), 7, 2, 0},
+	{[]byte("\r\r\n\n"), 7, 2, 0},
+	{[]byte("x\ny\nz"), 7, 2, 0},
+	{[]byte(`{"eventId":1,"level":"Info"}` + "\n" + `{"eventId":2}` + "\r\n"), 7, 2, 0},
+	// 40 KiB lines (over the initial 32 KiB buffer) with a 64 KiB limit, read 16 KiB at a time.
+	{[]byte("ab\ncd\r\nx"), 64<<10 - 1, 16<<10 - 1, 20<<10 - 1},
+	// A 96 KiB line exactly at the limit, CRLF, then a short one, in 64 KiB reads (over bufio's buffer).
+	{[]byte("abc\r\nz\n"), 96<<10 - 1, 64<<10 - 1, 32<<10 - 1},
+	// A line at the limit, then limit+1 bytes ending in CR, cut by the disconnect.
+	{[]byte("pq\nrs\r"), 8<<10 - 1, 4<<10 - 1, 4<<10 - 1},
+	// Lines one byte over the limit and far over it, then a good one, in 1000-byte reads.
+	{[]byte("mn\nopq\nr\n"), 24<<10 - 2, 999, 12<<10 - 1},
+	// A 200 KiB partial line under the limit, cut by the disconnect, in odd-sized reads.
+	{[]byte("hello"), 256<<10 - 1, 7777, 40<<10 - 1},
+}
+
+// TestFramerSeedsGrowTheBuffer: the fuzz seeds include inputs whose lines make the framer grow its buffer,
+// so fuzzing starts from the growth path and not only from lines that fit the initial buffer.
+func TestFramerSeedsGrowTheBuffer(t *testing.T) {
+	var grew int
+	for _, in := range framerSeeds {
+		data, maxLine, step := in.stream()
+		if _, peak := frameAllSized(maxLine, &chunkReader{b: data, step: step}); peak > 2*minRead {
+			grew++
+		}
+	}
+	if grew < 4 {
+		t.Errorf("%d of %d seeds grow the framer's buffer, want at least 4", grew, len(framerSeeds))
+	}
+}
+
+// FuzzFramer checks the in-place framer (HighPerfTCPReader's) against the reference framing, for any input,
+// line limit and read size, including lines that grow its buffer.
 func FuzzFramer(f *testing.F) {
-	seeds := []string{
-		"", "\n", "a\n", "a\r\n", "abc", "0123456789abcdef\nshort\n", "\r\r\n\n", "x\ny\nz",
-		`{"eventId":1,"level":"Info"}` + "\n" + `{"eventId":2}` + "\r\n",
+	for _, in := range framerSeeds {
+		f.Add(in.template, in.maxLine, in.chunk, in.stretch)
 	}
-	for _, s := range seeds {
-		f.Add([]byte(s), uint8(8), uint8(3))
-	}
-	f.Fuzz(func(t *testing.T, input []byte, maxLine, chunk uint8) {
-		max := int(maxLine%64) + 1
-		step := int(chunk%17) + 1
-		items := normalize(frameAll(input, max, &chunkReader{b: input, step: step}))
-		want := normalize(reference(input, max))
-		if fmt.Sprint(items) != fmt.Sprint(want) {
-			t.Fatalf("frame(%q, max=%d, step=%d) = %q, want %q", input, max, step, items, want)
+	f.Fuzz(func(t *testing.T, template []byte, maxLine uint32, chunk, stretch uint16) {
+		input, max, step := framerInput{template, maxLine, chunk, stretch}.stream()
+		items, _ := frameAllSized(max, &chunkReader{b: input, step: step})
+		got, want := normalize(items), normalize(reference(input, max))
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("frame(%q, max=%d, step=%d) = %.300q, want %.300q", shorten(input), max, step, got, want)
 		}
 	})
+}
+
+// shorten abbreviates a long input for a failure message.
+func shorten(b []byte) string {
+	if len(b) <= 200 {
+		return string(b)
+	}
+	return fmt.Sprintf("%s...(%d bytes)...%s", b[:100], len(b)-200, b[len(b)-100:])
 }
 
 // chunkReader returns at most step bytes per Read.
@@ -416,22 +501,32 @@ func TestListenModeRefusesOverMaxConns(t *testing.T) {
 	}
 }
 
+// TestListenModeIdleTimeout: a connection that sends half a line and then nothing is closed after the idle
+// timeout, and the half line is dead-lettered as truncated.
 func TestListenModeIdleTimeout(t *testing.T) {
+	// Long enough that the reader surely reads the half line before it times out, even on a busy machine:
+	// the test proves that it did before it waits for the close.
+	const idle = 500 * time.Millisecond
 	for name, mk := range readers {
 		t.Run(name, func(t *testing.T) {
 			rec := newRecorder()
 			ln := listen(t)
-			stop := startReader(t, mk, Config{Mode: Listen, IdleTimeout: 100 * time.Millisecond}, ln, rec)
+			stop := startReader(t, mk, Config{Mode: Listen, IdleTimeout: idle}, ln, rec)
 			defer stop()
+			start := time.Now()
 			c, err := net.Dial("tcp", ln.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
 			c.Write([]byte("half a li"))
+			waitPeerRead(t, c, idle)
 			c.SetReadDeadline(time.Now().Add(5 * time.Second))
 			if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 				t.Errorf("idle connection read = %v, want EOF (closed by the reader)", err)
+			}
+			if took := time.Since(start); took < idle {
+				t.Errorf("the connection was closed %v after it opened, before the %v idle timeout", took, idle)
 			}
 			items := rec.waitFor(t, 1, 5*time.Second)
 			if items[0].reason != event.ReasonTruncated || items[0].line != "half a li" {
@@ -459,7 +554,8 @@ func TestStopDrainsEveryCompleteLine(t *testing.T) {
 			c.Write(buf.Bytes())
 			rec.waitFor(t, 1000, 5*time.Second)
 			c.Write([]byte("partial"))
-			time.Sleep(50 * time.Millisecond)
+			// Once stopped the reader reads no more from the socket: "partial" must be out of the kernel first.
+			waitPeerRead(t, c, 10*time.Second)
 			stop()
 			items := rec.snapshot()
 			if len(items) != 1001 || items[1000].reason != event.ReasonTruncated {
