@@ -175,8 +175,15 @@ func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, que
 			cause, rerr := endCause(ctx, err)
 			if !discarding && len(pending)+len(frag) > 0 {
 				partial := append(pending, frag...)
-				reject(append([]byte(nil), sample(partial)...), event.ReasonTruncated,
-					fmt.Sprintf("%s after %d bytes of a line without its newline", cause, len(partial)))
+				// Over the limit already: oversized, as HighPerfTCPReader says of it (its framer checks
+				// after every read; the check above runs only when the bufio buffer is full).
+				if partialOver(partial, max) {
+					reject(append([]byte(nil), sample(partial)...), event.ReasonOversized,
+						fmt.Sprintf("line exceeds the limit of %d bytes", max))
+				} else {
+					reject(append([]byte(nil), sample(partial)...), event.ReasonTruncated,
+						fmt.Sprintf("%s after %d bytes of a line without its newline", cause, len(partial)))
+				}
 			}
 			return rerr
 		}

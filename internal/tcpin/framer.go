@@ -82,11 +82,10 @@ func (f *framer) split(ctx context.Context, h Handler, src Source) {
 	}
 	f.flush(ctx, h, src)
 
-	partial := f.end - f.start
 	switch {
 	case f.discarding:
 		f.start, f.end = 0, 0
-	case partial > f.maxLine+1 || (partial == f.maxLine+1 && f.buf[f.end-1] != '\r'):
+	case partialOver(f.buf[f.start:f.end], f.maxLine):
 		h.HandleReject(ctx, src, sample(f.buf[f.start:f.end]), event.ReasonOversized,
 			fmt.Sprintf("line exceeds the limit of %d bytes", f.maxLine))
 		f.discarding = true
@@ -109,6 +108,13 @@ func (f *framer) finish(ctx context.Context, h Handler, src Source, cause string
 			fmt.Sprintf("%s after %d bytes of a line without its newline", cause, len(partial)))
 	}
 	f.start, f.end, f.discarding = 0, 0, false
+}
+
+// partialOver reports whether the start of a line, its newline not yet read, is already longer than max:
+// more than max+1 bytes, or max+1 bytes that do not end in the "\r" of a "\r\n".
+func partialOver(partial []byte, max int) bool {
+	n := len(partial)
+	return n > max+1 || (n == max+1 && partial[n-1] != '\r')
 }
 
 func trimCR(line []byte) []byte {
