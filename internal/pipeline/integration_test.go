@@ -383,14 +383,28 @@ func TestIntegrationSIGTERMDrains(t *testing.T) {
 	const seed = 5
 	src := serveSource(ctx, ln, logsource.Config{Seed: seed, FirstID: 1, Start: testStart, Rate: 40_000, TimeMode: logsource.TimeSynthetic})
 
+	metrics := freeAddr(t)
 	cmd := exec.Command(bin, "--source-addr", ln.Addr().String(), "--topic", topic, "--dlq-topic", dlq,
-		"--security-protocol", "plaintext", "--bootstrap", bootstrap, "--metrics-addr", "")
+		"--security-protocol", "plaintext", "--bootstrap", bootstrap, "--metrics-addr", metrics)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
+	// SIGTERM only once the reader is delivering mid-stream (the source never ends): a fixed sleep would,
+	// on a busy machine, stop a reader that has not connected yet and prove nothing about the drain.
+	const before = 20_000
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if got, err := received(metrics); err == nil && got >= before {
+			break
+		}
+		if time.Now().After(deadline) {
+			got, err := received(metrics)
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the reader received %d lines (err %v) in a minute, want %d before SIGTERM\n%s", got, err, before, stderr.String())
+		}
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -408,9 +422,9 @@ func TestIntegrationSIGTERMDrains(t *testing.T) {
 		t.Fatalf("summary after SIGTERM = %+v, want lines delivered, none in flight or failed", sum)
 	}
 	// A line cut by the stop may be dead-lettered as truncated; nothing else.
-	if sum.DeadLettered > 1 {
-		t.Fatalf("dead-lettered %d lines, want at most the one cut by the stop", sum.DeadLettered)
+	if sum.Received < before || sum.DeadLettered > 1 {
+		t.Fatalf("summary after SIGTERM = %+v, want at least the %d lines received before it, at most one dead-lettered (cut by the stop)", sum, before)
 	}
-	t.Logf("SIGTERM after 3s: %+v", sum)
+	t.Logf("SIGTERM after %d lines received: %+v", before, sum)
 	checkEvents(t, kafkatest.ReadAll(t, bootstrap, topic, int(sum.Delivered), time.Minute), seed, 1, sum.Delivered)
 }
