@@ -34,7 +34,7 @@ type OpsConfig struct {
 func (c *OpsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StallAfter, "stall-after", 10*time.Second, "lines waiting this long with no Kafka acknowledgement count as a stalled delivery (logged, metric)")
 	fs.DurationVar(&c.UnhealthyAfter, "unhealthy-after", 5*time.Minute, "a stall lasting this long fails /healthz")
-	fs.DurationVar(&c.LogInterval, "log-interval", time.Minute, "how often a lasting stall, dead-letter burst or connection refusals are logged again; a burst ends after an interval without any")
+	fs.DurationVar(&c.LogInterval, "log-interval", time.Minute, "how often a lasting stall, dead-letter burst, connection refusals or repeated TLS refusals are logged again; a burst ends after an interval without any")
 	fs.DurationVar(&c.EMFInterval, "emf-interval", 0, "write counters to stdout as CloudWatch Embedded Metric Format records this often (0: off)")
 	fs.StringVar(&c.EMFNamespace, "emf-namespace", cwmetric.DefaultNamespace, "CloudWatch namespace of the EMF records")
 	fs.StringVar(&c.EMFService, "emf-service", cwmetric.ServiceName, "Service dimension of the EMF records")

@@ -162,6 +162,7 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 	}
 	tcfg := cfg.Source
 	tcfg.Logger, tcfg.Observer = log, observer{m: m, log: log, refused: refused}
+	tcfg.LogInterval = cfg.Ops.LogInterval // refused TLS handshakes follow the same cadence as other trouble
 	var stopTLS func()
 	if tcfg.TLS, stopTLS, err = startSourceTLS(ctx, cfg.Source.TLSConfig, cfg.Source.Mode, log); err != nil {
 		return counts.Snapshot(), err

@@ -95,6 +95,10 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Once makes Connect mode return after the first connection ends instead of reconnecting (tests, tools).
 	Once bool
+	// LogInterval is how often a source's refused TLS handshakes are logged again (default 1m): the first of
+	// each reason per source address in an interval is logged, and the count of those not logged when the
+	// interval ends or the reader stops.
+	LogInterval time.Duration
 	// Logger receives connection events; nil means slog.Default().
 	Logger *slog.Logger
 	// Observer receives connection-level counts for metrics; nil means none.
@@ -104,7 +108,7 @@ type Config struct {
 	// TLS, when not nil, puts TLS on every connection (see NewTLS); nil is plain TCP.
 	TLS *TLS
 
-	failures *failureLog // handshake failures logged, once per source per minute
+	failures *failureLog // refused handshakes: which are logged, and the count of the others
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -141,6 +145,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.TLS != nil && c.TLS.mode != c.Mode {
 		return c, fmt.Errorf("%w: TLS material loaded for %s mode, reader in %s mode", ErrInvalidConfig, c.TLS.mode, c.Mode)
 	}
-	c.failures = newFailureLog(handshakeLogEvery, 4096)
+	if c.LogInterval <= 0 {
+		c.LogInterval = DefaultLogInterval
+	}
+	c.failures = newFailureLog(c.LogInterval, 4096, c.Logger)
 	return c, nil
 }

@@ -19,6 +19,8 @@ type serveFunc func(ctx context.Context, conn net.Conn, src Source) error
 // run drives serve over the connections that cfg's mode yields, and returns when ctx is done (or, with
 // Once, after the first connection). Every connection goroutine has returned when run returns.
 func run(ctx context.Context, cfg Config, ln net.Listener, serve serveFunc) error {
+	// After every connection goroutine has returned: no refusal comes after the final counts.
+	defer cfg.failures.close()
 	if cfg.Mode == Listen {
 		return runListen(ctx, cfg, ln, serve)
 	}
@@ -213,14 +215,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// handshakeFailed counts a failed TLS handshake and logs it, once per source host per minute.
+// handshakeFailed counts a failed TLS handshake and logs it when it is the first of its reason from its source
+// address in the log interval (see failureLog).
 func handshakeFailed(cfg Config, remote string, err error) {
 	reason := HandshakeReason(err)
 	cfg.Observer.HandshakeFailed(remote, reason)
-	host := hostOf(remote)
-	if ok, suppressed := cfg.failures.allow(host, time.Now()); ok {
+	if cfg.failures.allow(hostOf(remote), reason) {
 		cfg.Logger.Warn("TLS handshake failed", "remote", remote, "reason", reason, "err", err,
-			"failures_not_logged", suppressed, "next_log_after", handshakeLogEvery.String())
+			"repeats_logged_after", cfg.LogInterval.String())
 	}
 }
 

@@ -26,9 +26,9 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	// DefaultTLSReloadInterval is how often the certificate files are checked for a change.
 	DefaultTLSReloadInterval = 30 * time.Second
-	// handshakeLogEvery is how often a failing source's handshake failures are logged: once per source per
-	// interval, so a scanner or a misconfigured client fleet cannot flood the logs.
-	handshakeLogEvery = time.Minute
+	// DefaultLogInterval is Config.LogInterval's default: a source's refusals of one reason are logged once
+	// per interval, so a scanner or a misconfigured client fleet cannot flood the logs.
+	DefaultLogInterval = time.Minute
 )
 
 // TLSConfig configures TLS on the source connection, in both modes. The zero value is plain TCP.
@@ -440,51 +440,129 @@ func peerIdentity(tc *tls.Conn) string {
 	return cs.PeerCertificates[0].Subject.String()
 }
 
-// failureLog lets a source's handshake failures be logged once per interval. It remembers at most
-// maxSources sources; past that, failures from sources it has no room for are counted but not logged until
-// old entries expire, so a flood from many addresses cannot grow it or the logs without bound.
+// failureLog decides which refused handshakes are logged: the first of each reason from a source address in
+// an interval (which starts at that source's first refusal), so five different refusals from one address are
+// five lines, while a scanner or a misconfigured fleet repeating one refusal is one line per interval. What is
+// not logged is counted and reported, one line per source, when its interval ends and when the reader stops.
+//
+// It tracks at most max sources at once (an entry lives for one interval); refusals from further sources
+// share one entry, reported as remote_host "other", so a flood from many addresses grows neither the map
+// nor the logs. Safe for concurrent use.
 type failureLog struct {
 	mu      sync.Mutex
 	every   time.Duration
 	max     int
+	log     *slog.Logger
 	sources map[string]*failureEntry
+	other   *failureEntry // refusals from sources beyond max
+	timers  sync.WaitGroup
+	closed  bool
 }
 
 type failureEntry struct {
-	at         time.Time // when a failure was last logged
-	suppressed int       // failures since, not logged
+	host      string
+	start     time.Time
+	timer     *time.Timer
+	notLogged map[string]int // by reason; a reason present with 0 was logged once and nothing since
 }
 
-func newFailureLog(every time.Duration, maxSources int) *failureLog {
-	return &failureLog{every: every, max: maxSources, sources: make(map[string]*failureEntry)}
+// otherSources names the shared entry of the sources failureLog has no room for.
+const otherSources = "other"
+
+func newFailureLog(every time.Duration, maxSources int, log *slog.Logger) *failureLog {
+	return &failureLog{every: every, max: maxSources, log: log, sources: make(map[string]*failureEntry)}
 }
 
-// allow reports whether a failure from source at now should be logged, and how many failures from it went
-// unlogged since the last one that was.
-func (l *failureLog) allow(source string, now time.Time) (bool, int) {
+// allow records a refusal from host with reason and reports whether to log it: true for the first of its
+// reason in host's current interval.
+func (l *failureLog) allow(host, reason string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if e, ok := l.sources[source]; ok {
-		if now.Sub(e.at) < l.every {
-			e.suppressed++
-			return false, 0
-		}
-		n := e.suppressed
-		e.at, e.suppressed = now, 0
-		return true, n
+	if l.closed {
+		return true
 	}
-	if len(l.sources) >= l.max {
-		for k, e := range l.sources {
-			if now.Sub(e.at) >= l.every {
-				delete(l.sources, k)
-			}
+	e := l.sources[host]
+	if e == nil && len(l.sources) >= l.max {
+		if l.other == nil {
+			l.other = l.newEntry(otherSources)
 		}
-		if len(l.sources) >= l.max {
-			return false, 0
+		e = l.other
+	}
+	if e == nil {
+		e = l.newEntry(host)
+		l.sources[host] = e
+	}
+	if _, seen := e.notLogged[reason]; seen {
+		e.notLogged[reason]++
+		return false
+	}
+	e.notLogged[reason] = 0
+	return true
+}
+
+// newEntry starts an interval for host, ended by a timer. Called with l.mu held.
+func (l *failureLog) newEntry(host string) *failureEntry {
+	e := &failureEntry{host: host, start: time.Now(), notLogged: map[string]int{}}
+	l.timers.Add(1)
+	e.timer = time.AfterFunc(l.every, func() {
+		defer l.timers.Done()
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return
+		}
+		if e == l.other {
+			l.other = nil
+		} else {
+			delete(l.sources, e.host)
+		}
+		l.mu.Unlock()
+		l.report(e, false)
+	})
+	return e
+}
+
+// report logs how many of e's refusals were not logged, when there are any.
+func (l *failureLog) report(e *failureEntry, atStop bool) {
+	total := 0
+	notLogged := map[string]int{}
+	for reason, n := range e.notLogged {
+		if n > 0 {
+			total += n
+			notLogged[reason] = n
 		}
 	}
-	l.sources[source] = &failureEntry{at: now}
-	return true, 0
+	if total == 0 {
+		return
+	}
+	l.log.Warn("TLS handshake failures not logged", "remote_host", e.host, "total", total, "not_logged", notLogged,
+		"since", e.start.UTC().Format(time.RFC3339), "interval", l.every.String(), "at_stop", atStop)
+}
+
+// close reports every open interval's count of refusals not logged; refusals after it are all logged.
+func (l *failureLog) close() {
+	l.mu.Lock()
+	l.closed = true
+	var open []*failureEntry
+	for _, e := range l.sources {
+		open = append(open, e)
+	}
+	if l.other != nil {
+		open = append(open, l.other)
+	}
+	for _, e := range open {
+		if e.timer.Stop() {
+			l.timers.Done() // its func will not run
+		}
+	}
+	clear(l.sources)
+	l.other = nil
+	l.mu.Unlock()
+	l.timers.Wait()
+	slices.SortFunc(open, func(a, b *failureEntry) int { return a.start.Compare(b.start) })
+	for _, e := range open {
+		l.report(e, true)
+	}
 }
 
 // hostOf is the address without its port: a source reconnecting from a new port is the same source.

@@ -467,28 +467,40 @@ func TestNewTLSBadFiles(t *testing.T) {
 	}
 }
 
-func TestFailureLogOncePerSourcePerInterval(t *testing.T) {
-	l := newFailureLog(time.Minute, 2)
-	t0 := time.Unix(1000, 0)
+// TestFailureLogBounds: the first refusal of each reason per source is logged; past its room for sources,
+// further sources share one entry ("other"); close reports every count not logged.
+func TestFailureLogBounds(t *testing.T) {
+	logs := &logCapture{}
+	l := newFailureLog(time.Hour, 2, logs.logger())
 	steps := []struct {
-		source     string
-		at         time.Duration
-		want       bool
-		suppressed int
+		host, reason string
+		want         bool
 	}{
-		{"a", 0, true, 0},
-		{"a", time.Second, false, 0},
-		{"a", 30 * time.Second, false, 0},
-		{"b", 30 * time.Second, true, 0},
-		{"c", 40 * time.Second, false, 0}, // full: a and b are both recent
-		{"a", 61 * time.Second, true, 2},
-		{"c", 95 * time.Second, true, 0}, // b expired and made room
+		{"a", HandshakeNotTLS, true},
+		{"a", HandshakeNotTLS, false},
+		{"a", HandshakeExpired, true},
+		{"b", HandshakeNotTLS, true},
+		{"c", HandshakeNotTLS, true}, // no room: the first of its reason among the other sources
+		{"d", HandshakeNotTLS, false},
+		{"d", HandshakeTimeout, true},
+		{"b", HandshakeNotTLS, false},
 	}
 	for i, s := range steps {
-		ok, n := l.allow(s.source, t0.Add(s.at))
-		if ok != s.want || n != s.suppressed {
-			t.Errorf("step %d: allow(%s, +%v) = %v, %d; want %v, %d", i, s.source, s.at, ok, n, s.want, s.suppressed)
+		if got := l.allow(s.host, s.reason); got != s.want {
+			t.Errorf("step %d: allow(%s, %s) = %v, want %v", i, s.host, s.reason, got, s.want)
 		}
+	}
+	l.close()
+	got := map[string]string{}
+	for _, rec := range logs.records(t, "TLS handshake failures not logged") {
+		got[rec["remote_host"].(string)] = fmt.Sprint(rec["not_logged"], rec["total"], rec["at_stop"])
+	}
+	want := map[string]string{"a": "map[not_tls:1] 1 true", "b": "map[not_tls:1] 1 true", otherSources: "map[not_tls:1] 1 true"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("reports at close = %v, want %v", got, want)
+	}
+	if !l.allow("a", HandshakeNotTLS) {
+		t.Errorf("a refusal after close was not logged")
 	}
 }
 
