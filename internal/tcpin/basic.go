@@ -112,6 +112,7 @@ func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, que
 	br := bufio.NewReaderSize(conn, 64<<10)
 	d := newDeadliner(ctx, conn, r.cfg)
 	defer d.stop()
+	defer d.closing(r.cfg, src)
 	max := r.cfg.MaxLineBytes
 	var (
 		pending    []byte // the start of a line longer than the bufio buffer
@@ -170,6 +171,8 @@ func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, que
 				discarding = true
 				pending = nil
 			}
+		case d.again(ctx, err):
+			pending = append(pending, frag...) // the part of a line read before the interrupt
 		default:
 			flush()
 			cause, rerr := endCause(ctx, err)

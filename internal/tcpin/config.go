@@ -55,6 +55,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "source-addr", DefaultAddr, "the log source to dial, or the address to listen on")
 	fs.IntVar(&c.MaxLineBytes, "max-line-bytes", DefaultMaxLineBytes, "longest line accepted; longer lines are dead-lettered")
 	fs.IntVar(&c.MaxConns, "max-conns", DefaultMaxConns, "listen mode: most simultaneous source connections")
+	fs.DurationVar(&c.StopReadTimeout, "stop-read-timeout", DefaultStopReadTimeout, "on stop, how long to keep reading what the kernel already holds (acknowledged to the source) before closing")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "listen mode: close a source that finishes no line for this long (silent or trickling)")
 	c.TLSConfig.RegisterFlags(fs)
 }
@@ -66,6 +67,7 @@ const (
 	DefaultQueueLines      = 8192
 	DefaultMaxConns        = 512
 	DefaultIdleTimeout     = 5 * time.Minute
+	DefaultStopReadTimeout = 500 * time.Millisecond
 	DefaultMinBackoff      = 100 * time.Millisecond
 	DefaultMaxBackoff      = 30 * time.Second
 	// SampleBytes bounds how much of a rejected line is handed on (dead-lettered): enough to recognise it,
@@ -91,6 +93,9 @@ type Config struct {
 	// IdleTimeout closes a Listen-mode connection that completes no line for this long (default 5m): one
 	// that sends nothing, and one that trickles a line too slowly to finish it (slowloris).
 	IdleTimeout time.Duration
+	// StopReadTimeout bounds the read-out when the reader stops (default 500ms): lines the kernel already
+	// acknowledged to the source are read and handed on until the socket is quiet or this long has passed.
+	StopReadTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the jittered exponential backoff between dials (defaults 100ms, 30s).
 	MinBackoff, MaxBackoff time.Duration
 	// Once makes Connect mode return after the first connection ends instead of reconnecting (tests, tools).
@@ -129,6 +134,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.StopReadTimeout <= 0 {
+		c.StopReadTimeout = DefaultStopReadTimeout
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = DefaultMinBackoff

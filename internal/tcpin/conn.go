@@ -154,35 +154,80 @@ func serveObserved(ctx context.Context, cfg Config, conn net.Conn, src Source, s
 	}
 }
 
-// deadliner arms a connection's read deadline: the idle timeout in listen mode, and "now" once ctx is done, so
-// a blocked Read returns promptly on shutdown.
+// deadliner arms a connection's read deadlines: the idle timeout in listen mode and, once ctx is done, the
+// read-out. Used by the connection's reading goroutine only, except for the stop's interrupt.
+//
+// The read-out: lines the source wrote that the kernel holds are acknowledged to the source, and closing
+// the socket would drop them unseen. So when ctx ends, a read waiting on the socket is interrupted, the
+// receive window is clamped (a source that keeps writing can add little more), and reading goes on until
+// the socket has had nothing to read for readOutQuiet, or StopReadTimeout after the stop, whichever comes
+// first. Whatever the kernel still holds then is logged with its size when the connection closes.
 type deadliner struct {
-	conn net.Conn
-	idle time.Duration // 0: no idle timeout
-	stop func() bool
+	conn    net.Conn
+	idle    time.Duration // 0: no idle timeout
+	readOut time.Duration // StopReadTimeout
+	stop    func() bool
+	// Set once the read-out begins.
+	stopping bool
+	until    time.Time
 }
 
+// readOutQuiet is how long the read-out waits for more bytes before it deems the kernel's buffer empty.
+const readOutQuiet = 50 * time.Millisecond
+
 func newDeadliner(ctx context.Context, conn net.Conn, cfg Config) *deadliner {
-	d := &deadliner{conn: conn}
+	d := &deadliner{conn: conn, readOut: cfg.StopReadTimeout}
 	if cfg.Mode == Listen {
 		d.idle = cfg.IdleTimeout
 	}
+	// Wakes a read waiting on the socket; the reading goroutine then begins the read-out (see again).
 	d.stop = context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
 	return d
 }
 
-// arm sets the deadline for the next read. Once ctx is done the deadline is in the past, so the next read
-// of the socket fails at once while anything already buffered is still consumed: shutdown never strands a
-// complete line that was read.
+// arm sets the deadline for the next read.
 func (d *deadliner) arm(ctx context.Context) {
-	if ctx.Err() == nil && d.idle > 0 {
-		d.conn.SetReadDeadline(time.Now().Add(d.idle))
+	if ctx.Err() == nil {
+		if d.idle > 0 {
+			d.conn.SetReadDeadline(time.Now().Add(d.idle))
+		}
+		// Checked again after setting the idle deadline: if ctx ended meanwhile, the interrupt's deadline may
+		// have been overwritten, so go on to the read-out's rather than block until the idle timeout.
+		if ctx.Err() == nil {
+			return
+		}
 	}
-	// Checked after setting the idle deadline: if ctx ended meanwhile, the AfterFunc's deadline may have been
-	// overwritten, so set it again rather than block until the idle timeout.
-	if ctx.Err() != nil {
-		d.conn.SetReadDeadline(time.Unix(1, 0))
+	now := time.Now()
+	if !d.stopping {
+		d.stopping, d.until = true, now.Add(d.readOut)
+		clampWindow(d.conn)
 	}
+	d.conn.SetReadDeadline(minTime(d.until, now.Add(readOutQuiet)))
+}
+
+// again reports whether a read that failed with err should be retried: the stop interrupted it before the
+// read-out began.
+func (d *deadliner) again(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && !d.stopping && errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// closing logs what the kernel still holds for the connection when the reader closes it at stop: bytes TCP
+// acknowledged to the source that the reader never read (at most about one receive window).
+func (d *deadliner) closing(cfg Config, src Source) {
+	if !d.stopping {
+		return
+	}
+	if n, ok := unreadBytes(d.conn); ok && n > 0 {
+		cfg.Logger.Warn("source connection closed with unread bytes at stop", "remote", src.Remote, "conn", src.ConnID,
+			"unread_bytes", n, "stop_read_timeout", d.readOut.String())
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // endCause describes why a stream ended, for the truncated-line reason, and the error worth reporting.

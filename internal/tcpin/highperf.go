@@ -52,9 +52,10 @@ func (r *HighPerfTCPReader) serve(ctx context.Context, conn net.Conn, src Source
 	f := newFramer(r.cfg.ReadBufferBytes, r.cfg.MaxLineBytes)
 	d := newDeadliner(ctx, conn, r.cfg)
 	defer d.stop()
+	defer d.closing(r.cfg, src)
 	rearm := true
 	for {
-		if rearm {
+		if rearm || ctx.Err() != nil {
 			d.arm(ctx)
 		}
 		n, err := f.fill(conn)
@@ -67,6 +68,9 @@ func (r *HighPerfTCPReader) serve(ctx context.Context, conn net.Conn, src Source
 			f.split(hctx, h, src)
 		}
 		if err != nil {
+			if d.again(ctx, err) {
+				continue
+			}
 			cause, rerr := endCause(ctx, err)
 			f.finish(hctx, h, src, cause)
 			return rerr
