@@ -7,27 +7,42 @@ import (
 
 // The stored definition of logs as the local engine (ClickHouse 26.9) holds it in system.tables
 // create_table_query, and the forms ClickHouse gives the same table elsewhere: ClickHouse Cloud's
-// SharedMergeTree (with and without the arguments it fills in), a Replicated database's automatic
-// ReplicatedMergeTree, and a self-managed cluster's explicit ReplicatedMergeTree path.
+// SharedReplacingMergeTree (with and without the arguments it fills in), a Replicated database's automatic
+// ReplicatedReplacingMergeTree, and a self-managed cluster's explicit ReplicatedReplacingMergeTree path.
 const (
-	capturedLocal          = "CREATE TABLE db.logs (`eventId` UInt32, `level` LowCardinality(String), `source` LowCardinality(String), `timestamp` DateTime64(6), `computer` LowCardinality(String), `user` LowCardinality(String), `message` String) ENGINE = MergeTree PARTITION BY toYYYYMM(timestamp) ORDER BY eventId SETTINGS index_granularity = 8192"
-	capturedCloud          = "CREATE TABLE db.logs (`eventId` UInt32, `level` LowCardinality(String), `source` LowCardinality(String), `timestamp` DateTime64(6), `computer` LowCardinality(String), `user` LowCardinality(String), `message` String) ENGINE = SharedMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}') PARTITION BY toYYYYMM(timestamp) ORDER BY eventId SETTINGS index_granularity = 8192"
-	capturedCloudBare      = "CREATE TABLE db.logs (`eventId` UInt32, `level` LowCardinality(String), `source` LowCardinality(String), `timestamp` DateTime64(6), `computer` LowCardinality(String), `user` LowCardinality(String), `message` String) ENGINE = SharedMergeTree PARTITION BY toYYYYMM(timestamp) ORDER BY eventId SETTINGS index_granularity = 8192"
-	capturedReplicatedDB   = "CREATE TABLE db.logs (`eventId` UInt32, `level` LowCardinality(String), `source` LowCardinality(String), `timestamp` DateTime64(6), `computer` LowCardinality(String), `user` LowCardinality(String), `message` String) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}') PARTITION BY toYYYYMM(timestamp) ORDER BY eventId SETTINGS index_granularity = 8192"
-	capturedCluster        = "CREATE TABLE db.logs (`eventId` UInt32, `level` LowCardinality(String), `source` LowCardinality(String), `timestamp` DateTime64(6), `computer` LowCardinality(String), `user` LowCardinality(String), `message` String) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/logs', '{replica}') PARTITION BY toYYYYMM(timestamp) ORDER BY eventId SETTINGS index_granularity = 8192"
-	capturedClusterDefault = "CREATE TABLE db.logs (`eventId` UInt32, `level` LowCardinality(String), `source` LowCardinality(String), `timestamp` DateTime64(6), `computer` LowCardinality(String), `user` LowCardinality(String), `message` String) ENGINE = ReplicatedMergeTree PARTITION BY toYYYYMM(timestamp) ORDER BY eventId SETTINGS index_granularity = 8192"
+	logsColumns = "CREATE TABLE db.logs (`eventId` UInt32, `level` LowCardinality(String), `source` LowCardinality(String), `timestamp` DateTime64(6), `computer` LowCardinality(String), `user` LowCardinality(String), `message` String, `kafka_partition` UInt32, `kafka_offset` UInt64, `row_hash` UInt64 MATERIALIZED cityHash64(eventId, level, source, timestamp, computer, user, message))"
+	logsKeys    = " PARTITION BY toYYYYMM(timestamp) ORDER BY (eventId, kafka_partition, kafka_offset, row_hash, timestamp) SETTINGS index_granularity = 8192"
+
+	capturedLocal          = logsColumns + " ENGINE = ReplacingMergeTree" + logsKeys
+	capturedCloud          = logsColumns + " ENGINE = SharedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')" + logsKeys
+	capturedCloudBare      = logsColumns + " ENGINE = SharedReplacingMergeTree" + logsKeys
+	capturedReplicatedDB   = logsColumns + " ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')" + logsKeys
+	capturedCluster        = logsColumns + " ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/logs', '{replica}')" + logsKeys
+	capturedClusterDefault = logsColumns + " ENGINE = ReplicatedReplacingMergeTree" + logsKeys
+
+	// The seed's logs (a plain MergeTree ORDER BY eventId, no Kafka coordinates) as the local engine stored
+	// it, and as ClickHouse Cloud stores it.
+	seedColumns       = "CREATE TABLE db.logs (`eventId` UInt32, `level` LowCardinality(String), `source` LowCardinality(String), `timestamp` DateTime64(6), `computer` LowCardinality(String), `user` LowCardinality(String), `message` String)"
+	seedKeys          = " PARTITION BY toYYYYMM(timestamp) ORDER BY eventId SETTINGS index_granularity = 8192"
+	capturedSeed      = seedColumns + " ENGINE = MergeTree" + seedKeys
+	capturedSeedCloud = seedColumns + " ENGINE = SharedMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')" + seedKeys
 )
 
 func TestCanonicalEngine(t *testing.T) {
 	tests := []struct {
 		name, stored, want string
 	}{
-		{"local MergeTree", capturedLocal, capturedLocal},
-		{"Cloud SharedMergeTree", capturedCloud, capturedLocal},
-		{"Cloud SharedMergeTree without arguments", capturedCloudBare, capturedLocal},
+		{"local ReplacingMergeTree", capturedLocal, capturedLocal},
+		{"Cloud SharedReplacingMergeTree", capturedCloud, capturedLocal},
+		{"Cloud SharedReplacingMergeTree without arguments", capturedCloudBare, capturedLocal},
 		{"Replicated database", capturedReplicatedDB, capturedLocal},
-		{"cluster ReplicatedMergeTree with a path", capturedCluster, capturedLocal},
-		{"cluster ReplicatedMergeTree with the default path", capturedClusterDefault, capturedLocal},
+		{"cluster ReplicatedReplacingMergeTree with a path", capturedCluster, capturedLocal},
+		{"cluster ReplicatedReplacingMergeTree with the default path", capturedClusterDefault, capturedLocal},
+		{"seed MergeTree", capturedSeed, capturedSeed},
+		{"seed on Cloud", capturedSeedCloud, capturedSeed},
+		{"version argument after the path stays",
+			"CREATE TABLE t (`a` UInt8, `v` UInt64) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/t', '{replica}', v) ORDER BY a",
+			"CREATE TABLE t (`a` UInt8, `v` UInt64) ENGINE = ReplacingMergeTree(v) ORDER BY a"},
 		{"engine arguments after the path stay",
 			"CREATE TABLE t (`a` UInt8, `v` UInt64) ENGINE = SharedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', v) ORDER BY a",
 			"CREATE TABLE t (`a` UInt8, `v` UInt64) ENGINE = ReplacingMergeTree(v) ORDER BY a"},
@@ -50,13 +65,15 @@ func TestCanonicalEngine(t *testing.T) {
 	}
 }
 
-// Real differences still count on every engine: a changed ORDER BY or a column more is drift on Cloud and
-// on a cluster alike.
+// Real differences still count on every engine: a changed ORDER BY, a column more, or the engine family
+// itself (a seed-style MergeTree where the DDL wants a ReplacingMergeTree) is drift on Cloud and on a
+// cluster alike.
 func TestCanonicalEngineKeepsRealDifferences(t *testing.T) {
 	for _, stored := range []string{capturedCloud, capturedReplicatedDB, capturedCluster} {
 		for _, change := range []struct{ from, to string }{
-			{"ORDER BY eventId", "ORDER BY (eventId, level)"},
-			{"`message` String)", "`message` String, `extra` String)"},
+			{"ORDER BY (eventId, kafka_partition, kafka_offset, row_hash, timestamp)", "ORDER BY (eventId, kafka_partition, kafka_offset, row_hash)"},
+			{"ReplacingMergeTree", "MergeTree"},
+			{"`message` String,", "`message` String, `extra` String,"},
 			{"index_granularity = 8192", "index_granularity = 1024"},
 		} {
 			drifted := strings.Replace(stored, change.from, change.to, 1)

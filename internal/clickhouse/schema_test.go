@@ -44,8 +44,16 @@ func TestStatementsOrderAndNames(t *testing.T) {
 	if !strings.Contains(sts[4].SQL, "WHERE length(_error) = 0") || !strings.Contains(sts[5].SQL, "WHERE length(_error) > 0") {
 		t.Errorf("the views must split rows on _error:\n%s\n%s", sts[4].SQL, sts[5].SQL)
 	}
-	if !strings.Contains(sts[1].SQL, "PARTITION BY toYYYYMM(timestamp)") || !strings.Contains(sts[1].SQL, "ORDER BY eventId") {
-		t.Errorf("logs DDL lacks the original keys:\n%s", sts[1].SQL)
+	// logs collapses a re-consumed message (same coordinates, same row) and keeps distinct events that share
+	// an eventId apart: eventId first, then where the row came from.
+	for _, frag := range []string{"ENGINE = ReplacingMergeTree\n", "PARTITION BY toYYYYMM(timestamp)",
+		"ORDER BY (eventId, kafka_partition, kafka_offset, row_hash, timestamp)", "`row_hash` UInt64 MATERIALIZED cityHash64(eventId, level, source, timestamp, computer, user, message)"} {
+		if !strings.Contains(sts[1].SQL, frag) {
+			t.Errorf("logs DDL lacks %q:\n%s", frag, sts[1].SQL)
+		}
+	}
+	if !strings.Contains(sts[4].SQL, "toUInt32(_partition) AS kafka_partition") || !strings.Contains(sts[4].SQL, "_offset AS kafka_offset") {
+		t.Errorf("logs_mv must carry the Kafka coordinates:\n%s", sts[4].SQL)
 	}
 }
 

@@ -6,9 +6,12 @@ CREATE TABLE {{ident .Database}}.logs{{.OnCluster}}
     `timestamp` DateTime64(6),
     `computer` LowCardinality(String),
     `user` LowCardinality(String),
-    `message` String
+    `message` String,
+    `kafka_partition` UInt32,
+    `kafka_offset` UInt64,
+    `row_hash` UInt64 MATERIALIZED cityHash64(eventId, level, source, timestamp, computer, user, message)
 )
-ENGINE = MergeTree
+ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(timestamp)
-ORDER BY eventId
+ORDER BY (eventId, kafka_partition, kafka_offset, row_hash, timestamp)
 SETTINGS index_granularity = 8192

@@ -6,8 +6,19 @@ CREATE MATERIALIZED VIEW {{ident .Database}}.logs_mv{{.OnCluster}} TO {{ident .D
     `timestamp` DateTime64(6),
     `computer` LowCardinality(String),
     `user` LowCardinality(String),
-    `message` String
+    `message` String,
+    `kafka_partition` UInt32,
+    `kafka_offset` UInt64
 )
-AS SELECT eventId, level, source, timestamp, computer, user, message
+AS SELECT
+    eventId,
+    level,
+    source,
+    timestamp,
+    computer,
+    user,
+    message,
+    toUInt32(_partition) AS kafka_partition,
+    _offset AS kafka_offset
 FROM {{ident .Database}}.logs_queue
 WHERE length(_error) = 0
