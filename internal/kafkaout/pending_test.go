@@ -117,3 +117,109 @@ func TestSeqOfRejectsForeignKeys(t *testing.T) {
 		}
 	}
 }
+
+// One message that is never acknowledged (its partition has no leader) must not stop the ring: the messages
+// after it settle, and their room is used again however far the ring has moved on. What the ring holds is
+// bounded by the bytes and the count of its unsettled messages, not by how far the oldest one lies behind.
+func TestPendingAnUnsettledMessageDoesNotBlockTheRest(t *testing.T) {
+	r := newPending(1024, 16)
+	stuck, _, ok, err := r.reserve([]byte("stuck on a partition without a leader"))
+	if err != nil || !ok {
+		t.Fatalf("reserve: ok %t, err %v", ok, err)
+	}
+	// 100 laps of the arena and 1,000 times the slots' count, every one of them settled.
+	for i := range 16000 {
+		v := []byte(fmt.Sprintf("settled %05d", i))
+		seq, _, ok, err := r.reserve(v)
+		if err != nil || !ok {
+			t.Fatalf("reserve #%d behind one unsettled message: ok %t, err %v (held %d bytes in %d messages)", i, ok, err, r.held, r.live)
+		}
+		if got, ok := r.value(seq); !ok || string(got) != string(v) {
+			t.Fatalf("value(%d) = %q, %t; want %q", seq, got, ok, v)
+		}
+		r.settle(seq)
+	}
+	if v, ok := r.value(stuck); !ok || string(v) != "stuck on a partition without a leader" {
+		t.Fatalf("the unsettled message reads %q, %t after the ring moved on", v, ok)
+	}
+	r.settle(stuck)
+	if _, ok := r.value(stuck); ok {
+		t.Fatal("the unsettled message is still held after it settled")
+	}
+	if r.held != 0 || r.live != 0 || len(r.moved) != 0 {
+		t.Fatalf("after settling everything: %d bytes in %d messages held, %d moved", r.held, r.live, len(r.moved))
+	}
+}
+
+// The bound: whatever the order of settling, unsettled messages hold at most the arena's bytes and the
+// slots' count; past that, reserve says full.
+func TestPendingBoundsWhatUnsettledMessagesHold(t *testing.T) {
+	tests := []struct {
+		name        string
+		arena, msgs int
+		value       int
+		wantFull    int // unsettled messages held when reserve first says full
+	}{
+		{"bytes", 1024, 64, 56, 16}, // 8-byte key + 56: 64 bytes each
+		{"count", 1 << 16, 8, 10, 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newPending(tt.arena, tt.msgs)
+			var kept []uint64 // every other message stays unsettled; the rest settle at once
+			for i := 0; ; i++ {
+				seq, _, ok, err := r.reserve(bytes.Repeat([]byte{byte(i)}, tt.value))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ok {
+					break
+				}
+				if i%2 == 0 {
+					kept = append(kept, seq)
+				} else {
+					r.settle(seq)
+				}
+				if i > 10*tt.msgs+10*tt.arena/tt.value {
+					t.Fatalf("%d unsettled messages of %d bytes and still not full", len(kept), tt.value)
+				}
+			}
+			if len(kept) != tt.wantFull {
+				t.Fatalf("full with %d unsettled messages, want %d", len(kept), tt.wantFull)
+			}
+			for i, seq := range kept {
+				if v, ok := r.value(seq); !ok || !bytes.Equal(v, bytes.Repeat([]byte{byte(2 * i)}, tt.value)) {
+					t.Fatalf("unsettled message %d changed: %v, %t", seq, v, ok)
+				}
+			}
+			// Settling one makes room for one more.
+			r.settle(kept[0])
+			if _, _, ok, _ := r.reserve(make([]byte, tt.value)); !ok {
+				t.Fatal("no room after settling the oldest message")
+			}
+		})
+	}
+}
+
+// The bytes value returns stay valid until settle, even when the ring would like to move on past them.
+func TestPendingValueStaysValidUntilSettled(t *testing.T) {
+	r := newPending(256, 8)
+	a, _, _, _ := r.reserve(bytes.Repeat([]byte("a"), 56))
+	v, ok := r.value(a) // a delivery report is using these bytes now
+	if !ok {
+		t.Fatal("value of a reserved message not found")
+	}
+	for i := range 20 {
+		seq, _, ok, _ := r.reserve(bytes.Repeat([]byte("b"), 56))
+		if ok {
+			r.settle(seq)
+		}
+		if string(v) != string(bytes.Repeat([]byte("a"), 56)) {
+			t.Fatalf("after %d more messages the bytes being reported read %q", i+1, v)
+		}
+	}
+	r.settle(a)
+	if _, _, ok, _ := r.reserve(bytes.Repeat([]byte("c"), 56)); !ok {
+		t.Fatal("no room once the reported message settled")
+	}
+}
