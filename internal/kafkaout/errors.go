@@ -97,6 +97,13 @@ func isQueueFull(err error) bool {
 	return errors.As(err, &kerr) && kerr.Code() == kafka.ErrQueueFull
 }
 
+// isUnknownPartition reports whether err is librdkafka's answer to Produce for a partition the topic does not
+// have.
+func isUnknownPartition(err error) bool {
+	var kerr kafka.Error
+	return errors.As(err, &kerr) && kerr.Code() == kafka.ErrUnknownPartition
+}
+
 // ErrFatal means librdkafka raised a fatal error: the producer can deliver nothing more and the process must
 // be replaced.
 var ErrFatal = errors.New("kafka client failed")

@@ -1,6 +1,7 @@
 package kafkaout
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -26,10 +27,14 @@ func metadata(ctx context.Context, c metadataClient, errs *clientErrors, topic *
 	if !ok {
 		deadline = time.Now().Add(defaultCheckTimeout)
 	}
-	err := context.DeadlineExceeded // what is reported when no time was left even to ask
+	var err error // the last answer's error; nil until something was asked
 	for {
 		left := time.Until(deadline)
-		if left <= 0 {
+		if left <= 0 || ctx.Err() != nil {
+			// Out of time, or the caller gave up (it may be closing the client): ask nothing more.
+			if err == nil {
+				err = cmp.Or(ctx.Err(), context.DeadlineExceeded)
+			}
 			return nil, errs.classify(err)
 		}
 		var md *kafka.Metadata
@@ -37,7 +42,7 @@ func metadata(ctx context.Context, c metadataClient, errs *clientErrors, topic *
 		if err == nil {
 			return md, nil
 		}
-		if errs.refused() || ctx.Err() != nil {
+		if errs.refused() {
 			return nil, errs.classify(err)
 		}
 	}
@@ -45,10 +50,21 @@ func metadata(ctx context.Context, c metadataClient, errs *clientErrors, topic *
 
 // checkTopic verifies that the brokers answer and that topic exists with partitions.
 func checkTopic(ctx context.Context, c metadataClient, errs *clientErrors, topic string) (kafka.TopicMetadata, error) {
+	_, tm, err := topicMetadata(ctx, c, errs, topic)
+	return tm, err
+}
+
+// topicMetadata is checkTopic that also returns the whole metadata answer (the live brokers).
+func topicMetadata(ctx context.Context, c metadataClient, errs *clientErrors, topic string) (*kafka.Metadata, kafka.TopicMetadata, error) {
 	md, err := metadata(ctx, c, errs, &topic)
 	if err != nil {
-		return kafka.TopicMetadata{}, fmt.Errorf("checking topic %s: %w", topic, err)
+		return nil, kafka.TopicMetadata{}, fmt.Errorf("checking topic %s: %w", topic, err)
 	}
+	tm, err := topicOf(md, topic)
+	return md, tm, err
+}
+
+func topicOf(md *kafka.Metadata, topic string) (kafka.TopicMetadata, error) {
 	tm, ok := md.Topics[topic]
 	if !ok || tm.Error.Code() == kafka.ErrUnknownTopicOrPart || tm.Error.Code() == kafka.ErrUnknownTopic {
 		return tm, fmt.Errorf("checking topic %s: %w", topic, ErrTopicNotFound)

@@ -120,6 +120,9 @@ func (pr *Producer) delivered(e *kafka.Message) {
 		// the ledger still hears of the message.
 		pr.log.Error("kafka delivery report for a message the producer does not hold", "topic", topic, "key_bytes", len(e.Key))
 	}
+	if err != nil {
+		pr.sticky.refresh(topic) // e.g. the partition has had no leader for the whole message timeout
+	}
 	if err != nil && ok {
 		value = append([]byte(nil), value...)
 		pr.pending.settle(seq)
@@ -136,6 +139,8 @@ func (pr *Producer) delivered(e *kafka.Message) {
 func (pr *Producer) clientError(e kafka.Error) {
 	pr.errs.record(e)
 	pr.lastErrAt.Store(time.Now().UnixNano())
+	// A broker may be gone, and with it the leader of some partitions: look again which have one.
+	pr.sticky.refreshAll()
 	if e.IsFatal() {
 		pr.fatalErr.Store(&e)
 		pr.log.Error("kafka fatal error", "code", e.Code().String(), "err", e.Error())
@@ -205,6 +210,14 @@ func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, hea
 				return nil
 			}
 			pr.queuedBytes.Add(-int64(len(value)))
+			if isUnknownPartition(err) && msg.TopicPartition.Partition != kafka.PartitionAny {
+				// The client knows the topic has fewer partitions than sticky counted (it was created
+				// again smaller): librdkafka's partitioner, which knows the count, places this one, and
+				// sticky looks again.
+				pr.sticky.refresh(topic)
+				msg.TopicPartition.Partition = kafka.PartitionAny
+				continue
+			}
 			if !isQueueFull(err) {
 				return pr.abandon(seq, reserved, fmt.Errorf("producing to %s: %w", topic, err))
 			}
@@ -258,13 +271,13 @@ func (pr *Producer) topicRef(topic string) *string {
 	return &t
 }
 
-// partitions looks up how many partitions topic has, for sticky.
-func (pr *Producer) partitions(ctx context.Context, topic string) (int32, error) {
-	tm, err := checkTopic(ctx, pr.p, &pr.errs, topic)
+// partitions looks up topic's partitions and which of them have a leader, for sticky.
+func (pr *Producer) partitions(ctx context.Context, topic string) (topicView, error) {
+	md, tm, err := topicMetadata(ctx, pr.p, &pr.errs, topic)
 	if err != nil {
-		return 0, err
+		return topicView{}, err
 	}
-	return int32(len(tm.Partitions)), nil
+	return viewOf(md, tm), nil
 }
 
 // InFlight returns how many messages librdkafka holds (queued or awaiting acknowledgement).

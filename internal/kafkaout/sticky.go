@@ -2,6 +2,7 @@ package kafkaout
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,37 +15,62 @@ import (
 // more of them. Measured with BenchmarkProduceFloor, the scatter cost about 1 CPU second per million
 // messages, a fifth of the producer's cost. The keys mean nothing to consumers, so the producer picks the
 // partition itself, as librdkafka does for messages without a key: one partition at a time, moving on to
-// the next after stickyWindow or stickyBytes, whichever comes first.
+// the next after stickyWindow or stickyBytes, whichever comes first, and only among the partitions that
+// have a leader (librdkafka's own partitioner skips unavailable partitions too): a message sent to a
+// partition without a leader waits in the local queue until the partition has one again or the message
+// times out, so sending more there only grows what waits.
 const (
 	stickyWindow = 10 * time.Millisecond // librdkafka's sticky.partitioning.linger.ms default
-	// partitionsRefresh is how often a topic's partition count is looked up again, so partitions added
-	// to a topic are used.
+	// partitionsRefresh is how often a topic's partitions and their leaders are looked up again while all
+	// of them have a leader, so partitions added to a topic are used.
 	partitionsRefresh = time.Minute
+	// leaderlessRefresh is how often they are looked up while a partition has no leader, so it is used
+	// again soon after its broker is back.
+	leaderlessRefresh = 2 * time.Second
+	// failedRefresh is how soon a failed lookup is tried again; meanwhile the topic's partitions count as
+	// unknown.
+	failedRefresh = time.Second
+	// refreshGap is the least time between two lookups of one topic that the producer asks for (on client
+	// errors, failed deliveries, or a partition the client does not know), however many ask.
+	refreshGap        = time.Second
 	partitionsTimeout = 5 * time.Second
 )
 
-// sticky picks partitions for keyed messages. Until a topic's partition count is known (it is looked up in
-// the background) or when the lookup fails, messages go to kafka.PartitionAny and librdkafka's partitioner.
+// topicView is what a lookup learns of a topic: how many partitions it has and which of them have a leader
+// among the live brokers (usable, ascending). When none has, every partition is usable: messages then wait
+// for a leader wherever they go.
+type topicView struct {
+	partitions int32
+	usable     []int32
+}
+
+// sticky picks partitions for keyed messages. Until a topic's partitions are known (they are looked up in
+// the background), and after a lookup failed until one succeeds, messages go to kafka.PartitionAny and
+// librdkafka's partitioner, which always knows the client's current partition count: a count this type can
+// no longer confirm is not used.
 type sticky struct {
-	lookup func(ctx context.Context, topic string) (int32, error)
+	lookup func(ctx context.Context, topic string) (topicView, error)
 	bytes  int           // move on after this many bytes in one partition: a full batch
 	window time.Duration // or after this long
 
 	mu     sync.Mutex
 	topics map[string]*stickyTopic
+	closed bool // no lookup starts once close began
 	ctx    context.Context
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 }
 
 type stickyTopic struct {
-	partitions int32 // 0: not known (yet)
-	current    int32
-	until      time.Time
-	bytes      int
+	view    topicView // zero: not known (yet, or since a failed lookup)
+	next    int       // index in view.usable of the partition to move on to
+	current int32
+	until   time.Time
+	bytes   int
+	refresh chan struct{} // a lookup is asked for (capacity 1: asks coalesce)
 }
 
-func newSticky(lookup func(ctx context.Context, topic string) (int32, error), batchBytes int) *sticky {
+func newSticky(lookup func(ctx context.Context, topic string) (topicView, error), batchBytes int) *sticky {
 	ctx, stop := context.WithCancel(context.Background())
 	return &sticky{lookup: lookup, bytes: batchBytes, window: stickyWindow, topics: make(map[string]*stickyTopic), ctx: ctx, stop: stop}
 }
@@ -53,50 +79,161 @@ func newSticky(lookup func(ctx context.Context, topic string) (int32, error), ba
 func (s *sticky) partition(topic string, size int) int32 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return kafka.PartitionAny
+	}
 	t := s.topics[topic]
 	if t == nil {
-		t = &stickyTopic{}
+		t = &stickyTopic{refresh: make(chan struct{}, 1)}
 		s.topics[topic] = t
 		s.wg.Add(1)
-		go s.watch(topic)
+		go s.watch(topic, t)
 	}
-	if t.partitions <= 0 {
+	usable := t.view.usable
+	if len(usable) == 0 {
 		return kafka.PartitionAny
 	}
 	now := time.Now()
-	if t.bytes >= s.bytes || now.After(t.until) || t.current >= t.partitions {
-		t.current = (t.current + 1) % t.partitions
+	if t.bytes >= s.bytes || now.After(t.until) {
+		t.current = usable[t.next%len(usable)]
+		t.next = (t.next + 1) % len(usable)
 		t.until, t.bytes = now.Add(s.window), 0
 	}
 	t.bytes += size
 	return t.current
 }
 
-// watch looks up topic's partition count now and every partitionsRefresh until close.
-func (s *sticky) watch(topic string) {
+// refresh asks for a lookup of topic now (at most one per refreshGap): what the producer knows of its
+// partitions may be stale.
+func (s *sticky) refresh(topic string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.topics[topic]; t != nil {
+		ask(t)
+	}
+}
+
+// refreshAll asks for a lookup of every topic, e.g. after a broker connection failed.
+func (s *sticky) refreshAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.topics {
+		ask(t)
+	}
+}
+
+func ask(t *stickyTopic) {
+	select {
+	case t.refresh <- struct{}{}:
+	default:
+	}
+}
+
+// view returns what is known of topic's partitions.
+func (s *sticky) view(topic string) topicView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.topics[topic]; t != nil {
+		return t.view
+	}
+	return topicView{}
+}
+
+// set installs a lookup's result; a failed lookup (err != nil) makes the partitions unknown.
+func (s *sticky) set(t *stickyTopic, v topicView, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		v = topicView{}
+	}
+	t.view = v
+	if !slices.Contains(v.usable, t.current) {
+		t.until = time.Time{} // move on at the next message
+	}
+}
+
+// watch looks up topic's partitions now, again on request (refresh) and on a timer, until close.
+func (s *sticky) watch(topic string, t *stickyTopic) {
 	defer s.wg.Done()
 	for {
+		if s.ctx.Err() != nil {
+			return // closing: the client may be gone
+		}
+		looked := time.Now()
 		ctx, cancel := context.WithTimeout(s.ctx, partitionsTimeout)
-		n, err := s.lookup(ctx, topic)
+		v, err := s.lookup(ctx, topic)
 		cancel()
-		if err == nil && n > 0 {
-			s.mu.Lock()
-			s.topics[topic].partitions = n
-			s.mu.Unlock()
+		if err == nil && v.partitions <= 0 {
+			err = ErrTopicNotFound
 		}
+		s.set(t, v, err)
 		next := partitionsRefresh
-		if err != nil || n <= 0 {
-			next = partitionsTimeout // the topic may be created shortly; PartitionAny meanwhile
+		switch {
+		case err != nil:
+			next = failedRefresh // the topic may be created shortly, or the brokers answer again
+		case len(v.usable) < int(v.partitions):
+			next = leaderlessRefresh
 		}
-		select {
-		case <-s.ctx.Done():
+		if !s.sleep(t, next, looked) {
 			return
-		case <-time.After(next):
 		}
 	}
 }
 
+// sleep waits until d has passed, or until a lookup is asked for and refreshGap has passed since looked. It
+// reports false when close began.
+func (s *sticky) sleep(t *stickyTopic, d time.Duration, looked time.Time) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-s.ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	case <-t.refresh:
+	}
+	wait := refreshGap - time.Since(looked)
+	if wait <= 0 {
+		return true
+	}
+	timer.Reset(wait) // Go 1.23 timers: Reset drops a value the stopped timer might have had
+	select {
+	case <-s.ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// close stops every lookup and waits for the ones under way; no lookup starts after it began, so the client
+// can be closed once it returns.
 func (s *sticky) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.stop()
 	s.wg.Wait()
+}
+
+// viewOf reads a topic's view from its metadata: a partition is usable when its leader is one of the live
+// brokers the metadata lists and the partition reports no error.
+func viewOf(md *kafka.Metadata, tm kafka.TopicMetadata) topicView {
+	live := make(map[int32]bool, len(md.Brokers))
+	for _, b := range md.Brokers {
+		live[b.ID] = true
+	}
+	v := topicView{partitions: int32(len(tm.Partitions))}
+	all := make([]int32, 0, len(tm.Partitions))
+	for _, p := range tm.Partitions {
+		all = append(all, p.ID)
+		if p.Leader >= 0 && live[p.Leader] && p.Error.Code() == kafka.ErrNoError {
+			v.usable = append(v.usable, p.ID)
+		}
+	}
+	slices.Sort(all)
+	slices.Sort(v.usable)
+	if len(v.usable) == 0 {
+		v.usable = all
+	}
+	return v
 }
