@@ -107,3 +107,25 @@ func isUnknownPartition(err error) bool {
 // ErrFatal means librdkafka raised a fatal error: the producer can deliver nothing more and the process must
 // be replaced.
 var ErrFatal = errors.New("kafka client failed")
+
+// PossiblyPersisted reports whether a message whose delivery report failed with err may be in the topic all
+// the same: it may have reached the broker and only the acknowledgement is missing (the message timed out,
+// was purged in flight at Close, or the client failed while it was in flight). librdkafka knows whether a
+// timed-out message was ever sent, but the Go client does not pass that on, so every timeout answers true.
+// It answers false only where the message is known not to be in the topic: it never left the client
+// (purged from the queue, or an error that is not a delivery report's) or the broker refused it.
+func PossiblyPersisted(err error) bool {
+	var kerr kafka.Error
+	if !errors.As(err, &kerr) {
+		return false
+	}
+	switch kerr.Code() {
+	case kafka.ErrPurgeQueue,
+		kafka.ErrMsgSizeTooLarge, kafka.ErrInvalidMsgSize, kafka.ErrRecordListTooLarge, kafka.ErrInvalidMsg,
+		kafka.ErrInvalidRecord, kafka.ErrTopicException, kafka.ErrUnknownTopicOrPart, kafka.ErrUnknownTopic,
+		kafka.ErrUnknownPartition, kafka.ErrTopicAuthorizationFailed, kafka.ErrClusterAuthorizationFailed,
+		kafka.ErrInvalidRequiredAcks:
+		return false
+	}
+	return true
+}

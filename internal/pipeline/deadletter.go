@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -28,6 +29,11 @@ type DeadLetter struct {
 	Detail string
 	Source string
 	Line   []byte
+	// LineBytes is the line's length; more than len(Line) when Line is only a sample.
+	LineBytes int
+	// PossiblyPersisted marks a line whose delivery failed after it may have reached the broker (a message
+	// timeout, a purge in flight): it may be in the topic already, so a replay must check before sending it.
+	PossiblyPersisted bool
 }
 
 // DeadLetterSink stores dead letters. Put is called concurrently. A sink that settles asynchronously (Kafka)
@@ -106,13 +112,42 @@ func newFileSink(path string, counts *Counts, log *slog.Logger) (*fileSink, erro
 
 // fileRecord is one line of the dead-letter file. Line holds the sample when it is valid UTF-8, LineBase64
 // (encoding/json's []byte form) otherwise, so any input survives the round trip.
+// The other fields carry the names of the dead-letter topic's headers (kafkaout.Header*).
 type fileRecord struct {
-	Time       time.Time `json:"time"`
-	Reason     string    `json:"reason"`
-	Detail     string    `json:"detail,omitempty"`
-	Source     string    `json:"source,omitempty"`
-	Line       *string   `json:"line,omitempty"`
-	LineBase64 []byte    `json:"line_base64,omitempty"`
+	Time              time.Time `json:"time"`
+	Reason            string    `json:"reason"`
+	Detail            string    `json:"detail,omitempty"`
+	Source            string    `json:"source,omitempty"`
+	Line              *string   `json:"line,omitempty"`
+	LineBase64        []byte    `json:"line_base64,omitempty"`
+	LineBytes         int       `json:"line_bytes,omitempty"`
+	PossiblyPersisted bool      `json:"possibly_persisted,omitempty"`
+}
+
+func newFileRecord(dl DeadLetter) fileRecord {
+	rec := fileRecord{Time: dl.Time.UTC(), Reason: dl.Reason, Detail: dl.Detail, Source: dl.Source,
+		LineBytes: dl.LineBytes, PossiblyPersisted: dl.PossiblyPersisted}
+	if utf8.Valid(dl.Line) {
+		line := string(dl.Line)
+		rec.Line = &line
+	} else {
+		rec.LineBase64 = dl.Line
+	}
+	return rec
+}
+
+// deadLetter returns the dead letter r describes. A record written before line_bytes existed holds the
+// whole line.
+func (r fileRecord) deadLetter() DeadLetter {
+	dl := DeadLetter{Time: r.Time, Reason: r.Reason, Detail: r.Detail, Source: r.Source, Line: r.LineBase64,
+		LineBytes: r.LineBytes, PossiblyPersisted: r.PossiblyPersisted}
+	if r.Line != nil {
+		dl.Line = []byte(*r.Line)
+	}
+	if dl.LineBytes == 0 {
+		dl.LineBytes = len(dl.Line)
+	}
+	return dl
 }
 
 // errSinkClosed answers a Put after Close.
@@ -120,14 +155,7 @@ var errSinkClosed = errors.New("dead-letter file closed")
 
 // Put buffers dl; the ledger hears of it when it is synced or fails (it is asynchronous like a delivery report).
 func (s *fileSink) Put(_ context.Context, dl DeadLetter) (bool, error) {
-	rec := fileRecord{Time: dl.Time.UTC(), Reason: dl.Reason, Detail: dl.Detail, Source: dl.Source}
-	if utf8.Valid(dl.Line) {
-		line := string(dl.Line)
-		rec.Line = &line
-	} else {
-		rec.LineBase64 = dl.Line
-	}
-	b, err := json.Marshal(rec)
+	b, err := json.Marshal(newFileRecord(dl))
 	if err != nil {
 		return false, fmt.Errorf("encoding dead letter: %w", err)
 	}
@@ -265,13 +293,45 @@ type kafkaSink struct {
 }
 
 func (s *kafkaSink) Put(ctx context.Context, dl DeadLetter) (bool, error) {
-	err := s.p.Produce(ctx, s.topic, dl.Line,
-		kafkaout.Header{Key: "reason", Value: []byte(dl.Reason)},
-		kafkaout.Header{Key: "detail", Value: []byte(dl.Detail)},
-		kafkaout.Header{Key: "source", Value: []byte(dl.Source)},
-		kafkaout.Header{Key: "received_at", Value: []byte(dl.Time.UTC().Format(time.RFC3339Nano))},
-	)
-	return true, err
+	return true, s.p.Produce(ctx, s.topic, dl.Line, deadLetterHeaders(dl)...)
+}
+
+// deadLetterHeaders describes dl in the dead-letter topic's headers.
+func deadLetterHeaders(dl DeadLetter) []kafkaout.Header {
+	h := []kafkaout.Header{
+		{Key: kafkaout.HeaderReason, Value: []byte(dl.Reason)},
+		{Key: kafkaout.HeaderDetail, Value: []byte(dl.Detail)},
+		{Key: kafkaout.HeaderSource, Value: []byte(dl.Source)},
+		{Key: kafkaout.HeaderReceivedAt, Value: []byte(dl.Time.UTC().Format(time.RFC3339Nano))},
+		{Key: kafkaout.HeaderLineBytes, Value: strconv.AppendInt(nil, int64(dl.LineBytes), 10)},
+	}
+	if dl.PossiblyPersisted {
+		h = append(h, kafkaout.Header{Key: kafkaout.HeaderPossiblyPersisted, Value: []byte("true")})
+	}
+	return h
+}
+
+// deadLetterFromMessage reads a record of the dead-letter topic. A record written before line_bytes existed
+// holds the whole line.
+func deadLetterFromMessage(m kafkaout.Message) DeadLetter {
+	dl := DeadLetter{Line: m.Value, LineBytes: len(m.Value)}
+	dl.Reason, _ = m.Header(kafkaout.HeaderReason)
+	dl.Detail, _ = m.Header(kafkaout.HeaderDetail)
+	dl.Source, _ = m.Header(kafkaout.HeaderSource)
+	if v, ok := m.Header(kafkaout.HeaderReceivedAt); ok {
+		dl.Time, _ = time.Parse(time.RFC3339Nano, v)
+	}
+	if dl.Time.IsZero() {
+		dl.Time = m.Time
+	}
+	if v, ok := m.Header(kafkaout.HeaderLineBytes); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			dl.LineBytes = n
+		}
+	}
+	v, _ := m.Header(kafkaout.HeaderPossiblyPersisted)
+	dl.PossiblyPersisted = v == "true"
+	return dl
 }
 
 func (s *kafkaSink) Close() error { return nil }

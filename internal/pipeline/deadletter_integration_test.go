@@ -64,7 +64,7 @@ func TestIntegrationDeadLetterFileFullDisk(t *testing.T) {
 		t.Errorf("Run error = %v, want %v (summary %s)", err, ErrLinesLost, out.String())
 	}
 
-	recs := readDeadLetterFile(t, path, 0)
+	recs := fileRecords(t, path, 0)
 	t.Logf("summary %+v; the file holds %d records", sum, len(recs))
 	if sum.Failed == 0 {
 		t.Fatalf("no line failed: the filesystem never filled (summary %+v, %d records)", sum, len(recs))

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
 )
 
 // mountTmpfs mounts a tmpfs of size (mount's syntax, e.g. "64k") on a fresh directory and unmounts it when
@@ -61,9 +63,9 @@ func fillFS(t *testing.T, dir string, free int64) string {
 	return path
 }
 
-// readDeadLetterFile parses the dead-letter file: the records (every line must be one, except junk lines
+// fileRecords parses the dead-letter file: the records (every line must be one, except junk lines
 // the test expects) by their line.
-func readDeadLetterFile(t *testing.T, path string, junk int) []fileRecord {
+func fileRecords(t *testing.T, path string, junk int) []fileRecord {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -139,7 +141,7 @@ func TestDeadLetterFileFullDisk(t *testing.T) {
 		t.Errorf("Put after Close succeeded")
 	}
 
-	recs := readDeadLetterFile(t, path, 1)
+	recs := fileRecords(t, path, 1)
 	if got := counts.deadLettered.Load(); got != uint64(len(recs)) {
 		t.Errorf("dead_lettered = %d, the file holds %d records", got, len(recs))
 	}
@@ -180,5 +182,48 @@ func TestDeadLetterFileFullDisk(t *testing.T) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err == nil {
 		t.Logf("%d records stored, %d failed; filesystem %d of %d blocks free at the end", len(recs), counts.failed.Load(), st.Bfree, st.Blocks)
+	}
+}
+
+// TestDeadLetterFormatRoundTrip: what the sinks write (topic headers, file records) reads back the same,
+// the possibly_persisted mark and the sample's true length included; older records without the new fields
+// read as whole lines, not marked.
+func TestDeadLetterFormatRoundTrip(t *testing.T) {
+	at := time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
+	for _, dl := range []DeadLetter{
+		{Time: at, Reason: ReasonDeliveryFailed, Detail: "Local: Message timed out", Source: "delivery-report",
+			Line: []byte(`{"eventId":1}`), LineBytes: 13, PossiblyPersisted: true},
+		{Time: at, Reason: "oversized_line", Detail: "line of 2 MiB", Source: "127.0.0.1:1", Line: []byte("xxxx"), LineBytes: 2 << 20},
+		{Time: at, Reason: "invalid_utf8", Line: []byte{0xff, 0xfe}, LineBytes: 2},
+	} {
+		msg := kafkaout.Message{Value: dl.Line, Headers: deadLetterHeaders(dl)}
+		if got := deadLetterFromMessage(msg); fmt.Sprint(got) != fmt.Sprint(dl) {
+			t.Errorf("topic round trip = %+v, want %+v", got, dl)
+		}
+		_, marked := msg.Header(kafkaout.HeaderPossiblyPersisted)
+		if marked != dl.PossiblyPersisted {
+			t.Errorf("header %s present = %v for %+v", kafkaout.HeaderPossiblyPersisted, marked, dl)
+		}
+		b, err := json.Marshal(newFileRecord(dl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec fileRecord
+		if err := json.Unmarshal(b, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.deadLetter(); fmt.Sprint(got) != fmt.Sprint(dl) {
+			t.Errorf("file round trip of %s = %+v, want %+v", b, got, dl)
+		}
+	}
+	var old fileRecord
+	if err := json.Unmarshal([]byte(`{"time":"2026-11-25T10:00:00Z","reason":"delivery_failed","line":"abc"}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if got := old.deadLetter(); got.LineBytes != 3 || got.PossiblyPersisted {
+		t.Errorf("an older record reads as %+v, want a whole line of 3 bytes, not marked", got)
+	}
+	if got := deadLetterFromMessage(kafkaout.Message{Value: []byte("abc"), Time: at}); got.LineBytes != 3 || got.PossiblyPersisted || !got.Time.Equal(at) {
+		t.Errorf("an older topic record reads as %+v, want a whole line of 3 bytes, not marked, at its timestamp", got)
 	}
 }

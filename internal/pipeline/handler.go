@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/internal/event"
+	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
 	"github.com/mwaa-kafka/pipeline/internal/tcpin"
 )
 
@@ -117,14 +118,22 @@ func (h *handler) rejectInvalid(src tcpin.Source, line []byte, err error) {
 // deadLetter hands a line to the dead-letter sink and settles it in the ledger (now, or at its delivery
 // report for an asynchronous sink). A line the sink cannot take is counted as failed, never dropped silently.
 func (h *handler) deadLetter(ctx context.Context, src tcpin.Source, line []byte, reason, detail string) {
+	h.putDeadLetter(ctx, src, line, reason, detail, false)
+}
+
+// putDeadLetter is deadLetter for a line that may also be in the topic (possiblyPersisted, see
+// DeadLetter).
+func (h *handler) putDeadLetter(ctx context.Context, src tcpin.Source, line []byte, reason, detail string, possiblyPersisted bool) {
 	h.counts.deadLetterAttempt(reason)
+	lineBytes := len(line)
 	// Every dead letter carries a bounded sample: a line Kafka refused as too large would be refused again
 	// on the dead-letter topic, and lost, if it went there whole.
 	if len(line) > tcpin.SampleBytes {
 		detail = fmt.Sprintf("%s (line of %d bytes; the first %d kept)", detail, len(line), tcpin.SampleBytes)
 		line = line[:tcpin.SampleBytes]
 	}
-	dl := DeadLetter{Time: time.Now(), Reason: reason, Detail: detail, Source: src.Remote, Line: line}
+	dl := DeadLetter{Time: time.Now(), Reason: reason, Detail: detail, Source: src.Remote, Line: line, LineBytes: lineBytes,
+		PossiblyPersisted: possiblyPersisted}
 	async, err := h.dlq.Put(ctx, dl)
 	switch {
 	case err != nil:
@@ -158,8 +167,9 @@ func (h *handler) delivered(topic string, value []byte, err error) {
 	// is what frees the queue), so the dead-letter attempt may not wait for queue space.
 	h.log.Warn("delivery failed; dead-lettering", "topic", topic, "events", events, "err", err)
 	src := tcpin.Source{Remote: "delivery-report"}
+	persisted := kafkaout.PossiblyPersisted(err)
 	for _, line := range bytes.Split(value, []byte{'\n'}) {
-		h.deadLetter(doneCtx, src, line, ReasonDeliveryFailed, err.Error())
+		h.putDeadLetter(doneCtx, src, line, ReasonDeliveryFailed, err.Error(), persisted)
 	}
 }
 

@@ -1,6 +1,10 @@
 // Command reader is the persistent TCP log reader: it reads JSON log lines from a TCP source, validates them
 // and produces them to Kafka, dead-lettering what it cannot deliver. It is the Fargate task's entry point.
 //
+// `reader replay [flags]` sends the lines Kafka refused (dead letters of reason delivery_failed) to the topic
+// again, without duplicating those already there; it ships in the same image so a one-off task with the
+// reader's environment can run it.
+//
 // Exit status: 0 on success and for --help (printed to stdout), 2 for a command-line or configuration
 // mistake (printed to stderr), 1 for a run that failed.
 package main
@@ -24,6 +28,9 @@ func main() {
 }
 
 func run() int {
+	if len(os.Args) > 1 && os.Args[1] == "replay" {
+		return replay(os.Args[2:])
+	}
 	cfg, err := pipeline.ParseConfig(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -44,6 +51,25 @@ func run() int {
 	defer stop()
 	if _, err := pipeline.Run(ctx, cfg, os.Stdout, log); err != nil {
 		log.Error("reader failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// replay runs `reader replay`: its JSON summary goes to stdout, its log to stderr.
+func replay(args []string) int {
+	cfg, err := pipeline.ParseReplayConfig(args, os.Getenv, os.Stdout, os.Stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "reader replay:", err)
+		}
+		return flagenv.ExitCode(err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if _, err := pipeline.Replay(ctx, cfg, os.Stdout, log); err != nil {
+		log.Error("replay failed", "err", err)
 		return 1
 	}
 	return 0
