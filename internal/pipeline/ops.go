@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// startOps starts the watcher and, when enabled, the EMF emitter, and returns the function that stops both
-// and waits for them. They outlive ctx (SIGTERM) on purpose: the drain is when a stall matters most.
+// startOps starts the watcher and, when enabled, the EMF emitter, and returns the function that stops both,
+// waits for them, and closes the watcher's open episodes (call it once every line has settled). They outlive ctx (SIGTERM) on purpose: the drain is when a stall matters most.
 func startOps(ctx context.Context, cfg Config, w *watcher, counts *Counts, k kafkaStatus, stdout io.Writer, log *slog.Logger) (stop func()) {
 	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -30,6 +30,7 @@ func startOps(ctx context.Context, cfg Config, w *watcher, counts *Counts, k kaf
 	return func() {
 		cancel()
 		wg.Wait()
+		w.finish(w.now())
 	}
 }
 

@@ -133,6 +133,12 @@ func (w *watcher) observe(now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.lastTick = now
+	w.observeStall(now, s)
+	w.observeBursts(now, reasons, refused)
+}
+
+// observeStall opens, repeats and closes the stall episode. w.mu is held.
+func (w *watcher) observeStall(now time.Time, s Summary) {
 	acked := s.Delivered + s.DeadLettered
 	progressed := acked != w.lastAcked || s.InFlight == 0
 	if progressed {
@@ -154,10 +160,39 @@ func (w *watcher) observe(now time.Time) {
 		w.log.Warn("delivery still stalled", append(w.stallAttrs(now, s),
 			"received_during_stall", s.Received-w.stall.receivedAtStart)...)
 	}
+}
+
+// observeBursts feeds what grew since the last look to the dead-letter and refusal bursts. w.mu is held.
+func (w *watcher) observeBursts(now time.Time, reasons, refused map[string]uint64) {
 	w.deadLetters.observe(w.log, now, diff(reasons, w.lastReasons), w.cfg.LogInterval)
 	w.lastReasons = reasons
 	w.refusals.observe(w.log, now, diff(refused, w.lastRefused), w.cfg.LogInterval)
 	w.lastRefused = refused
+}
+
+// finish takes the last look, after the run's last line settled, and closes every episode still open, so
+// that nothing is only in the summary: a burst that began after the last tick gets its WARN, and a stall or
+// burst that lasted until the end gets its closing line (with at_shutdown set).
+func (w *watcher) finish(now time.Time) {
+	s := w.counts.Snapshot()
+	reasons := w.reasons()
+	var refused map[string]uint64
+	if w.refused != nil {
+		refused = w.refused.snapshot()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lastTick = now
+	if st := w.stall; st != nil {
+		// Not "recovered": the drain ended it, and what could not be delivered was dead-lettered or failed.
+		w.stall = nil
+		w.log.Warn("delivery stalled until shutdown", "stalled_seconds", seconds(now.Sub(st.since)),
+			"delayed_lines", st.inFlightAtStart+(s.Received-st.receivedAtStart), "failed_lines", s.Failed-st.failedAtStart,
+			"in_flight", s.InFlight, "at_shutdown", true)
+	}
+	w.observeBursts(now, reasons, refused)
+	w.deadLetters.close(w.log, now)
+	w.refusals.close(w.log, now)
 }
 
 // stallAttrs says what is waiting and why: the local queue full (reading stopped), a broker the client
@@ -389,6 +424,16 @@ func (b *burst) observe(log *slog.Logger, now time.Time, delta map[string]uint64
 			"total", sum(b.total), "since_seconds", seconds(now.Sub(b.start)))
 		b.lastAt, b.interval = now, map[string]uint64{}
 	}
+}
+
+// close ends an open episode at shutdown with its closing line.
+func (b *burst) close(log *slog.Logger, now time.Time) {
+	if !b.open {
+		return
+	}
+	b.open = false
+	log.Info(b.msgEnd, "lasted_seconds", seconds(b.lastSeen.Sub(b.start)), "reasons", b.total, "count", sum(b.total),
+		"at_shutdown", true)
 }
 
 // refusals counts connections refused at accept (the connection limit), by reason, for the burst log.

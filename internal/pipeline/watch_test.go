@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -70,6 +71,7 @@ type watchFixture struct {
 	kafka  *fakeKafka
 	logs   *bytes.Buffer
 	now    time.Time
+	mu     sync.Mutex // guards reason while the watcher runs on its own goroutine
 	reason map[string]uint64
 }
 
@@ -78,6 +80,8 @@ func newWatchFixture() *watchFixture {
 		reason: map[string]uint64{}}
 	cfg := OpsConfig{StallAfter: 10 * time.Second, UnhealthyAfter: 60 * time.Second, LogInterval: 30 * time.Second}
 	f.w = newWatcher(cfg, f.counts, f.kafka, func() map[string]uint64 {
+		f.mu.Lock()
+		defer f.mu.Unlock()
 		out := map[string]uint64{}
 		for k, v := range f.reason {
 			out[k] = v
@@ -231,6 +235,76 @@ func TestWatcherBursts(t *testing.T) {
 	}
 	if rs := recs[1]["reasons"].(map[string]any); rs["too many connections"] != 5.0 {
 		t.Errorf("refusal record = %v", recs[1])
+	}
+}
+
+// TestWatcherClosesEpisodesAtShutdown: what happens in the run's last second (the drain's purge dead-letters
+// every line Kafka did not take) and episodes still open when the run ends are logged when the watcher stops,
+// not only counted in the summary. The watcher runs as the reader runs it (startOps), stopped at once, so its
+// own ticks may or may not have seen the fault: the log must be the same either way.
+func TestWatcherClosesEpisodesAtShutdown(t *testing.T) {
+	tests := []struct {
+		name   string
+		before func(f *watchFixture) // while the watcher's clock runs, before startOps
+		last   func(f *watchFixture) // just before the stop
+		want   string
+		check  func(t *testing.T, recs []map[string]any)
+	}{
+		{"dead letters after the last tick", nil, func(f *watchFixture) {
+			f.reason[ReasonDeliveryFailed] = 2500
+		}, "WARN lines dead-lettered; INFO dead-lettering stopped", func(t *testing.T, recs []map[string]any) {
+			if recs[0]["count"] != 2500.0 || recs[1]["count"] != 2500.0 || recs[1]["at_shutdown"] != true {
+				t.Errorf("records = %v, want 2500 dead letters at shutdown", recs)
+			}
+		}},
+		{"burst still open", func(f *watchFixture) {
+			f.reason["invalid_json"] = 3
+			f.step(5 * time.Second)
+		}, func(f *watchFixture) {
+			f.reason["invalid_json"] = 10
+		}, "WARN lines dead-lettered; INFO dead-lettering stopped", func(t *testing.T, recs []map[string]any) {
+			if recs[1]["count"] != 10.0 || recs[1]["at_shutdown"] != true {
+				t.Errorf("end record = %v, want 10 in all, at shutdown", recs[1])
+			}
+		}},
+		{"refusals still open", func(f *watchFixture) {
+			f.w.refused.add(errors.New("too many connections"))
+			f.step(time.Second)
+		}, nil, "WARN connections refused; INFO connection refusals stopped", nil},
+		{"stall until the end", func(f *watchFixture) {
+			f.counts.received.Add(50)
+			f.step(15 * time.Second)
+		}, func(f *watchFixture) {
+			f.counts.failed.Add(50) // the drain's deadline passed and the close purged them
+		}, "WARN delivery stalled; WARN delivery stalled until shutdown", func(t *testing.T, recs []map[string]any) {
+			if recs[1]["failed_lines"] != 50.0 || recs[1]["at_shutdown"] != true {
+				t.Errorf("end record = %v, want 50 failed lines, at shutdown", recs[1])
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newWatchFixture()
+			f.w.setPhase(phaseReading, nil)
+			if tt.before != nil {
+				tt.before(f)
+			}
+			cfg := Config{Ops: f.w.cfg}
+			stop := startOps(context.Background(), cfg, f.w, f.counts, f.kafka, io.Discard, slog.New(slog.NewJSONHandler(f.logs, nil)))
+			if tt.last != nil {
+				f.mu.Lock()
+				tt.last(f)
+				f.mu.Unlock()
+			}
+			stop()
+			recs := logRecords(t, f.logs)
+			if got := msgs(recs); got != tt.want {
+				t.Fatalf("log = %s\nwant %s", got, tt.want)
+			}
+			if tt.check != nil {
+				tt.check(t, recs)
+			}
+		})
 	}
 }
 
