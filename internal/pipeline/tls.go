@@ -37,3 +37,26 @@ func startSourceTLS(ctx context.Context, cfg tcpin.TLSConfig, mode tcpin.Mode, l
 		"allowed_clients", len(cfg.AllowedClients), "not_after", t.NotAfter())
 	return t, stop, nil
 }
+
+// LogHangups logs each SIGHUP that arrives on hup (the command keeps SIGHUP caught for its whole life, so
+// that it never ends the process), saying what it does: reload the source TLS material when TLS is on,
+// nothing otherwise. stop ends the logging and waits for it; hup stays registered.
+func LogHangups(hup <-chan os.Signal, cfg Config, log *slog.Logger) (stop func()) {
+	effect := "none: source TLS is off"
+	if cfg.Source.TLSConfig.Enabled {
+		effect = "the source TLS material is reloaded (once TLS has started)"
+	}
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-hup:
+				log.Info("SIGHUP received; the reader goes on", "effect", effect)
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
+}

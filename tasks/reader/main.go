@@ -28,9 +28,17 @@ func main() {
 }
 
 func run() int {
+	// SIGHUP only ever asks for the source TLS material to be reloaded (the pipeline does that when TLS is
+	// on). Go's default for a SIGHUP nobody is notified of is to exit at once, without a drain, so it is
+	// caught for the whole life of the process, before anything else: then it can never end the reader,
+	// whether TLS is off, not started yet, or already stopped.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+
 	if len(os.Args) > 1 && os.Args[1] == "replay" {
 		return replay(os.Args[2:])
 	}
+
 	cfg, err := pipeline.ParseConfig(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -49,6 +57,8 @@ func run() int {
 	// SIGTERM (ECS stopping the task) and SIGINT stop reading; the run then drains before returning.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	stopHangups := pipeline.LogHangups(hup, cfg, log)
+	defer stopHangups()
 	if _, err := pipeline.Run(ctx, cfg, os.Stdout, log); err != nil {
 		log.Error("reader failed", "err", err)
 		return 1
