@@ -2,6 +2,7 @@ package tcpin
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,8 +14,10 @@ import (
 
 // TCPLogReader is the simple reader: a goroutine per connection reads lines with a bufio.Reader, copies them
 // into batches and puts the batches on a bounded queue; one consumer hands each batch downstream. The queue's
-// bound (about Config.QueueLines lines) is the backpressure: when it is full the socket goroutine blocks and
-// stops reading.
+// bounds (about Config.QueueLines lines and Config.QueueBytes bytes, counted from the moment a line is copied
+// into a batch until the handler returns) are the backpressure: when it is full the socket goroutine blocks
+// and stops reading. A line longer than the bufio buffer is assembled in memory lent by the partial-line
+// budget.
 //
 // Lines travel in batches rather than one by one because a channel handoff per line costs more than the rest
 // of the line's path together once the consumer is the slower side (a full queue wakes the socket goroutine
@@ -24,18 +27,28 @@ type TCPLogReader struct {
 	cfg  Config
 	ln   net.Listener
 	h    Handler
-	pool sync.Pool // *lineBatch, recycled once the handler returns
+	pool sync.Pool  // *lineBatch, recycled once the handler returns
+	sem  *semaphore // the queue's bytes
 }
 
 var _ Reader = (*TCPLogReader)(nil)
 
-// batchLines is the most lines one queued batch carries.
-const batchLines = 128
+// batchLines is the most lines one queued batch carries, and batchBytes about the most bytes: a batch is sent
+// once it reaches either (a single longer line travels alone), and a batch buffer grown past batchBytes is
+// not kept for reuse.
+const (
+	batchLines = 128
+	batchBytes = 64 << 10
+)
+
+// bufioBytes is each connection's bufio buffer; longer lines are assembled beyond it.
+const bufioBytes = 64 << 10
 
 // lineBatch is a run of good lines from one connection, copied back to back into buf.
 type lineBatch struct {
 	lines [][]byte
 	buf   []byte
+	taken int64 // bytes of the queue's semaphore this batch holds
 }
 
 func (b *lineBatch) add(line []byte) {
@@ -49,13 +62,17 @@ func (b *lineBatch) add(line []byte) {
 // handler keeps no slice past its return.
 func (b *lineBatch) reset() {
 	clear(b.lines) // drop the references, not the capacity
-	b.lines, b.buf = b.lines[:0], b.buf[:0]
+	b.lines, b.buf, b.taken = b.lines[:0], b.buf[:0], 0
+	if cap(b.buf) > batchBytes {
+		b.buf = nil // grown by a long line: shrink back
+	}
 }
 
 type queued struct {
 	src    Source
 	batch  *lineBatch   // good lines; nil for a reject
 	line   []byte       // a reject's sample
+	taken  int64        // a reject's bytes of the queue's semaphore
 	reason event.Reason // a reject's reason
 	detail string
 }
@@ -69,7 +86,7 @@ func NewTCPLogReader(cfg Config, ln net.Listener, h Handler) (*TCPLogReader, err
 	if err != nil {
 		return nil, err
 	}
-	return &TCPLogReader{cfg: cfg, ln: ln, h: h}, nil
+	return &TCPLogReader{cfg: cfg, ln: ln, h: h, sem: newSemaphore(int64(cfg.QueueBytes))}, nil
 }
 
 // Run reads until ctx is done, then drains the queue.
@@ -93,32 +110,47 @@ func (r *TCPLogReader) newBatch() *lineBatch {
 	if b, ok := r.pool.Get().(*lineBatch); ok {
 		return b
 	}
-	return &lineBatch{lines: make([][]byte, 0, batchLines), buf: make([]byte, 0, 64<<10)}
+	return &lineBatch{lines: make([][]byte, 0, batchLines), buf: make([]byte, 0, batchBytes)}
 }
 
 func (r *TCPLogReader) consume(ctx context.Context, queue <-chan queued) {
 	for q := range queue {
 		if q.batch == nil {
 			r.h.HandleReject(ctx, q.src, q.line, q.reason, q.detail)
+			r.sem.release(q.taken)
 			continue
 		}
 		r.h.HandleLines(ctx, q.src, q.batch.lines)
+		r.sem.release(q.batch.taken)
 		q.batch.reset()
 		r.pool.Put(q.batch)
 	}
 }
 
 func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, queue chan<- queued) error {
-	br := bufio.NewReaderSize(conn, 64<<10)
+	br := bufio.NewReaderSize(conn, bufioBytes)
 	d := newDeadliner(ctx, conn, r.cfg)
 	defer d.stop()
-	defer d.closing(r.cfg, src)
+	defer d.closing(src)
 	max := r.cfg.MaxLineBytes
+	partial := r.cfg.shared.partial
 	var (
 		pending    []byte // the start of a line longer than the bufio buffer
+		lent       int64  // bytes of pending lent by the partial-line budget
 		discarding bool   // skipping the rest of an oversized line
 		batch      *lineBatch
 	)
+	defer func() { partial.give(lent) }()
+	// endPending gives back what pending borrowed, and drops a buffer a long line grew.
+	endPending := func() {
+		partial.give(lent)
+		lent = 0
+		if cap(pending) > bufioBytes {
+			pending = nil
+		} else {
+			pending = pending[:0]
+		}
+	}
 	// flush queues the lines batched so far; a reject is queued only after it, so order is kept.
 	flush := func() {
 		if batch != nil && len(batch.lines) > 0 {
@@ -126,9 +158,19 @@ func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, que
 			batch = nil
 		}
 	}
+	// take reserves n bytes of the queue before they are copied into its custody. Before waiting it sends
+	// the batch it holds, so connections never wait for room that their own unsent batches take.
+	take := func(n int) int64 {
+		if t, ok := r.sem.tryAcquire(int64(n)); ok {
+			return t
+		}
+		flush()
+		return r.sem.acquire(int64(n))
+	}
 	reject := func(line []byte, reason event.Reason, detail string) {
 		flush()
-		queue <- queued{src: src, line: line, reason: reason, detail: detail}
+		taken := take(len(line))
+		queue <- queued{src: src, line: bytes.Clone(line), taken: taken, reason: reason, detail: detail}
 	}
 	for {
 		d.arm(ctx)
@@ -136,56 +178,76 @@ func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, que
 		r.cfg.Observer.BytesRead(len(frag))
 		switch {
 		case err == nil:
+			d.lines(len(frag))
 			if discarding {
 				discarding = false
-				pending = pending[:0]
+				endPending()
 				continue
 			}
 			line := frag[:len(frag)-1]
 			if len(pending) > 0 {
 				line = append(pending, line...)
-				pending = pending[:0]
+				pending = line[:0]
 			}
 			line = trimCR(line)
 			if len(line) > max {
-				reject(append([]byte(nil), sample(line)...), event.ReasonOversized,
+				reject(sample(line), event.ReasonOversized,
 					fmt.Sprintf("line of %d bytes exceeds the limit of %d bytes", len(line), max))
+				endPending()
 				continue
 			}
+			taken := take(len(line))
 			if batch == nil {
 				batch = r.newBatch()
 			}
 			batch.add(line)
+			batch.taken += taken
+			endPending()
 			// Buffered() == 0: the next read waits on the socket, so what was read goes downstream now.
-			if len(batch.lines) >= batchLines || br.Buffered() == 0 {
+			if len(batch.lines) >= batchLines || len(batch.buf) >= batchBytes || br.Buffered() == 0 {
 				flush()
 			}
 		case errors.Is(err, bufio.ErrBufferFull):
 			if discarding {
 				continue
 			}
+			if !partial.take(int64(len(frag))) {
+				reject(sample(append(pending, frag...)), event.ReasonOversized, partial.overDetail(len(pending)+len(frag)))
+				discarding = true
+				endPending()
+				continue
+			}
+			lent += int64(len(frag))
 			pending = append(pending, frag...)
 			if len(pending) > max+1 {
-				reject(append([]byte(nil), sample(pending)...), event.ReasonOversized,
-					fmt.Sprintf("line exceeds the limit of %d bytes", max))
+				reject(sample(pending), event.ReasonOversized, fmt.Sprintf("line exceeds the limit of %d bytes", max))
 				discarding = true
-				pending = nil
+				endPending()
 			}
 		case d.again(ctx, err):
-			pending = append(pending, frag...) // the part of a line read before the interrupt
+			if len(frag) > 0 {
+				// The part of a line read before the interrupt: assembled like a long line's start.
+				if !partial.take(int64(len(frag))) {
+					reject(sample(append(pending, frag...)), event.ReasonOversized, partial.overDetail(len(pending)+len(frag)))
+					discarding = true
+					endPending()
+					continue
+				}
+				lent += int64(len(frag))
+				pending = append(pending, frag...)
+			}
 		default:
 			flush()
-			cause, rerr := endCause(ctx, err)
+			cause, rerr := d.endCause(ctx, err)
 			if !discarding && len(pending)+len(frag) > 0 {
-				partial := append(pending, frag...)
+				partialLine := append(pending, frag...)
 				// Over the limit already: oversized, as HighPerfTCPReader says of it (its framer checks
 				// after every read; the check above runs only when the bufio buffer is full).
-				if partialOver(partial, max) {
-					reject(append([]byte(nil), sample(partial)...), event.ReasonOversized,
-						fmt.Sprintf("line exceeds the limit of %d bytes", max))
+				if partialOver(partialLine, max) {
+					reject(sample(partialLine), event.ReasonOversized, fmt.Sprintf("line exceeds the limit of %d bytes", max))
 				} else {
-					reject(append([]byte(nil), sample(partial)...), event.ReasonTruncated,
-						fmt.Sprintf("%s after %d bytes of a line without its newline", cause, len(partial)))
+					reject(sample(partialLine), event.ReasonTruncated,
+						fmt.Sprintf("%s after %d bytes of a line without its newline", cause, len(partialLine)))
 				}
 			}
 			return rerr

@@ -55,6 +55,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "source-addr", DefaultAddr, "the log source to dial, or the address to listen on")
 	fs.IntVar(&c.MaxLineBytes, "max-line-bytes", DefaultMaxLineBytes, "longest line accepted; longer lines are dead-lettered")
 	fs.IntVar(&c.MaxConns, "max-conns", DefaultMaxConns, "listen mode: most simultaneous source connections")
+	fs.IntVar(&c.MaxConnsPerAddr, "max-conns-per-addr", DefaultMaxConnsPerAddr, "listen mode: most simultaneous connections from one source address")
+	fs.IntVar(&c.MinProgressBytes, "min-progress-bytes", DefaultMinProgressBytes, "listen mode: while more than half of --max-conns are in use, close a connection that completes fewer bytes of lines per --progress-interval")
+	fs.DurationVar(&c.ProgressInterval, "progress-interval", DefaultProgressInterval, "listen mode: the interval of --min-progress-bytes")
+	c.PartialLineBudget = DefaultPartialLineBudget
+	fs.Var(byteSize{&c.PartialLineBudget}, "partial-line-budget", "bytes all connections together may hold in partial lines beyond their read buffers; a line that would exceed it is dead-lettered as oversized (e.g. 128MiB)")
 	fs.DurationVar(&c.StopReadTimeout, "stop-read-timeout", DefaultStopReadTimeout, "on stop, how long to keep reading what the kernel already holds (acknowledged to the source) before closing")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "listen mode: close a source that finishes no line for this long (silent or trickling)")
 	c.TLSConfig.RegisterFlags(fs)
@@ -66,6 +71,16 @@ const (
 	DefaultReadBufferBytes = 256 << 10
 	DefaultQueueLines      = 8192
 	DefaultMaxConns        = 512
+	// DefaultMaxConnsPerAddr lets one address take an eighth of the default slots: a relay may need
+	// several, and one scanner cannot lock out every other source.
+	DefaultMaxConnsPerAddr  = 64
+	DefaultMinProgressBytes = 4 << 10
+	DefaultProgressInterval = time.Minute
+	// DefaultPartialLineBudget is the memory all connections may hold in lines longer than their read
+	// buffers, together: 128 connections at the 1 MiB line limit.
+	DefaultPartialLineBudget = 128 << 20
+	// DefaultQueueBytes bounds TCPLogReader's queue in bytes.
+	DefaultQueueBytes      = 8 << 20
 	DefaultIdleTimeout     = 5 * time.Minute
 	DefaultStopReadTimeout = 500 * time.Millisecond
 	DefaultMinBackoff      = 100 * time.Millisecond
@@ -86,10 +101,25 @@ type Config struct {
 	// ReadBufferBytes is the initial read buffer per connection (default 256 KiB). HighPerfTCPReader grows a
 	// connection's buffer up to MaxLineBytes plus a read's worth only when one line needs it.
 	ReadBufferBytes int
-	// QueueLines bounds TCPLogReader's queue between the socket goroutine and the handler (default 8192).
+	// QueueLines bounds TCPLogReader's queue between the socket goroutines and the handler (default 8192).
 	QueueLines int
+	// QueueBytes bounds the same queue in bytes (default 8 MiB): lines wait in it, and so does memory.
+	QueueBytes int
 	// MaxConns bounds simultaneous connections in Listen mode (default 512); extra ones are closed at once.
 	MaxConns int
+	// MaxConnsPerAddr bounds simultaneous Listen-mode connections from one source address (default 64).
+	MaxConnsPerAddr int
+	// MinProgressBytes and ProgressInterval (defaults 4 KiB and 1m) are the minimum progress of a
+	// Listen-mode connection while slots are scarce (more than half of MaxConns in use): one that completes
+	// fewer bytes of lines in an interval is closed, so slow clients cannot hold slots that real sources need
+	// by sending a line just within every IdleTimeout.
+	MinProgressBytes int
+	ProgressInterval time.Duration
+	// PartialLineBudget bounds the bytes all connections together hold in partial lines beyond their read
+	// buffers (default 128 MiB). A line that would take more is rejected as oversized, with the budget in
+	// the detail, and skipped to its newline: it does not wait, because the budget is freed only by lines
+	// that end, and connections waiting on each other for it could wait forever.
+	PartialLineBudget int64
 	// IdleTimeout closes a Listen-mode connection that completes no line for this long (default 5m): one
 	// that sends nothing, and one that trickles a line too slowly to finish it (slowloris).
 	IdleTimeout time.Duration
@@ -114,6 +144,7 @@ type Config struct {
 	TLS *TLS
 
 	failures *failureLog // refused handshakes: which are logged, and the count of the others
+	shared   *shared     // what the connections of one reader share
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -129,8 +160,23 @@ func (c Config) withDefaults() (Config, error) {
 	if c.QueueLines <= 0 {
 		c.QueueLines = DefaultQueueLines
 	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = DefaultQueueBytes
+	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxConnsPerAddr <= 0 {
+		c.MaxConnsPerAddr = DefaultMaxConnsPerAddr
+	}
+	if c.MinProgressBytes <= 0 {
+		c.MinProgressBytes = DefaultMinProgressBytes
+	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = DefaultProgressInterval
+	}
+	if c.PartialLineBudget <= 0 {
+		c.PartialLineBudget = DefaultPartialLineBudget
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
@@ -157,5 +203,6 @@ func (c Config) withDefaults() (Config, error) {
 		c.LogInterval = DefaultLogInterval
 	}
 	c.failures = newFailureLog(c.LogInterval, 4096, c.Logger)
+	c.shared = &shared{partial: newBudget(c.PartialLineBudget), perAddr: map[string]int{}}
 	return c, nil
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -87,7 +86,6 @@ func runListen(ctx context.Context, cfg Config, ln net.Listener, serve serveFunc
 
 	var (
 		wg     sync.WaitGroup
-		active atomic.Int64
 		connID uint64
 		delay  time.Duration
 	)
@@ -107,18 +105,18 @@ func runListen(ctx context.Context, cfg Config, ln net.Listener, serve serveFunc
 			continue
 		}
 		delay = 0
-		if active.Load() >= int64(cfg.MaxConns) {
-			cfg.Observer.ConnRefused(conn.RemoteAddr().String(), ErrTooManyConnections)
+		host := hostOf(conn.RemoteAddr().String())
+		if err := cfg.shared.admit(cfg, host); err != nil {
+			cfg.Observer.ConnRefused(conn.RemoteAddr().String(), err)
 			conn.Close()
 			continue
 		}
-		active.Add(1)
 		connID++
 		src := Source{Remote: conn.RemoteAddr().String(), ConnID: connID}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer active.Add(-1)
+			defer cfg.shared.release(host)
 			if cfg.TLS != nil {
 				// The handshake runs on the connection's goroutine, holding its slot, but for no longer than the
 				// handshake timeout: a client that stalls it cannot keep the slot.
@@ -154,8 +152,13 @@ func serveObserved(ctx context.Context, cfg Config, conn net.Conn, src Source, s
 	}
 }
 
-// deadliner arms a connection's read deadlines: the idle timeout in listen mode and, once ctx is done, the
-// read-out. Used by the connection's reading goroutine only, except for the stop's interrupt.
+// deadliner arms a connection's read deadlines. Used by the connection's reading goroutine only, except for
+// the stop's interrupt.
+//
+// In listen mode it closes a connection that completes no line within IdleTimeout (silent, or trickling a
+// line too slowly: slowloris), and, while slots are scarce, one that completes fewer than MinProgressBytes
+// of lines in a ProgressInterval (a client sending one short line just within every idle timeout would
+// otherwise hold its slot forever).
 //
 // The read-out: lines the source wrote that the kernel holds are acknowledged to the source, and closing
 // the socket would drop them unseen. So when ctx ends, a read waiting on the socket is interrupted, the
@@ -164,9 +167,16 @@ func serveObserved(ctx context.Context, cfg Config, conn net.Conn, src Source, s
 // first. Whatever the kernel still holds then is logged with its size when the connection closes.
 type deadliner struct {
 	conn    net.Conn
-	idle    time.Duration // 0: no idle timeout
+	cfg     Config
+	listen  bool
 	readOut time.Duration // StopReadTimeout
 	stop    func() bool
+	set     time.Time // the deadline armed last
+	// Listen mode: when the idle timeout ends, and the progress window.
+	idleAt     time.Time
+	windowEnd  time.Time
+	windowDone int // bytes of completed lines in the window
+	slow       bool
 	// Set once the read-out begins.
 	stopping bool
 	until    time.Time
@@ -176,23 +186,33 @@ type deadliner struct {
 const readOutQuiet = 50 * time.Millisecond
 
 func newDeadliner(ctx context.Context, conn net.Conn, cfg Config) *deadliner {
-	d := &deadliner{conn: conn, readOut: cfg.StopReadTimeout}
-	if cfg.Mode == Listen {
-		d.idle = cfg.IdleTimeout
+	d := &deadliner{conn: conn, cfg: cfg, listen: cfg.Mode == Listen, readOut: cfg.StopReadTimeout}
+	if d.listen {
+		now := time.Now()
+		d.idleAt, d.windowEnd = now.Add(cfg.IdleTimeout), now.Add(cfg.ProgressInterval)
 	}
 	// Wakes a read waiting on the socket; the reading goroutine then begins the read-out (see again).
 	d.stop = context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
 	return d
 }
 
+// lines records that a read completed lines, n bytes of them: the idle timeout starts again, and they count
+// as progress.
+func (d *deadliner) lines(n int) {
+	if d.listen {
+		d.idleAt = time.Now().Add(d.cfg.IdleTimeout)
+		d.windowDone += n
+	}
+}
+
 // arm sets the deadline for the next read.
 func (d *deadliner) arm(ctx context.Context) {
 	if ctx.Err() == nil {
-		if d.idle > 0 {
-			d.conn.SetReadDeadline(time.Now().Add(d.idle))
+		if d.listen {
+			d.setDeadline(minTime(d.idleAt, d.windowEnd))
 		}
-		// Checked again after setting the idle deadline: if ctx ended meanwhile, the interrupt's deadline may
-		// have been overwritten, so go on to the read-out's rather than block until the idle timeout.
+		// Checked again after setting the deadline: if ctx ended meanwhile, the interrupt's deadline may have
+		// been overwritten, so go on to the read-out's rather than block until the idle timeout.
 		if ctx.Err() == nil {
 			return
 		}
@@ -202,23 +222,63 @@ func (d *deadliner) arm(ctx context.Context) {
 		d.stopping, d.until = true, now.Add(d.readOut)
 		clampWindow(d.conn)
 	}
-	d.conn.SetReadDeadline(minTime(d.until, now.Add(readOutQuiet)))
+	d.setDeadline(minTime(d.until, now.Add(readOutQuiet)))
+}
+
+func (d *deadliner) setDeadline(t time.Time) {
+	if !t.Equal(d.set) {
+		d.conn.SetReadDeadline(t)
+		d.set = t
+	}
 }
 
 // again reports whether a read that failed with err should be retried: the stop interrupted it before the
-// read-out began.
+// read-out began, or a progress window ended with enough progress (or slots to spare).
 func (d *deadliner) again(ctx context.Context, err error) bool {
-	return ctx.Err() != nil && !d.stopping && errors.Is(err, os.ErrDeadlineExceeded)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	d.set = time.Time{} // the interrupt may have changed it
+	if ctx.Err() != nil {
+		return !d.stopping
+	}
+	now := time.Now()
+	if !d.listen || !now.Before(d.idleAt) || now.Before(d.windowEnd) {
+		return false
+	}
+	if d.windowDone < d.cfg.MinProgressBytes && d.cfg.shared.scarce(d.cfg) {
+		d.slow = true
+		return false
+	}
+	d.windowEnd, d.windowDone = now.Add(d.cfg.ProgressInterval), 0
+	return true
+}
+
+// endCause describes why a stream ended, for the truncated-line reason, and the error worth reporting.
+func (d *deadliner) endCause(ctx context.Context, err error) (string, error) {
+	switch {
+	case ctx.Err() != nil:
+		return "reader stopped", nil
+	case errors.Is(err, io.EOF):
+		return "source disconnected", nil
+	case d.slow:
+		return "too slow", fmt.Errorf("%w: fewer than %d bytes of lines in %v while connections are scarce", ErrTooSlow,
+			d.cfg.MinProgressBytes, d.cfg.ProgressInterval)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "idle timeout", fmt.Errorf("connection idle: %w", err)
+	default:
+		return "read error", fmt.Errorf("reading: %w", err)
+	}
 }
 
 // closing logs what the kernel still holds for the connection when the reader closes it at stop: bytes TCP
 // acknowledged to the source that the reader never read (at most about one receive window).
-func (d *deadliner) closing(cfg Config, src Source) {
+func (d *deadliner) closing(src Source) {
 	if !d.stopping {
 		return
 	}
 	if n, ok := unreadBytes(d.conn); ok && n > 0 {
-		cfg.Logger.Warn("source connection closed with unread bytes at stop", "remote", src.Remote, "conn", src.ConnID,
+		d.cfg.Logger.Warn("source connection closed with unread bytes at stop", "remote", src.Remote, "conn", src.ConnID,
 			"unread_bytes", n, "stop_read_timeout", d.readOut.String())
 	}
 }
@@ -228,20 +288,6 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-// endCause describes why a stream ended, for the truncated-line reason, and the error worth reporting.
-func endCause(ctx context.Context, err error) (string, error) {
-	switch {
-	case ctx.Err() != nil:
-		return "reader stopped", nil
-	case errors.Is(err, io.EOF):
-		return "source disconnected", nil
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return "idle timeout", fmt.Errorf("connection idle: %w", err)
-	default:
-		return "read error", fmt.Errorf("reading: %w", err)
-	}
 }
 
 func jitter(d time.Duration) time.Duration {

@@ -7,6 +7,11 @@ var (
 	ErrInvalidConfig = errors.New("invalid reader config")
 	// ErrTooManyConnections is recorded when listen mode refuses a connection over MaxConns.
 	ErrTooManyConnections = errors.New("too many connections")
+	// ErrTooManyFromAddr is recorded when listen mode refuses a connection over MaxConnsPerAddr from one
+	// source address.
+	ErrTooManyFromAddr = errors.New("too many connections from one address")
+	// ErrTooSlow ends a listen-mode connection that made too little progress while slots were scarce.
+	ErrTooSlow = errors.New("source too slow")
 )
 
 var (

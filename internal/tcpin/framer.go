@@ -22,18 +22,29 @@ type framer struct {
 	buf        []byte
 	start, end int // unread window buf[start:end]
 	maxLine    int
+	initial    int // the buffer's usual size, which it shrinks back to after a long line
 	limit      int // the largest the buffer may grow
 	discarding bool
 	lines      [][]byte
+	// budget, when not nil, lends the bytes the buffer grows beyond initial (shared by all connections);
+	// overBudget holds the reject of a line it refused, handed on by the next split or finish.
+	budget     *budget
+	overBudget *rejected
+}
+
+type rejected struct {
+	sample []byte
+	detail string
 }
 
 func newFramer(initial, maxLine int) *framer {
 	limit := maxLine + 2 + minRead // the longest allowed line, "\r\n", and room for one read
 	initial = min(max(initial, 2*minRead), limit)
-	return &framer{buf: make([]byte, initial), maxLine: maxLine, limit: limit, lines: make([][]byte, 0, 256)}
+	return &framer{buf: make([]byte, initial), maxLine: maxLine, initial: initial, limit: limit, lines: make([][]byte, 0, 256)}
 }
 
-// fill reads once from r into the buffer's free space, making room first.
+// fill reads once from r into the buffer's free space, making room first. When the buffer would have to grow
+// past what the budget lends, the partial line is rejected instead (see overBudget) and skipped.
 func (f *framer) fill(r io.Reader) (int, error) {
 	if f.start == f.end {
 		f.start, f.end = 0, 0
@@ -44,9 +55,16 @@ func (f *framer) fill(r io.Reader) (int, error) {
 			f.start = 0
 		}
 		if len(f.buf)-f.end < minRead && len(f.buf) < f.limit {
-			grown := make([]byte, min(2*len(f.buf), f.limit))
-			f.end = copy(grown, f.buf[:f.end])
-			f.buf = grown
+			size := min(2*len(f.buf), f.limit)
+			if f.budget == nil || f.budget.take(int64(size-len(f.buf))) {
+				grown := make([]byte, size)
+				f.end = copy(grown, f.buf[:f.end])
+				f.buf = grown
+			} else {
+				f.overBudget = &rejected{sample: bytes.Clone(sample(f.buf[:f.end])), detail: f.budget.overDetail(f.end)}
+				f.discarding = true
+				f.start, f.end = 0, 0
+			}
 		}
 	}
 	n, err := r.Read(f.buf[f.end:])
@@ -54,10 +72,38 @@ func (f *framer) fill(r io.Reader) (int, error) {
 	return n, err
 }
 
+// handOverBudget hands on the reject of a line the budget refused, if any.
+func (f *framer) handOverBudget(ctx context.Context, h Handler, src Source) {
+	if f.overBudget != nil {
+		h.HandleReject(ctx, src, f.overBudget.sample, event.ReasonOversized, f.overBudget.detail)
+		f.overBudget = nil
+	}
+}
+
+// shrink returns the buffer to its usual size once what it holds fits, giving the budget back its loan.
+func (f *framer) shrink() {
+	if len(f.buf) == f.initial || f.end-f.start > f.initial/2 {
+		return
+	}
+	small := make([]byte, f.initial)
+	f.end = copy(small, f.buf[f.start:f.end])
+	f.start = 0
+	f.release()
+	f.buf = small
+}
+
+// release gives back what the budget lent (at the connection's end, or when shrinking).
+func (f *framer) release() {
+	if f.budget != nil && len(f.buf) > f.initial {
+		f.budget.give(int64(len(f.buf) - f.initial))
+	}
+}
+
 // split hands every complete line in the buffer to h, in order, and rejects lines over the limit. A partial
 // line stays in the buffer unless it is already over the limit, in which case it is rejected with a sample and
 // the rest of it is skipped up to the next newline.
 func (f *framer) split(ctx context.Context, h Handler, src Source) {
+	f.handOverBudget(ctx, h, src)
 	f.lines = f.lines[:0]
 	for f.start < f.end {
 		i := bytes.IndexByte(f.buf[f.start:f.end], '\n')
@@ -91,6 +137,7 @@ func (f *framer) split(ctx context.Context, h Handler, src Source) {
 		f.discarding = true
 		f.start, f.end = 0, 0
 	}
+	f.shrink()
 }
 
 func (f *framer) flush(ctx context.Context, h Handler, src Source) {
@@ -102,6 +149,7 @@ func (f *framer) flush(ctx context.Context, h Handler, src Source) {
 
 // finish rejects a partial line left when the stream ends; cause says why it ended.
 func (f *framer) finish(ctx context.Context, h Handler, src Source, cause string) {
+	f.handOverBudget(ctx, h, src)
 	if !f.discarding && f.end > f.start {
 		partial := f.buf[f.start:f.end]
 		h.HandleReject(ctx, src, sample(partial), event.ReasonTruncated,

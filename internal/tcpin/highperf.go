@@ -45,33 +45,34 @@ func (r *HighPerfTCPReader) serve(ctx context.Context, conn net.Conn, src Source
 		// One persistent connection: overlap its reads with the handler (see stage). In listen mode the
 		// connections already overlap each other, and a stage per connection would triple the buffer memory
 		// a flood of them can hold.
-		st := newStage(r.h, 1)
+		st := newStage(r.h, 1, r.cfg.ReadBufferBytes)
 		defer st.close() // after it, every line read has been handled: Reader's contract
 		h = st
 	}
 	f := newFramer(r.cfg.ReadBufferBytes, r.cfg.MaxLineBytes)
+	f.budget = r.cfg.shared.partial
+	defer f.release()
 	d := newDeadliner(ctx, conn, r.cfg)
 	defer d.stop()
-	defer d.closing(r.cfg, src)
-	rearm := true
+	defer d.closing(src)
 	for {
-		if rearm || ctx.Err() != nil {
-			d.arm(ctx)
-		}
+		d.arm(ctx)
 		n, err := f.fill(conn)
 		if n > 0 {
 			r.cfg.Observer.BytesRead(n)
-			// Only a read that ends a line extends the idle deadline: a source that trickles a line a byte
-			// at a time (slowloris), or streams one endless line, is closed after IdleTimeout like a silent
-			// one. TCPLogReader behaves the same, its deadline covering a whole ReadSlice.
-			rearm = bytes.IndexByte(f.buf[f.end-n:f.end], '\n') >= 0
+			// Only a read that ends a line extends the idle deadline and counts as progress: a source that
+			// trickles a line a byte at a time (slowloris), or streams one endless line, is closed after
+			// IdleTimeout like a silent one. TCPLogReader behaves the same.
+			if i := bytes.LastIndexByte(f.buf[f.end-n:f.end], '\n'); i >= 0 {
+				d.lines(i + 1)
+			}
 			f.split(hctx, h, src)
 		}
 		if err != nil {
 			if d.again(ctx, err) {
 				continue
 			}
-			cause, rerr := endCause(ctx, err)
+			cause, rerr := d.endCause(ctx, err)
 			f.finish(hctx, h, src, cause)
 			return rerr
 		}

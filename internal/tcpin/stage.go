@@ -16,6 +16,7 @@ import (
 // the socket, with at most depth batches read ahead. Calls keep their order.
 type stage struct {
 	h    Handler
+	keep int // a job's buffer grown past this (by a long line) is dropped after use
 	jobs chan *job
 	free chan *job
 	done chan struct{}
@@ -33,8 +34,8 @@ type job struct {
 var _ Handler = (*stage)(nil)
 
 // newStage starts the handler goroutine; close stops it.
-func newStage(h Handler, depth int) *stage {
-	s := &stage{h: h, jobs: make(chan *job, depth), free: make(chan *job, depth+1), done: make(chan struct{})}
+func newStage(h Handler, depth, keep int) *stage {
+	s := &stage{h: h, keep: keep, jobs: make(chan *job, depth), free: make(chan *job, depth+1), done: make(chan struct{})}
 	for range depth + 1 {
 		s.free <- &job{}
 	}
@@ -51,6 +52,9 @@ func (s *stage) run() {
 			s.h.HandleLines(j.ctx, j.src, j.lines)
 		}
 		j.reset()
+		if cap(j.buf) > s.keep {
+			j.buf = nil // shrink back after a long line
+		}
 		j.ctx, j.reason, j.detail = nil, "", ""
 		s.free <- j
 	}

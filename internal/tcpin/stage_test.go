@@ -36,7 +36,7 @@ func (g *gateHandler) HandleReject(_ context.Context, _ Source, sample []byte, r
 
 func TestStageKeepsOrderCopiesAndPushesBack(t *testing.T) {
 	g := &gateHandler{entered: make(chan struct{}, 100), release: make(chan struct{})}
-	s := newStage(g, 1)
+	s := newStage(g, 1, DefaultReadBufferBytes)
 	ctx := context.Background()
 	buf := []byte("aaa\nbbb")
 	calls := make(chan int, 10)

@@ -40,7 +40,9 @@ func TestConnectionFlood(t *testing.T) {
 	topic, dlq := e.topics(t)
 	addr := harness.FreeAddr(t)
 	r := harness.StartReader(t, readerBin, e.creds(), e.baseArgs("listen", addr, topic, dlq,
-		"--max-conns", itoa(maxConns), "--idle-timeout", idle.String())...)
+		"--max-conns", itoa(maxConns), "--idle-timeout", idle.String(),
+		// Every connection comes from 127.0.0.1: this test is about the limit on all of them.
+		"--max-conns-per-addr", itoa(flood))...)
 	r.WaitReady(time.Minute)
 	fdsBefore := r.FDs()
 
