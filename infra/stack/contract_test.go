@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 
 	"github.com/mwaa-kafka/pipeline/infra/stack"
+	"github.com/mwaa-kafka/pipeline/internal/memlimit"
 	"github.com/mwaa-kafka/pipeline/internal/pipeline"
 	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 	"github.com/mwaa-kafka/pipeline/internal/stacktest"
@@ -263,5 +264,34 @@ func assertContainerRunsAsImage(t *testing.T, tmpl assertions.Template, cfg pipe
 	// After the drain the reader flushes and closes; 10s of slack keeps SIGKILL from cutting that short.
 	if stop := stopTimeout(t, tmpl); stop < cfg.DrainTimeout+10*time.Second || stop > 120*time.Second {
 		t.Errorf("StopTimeout %s, reader drain timeout %s: want drain + 10s <= stop timeout <= 120s (Fargate's limit)", stop, cfg.DrainTimeout)
+	}
+}
+
+// TestReaderMemoryLimitContract: the task definition gives the reader GOMEMLIMIT, and it is the limit the
+// reader would set itself from a cgroup of the task's memory: the two cannot drift apart.
+func TestReaderMemoryLimitContract(t *testing.T) {
+	_, tmpl := synth(t, nil)
+	env := containerEnv(t, tmpl)
+	var memMiB int
+	for _, td := range resources(tmpl, "AWS::ECS::TaskDefinition") {
+		fmt.Sscan(fmt.Sprint(props(td)["Memory"]), &memMiB)
+	}
+	if memMiB != readerspec.TaskMemoryMiB {
+		t.Errorf("task memory = %d MiB, want readerspec.TaskMemoryMiB %d", memMiB, readerspec.TaskMemoryMiB)
+	}
+	got, ok := env["GOMEMLIMIT"]
+	if !ok {
+		t.Fatalf("the reader's container has no GOMEMLIMIT: the Go heap may grow past the task's %d MiB", memMiB)
+	}
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "memory.max"), []byte(fmt.Sprint(int64(memMiB)<<20)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mem, err := memlimit.FromCgroup(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprint(readerspec.GoMemLimit(mem)); got != want {
+		t.Errorf("GOMEMLIMIT = %s, want %s: what the reader sets from a %d MiB cgroup", got, want, memMiB)
 	}
 }

@@ -29,7 +29,7 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 
 	p.TaskDefinition = awsecs.NewFargateTaskDefinition(s, jsii.String("ReaderTask"), &awsecs.FargateTaskDefinitionProps{
 		Cpu:            jsii.Number(512),
-		MemoryLimitMiB: jsii.Number(1024),
+		MemoryLimitMiB: jsii.Number(readerspec.TaskMemoryMiB),
 		RuntimePlatform: &awsecs.RuntimePlatform{
 			CpuArchitecture:       awsecs.CpuArchitecture_X86_64(),
 			OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX(),
@@ -54,6 +54,9 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 		"READER_METRICS_ADDR": jsii.String(readerspec.MetricsAddr("0.0.0.0")),
 		// The counters reach CloudWatch as EMF records on stdout, through the awslogs driver.
 		"READER_EMF_INTERVAL": jsii.String(EMFInterval),
+		// The Go heap's soft limit, below the task's memory by what Go does not count (librdkafka's C heap,
+		// socket buffers): the garbage collector works harder before the task is OOM-killed.
+		"GOMEMLIMIT": jsii.String(readerspec.GoMemLimitEnv(readerspec.TaskMemoryMiB)),
 	}
 	for k, v := range sourceTLSEnv(props) {
 		env[k] = jsii.String(v)

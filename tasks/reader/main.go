@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/mwaa-kafka/pipeline/internal/flagenv"
+	"github.com/mwaa-kafka/pipeline/internal/memlimit"
 	"github.com/mwaa-kafka/pipeline/internal/pipeline"
 )
 
@@ -53,6 +54,14 @@ func run() int {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
+	switch limit, from, err := memlimit.Apply(os.Getenv, memlimit.CgroupRoot); {
+	case errors.Is(err, memlimit.ErrNoLimit):
+		log.Info("no Go memory limit: no GOMEMLIMIT and no container memory limit")
+	case err != nil:
+		log.Warn("no Go memory limit: set GOMEMLIMIT", "err", err)
+	default:
+		log.Info("Go memory limit", "bytes", limit, "from", from)
+	}
 
 	// SIGTERM (ECS stopping the task) and SIGINT stop reading; the run then drains before returning.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
