@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -23,15 +22,13 @@ func TestBrokerKilled(t *testing.T) {
 	if err := src.WaitWritten(n/2, 3*time.Minute); err != nil {
 		t.Fatalf("waiting for half the stream: %v (written %d)", err, src.Written())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	killedAt := time.Now()
 	writtenAtKill := src.Written()
-	if err := stack.KillBroker(ctx); err != nil {
+	if err := stack.KillBroker(brokerCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(outage)
-	if err := stack.StartBroker(ctx); err != nil {
+	if err := stack.StartBroker(brokerCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	down := time.Since(killedAt)
@@ -61,8 +58,15 @@ func TestBrokerKilled(t *testing.T) {
 // TestBrokerPaused: the broker is frozen with SIGSTOP. The reader's memory stays bounded, the source is held
 // back by TCP backpressure (it stops making progress while the broker is frozen), and after SIGCONT every
 // event is delivered.
+//
+// The source is rate-limited so that the rest of the stream takes seconds whatever the machine's load: the
+// broker is frozen (every thread stopped) while the stream still runs, and the test checks that it was.
+// Once frozen, the reader's queue and the socket buffers fill; the measurement starts only when a write of
+// the source has been held back for a second (TCP backpressure reached it), and from then on the source must
+// make no progress at all.
 func TestBrokerPaused(t *testing.T) {
-	n := pick[uint64](100_000, 1_000_000)
+	n := pick[uint64](150_000, 1_000_000)
+	rate := pick(20_000, 40_000)
 	pause := pick(5*time.Second, 30*time.Second)
 	// The quick version uses a smaller local queue than the default (8192 KiB) so that backpressure shows
 	// within a few seconds.
@@ -70,11 +74,11 @@ func TestBrokerPaused(t *testing.T) {
 	topic, dlq := topics(t)
 	ensureBroker(t)
 
-	src := harness.NewSource(t, n, harness.SourceOptions{})
+	src := harness.NewSource(t, n, harness.SourceOptions{Rate: rate})
 	r := harness.StartReader(t, readerBin, envCreds(), readerArgs(src.Addr(), topic, dlq,
 		"--max-events", itoa(n), "--drain-timeout", "3m", "--queue-max-kbytes", itoa(queueKB))...)
-	if err := src.WaitWritten(n/5, 3*time.Minute); err != nil {
-		t.Fatalf("waiting for a fifth of the stream: %v (written %d)", err, src.Written())
+	if err := src.WaitWritten(n/10, 3*time.Minute); err != nil {
+		t.Fatalf("waiting for a tenth of the stream: %v (written %d)", err, src.Written())
 	}
 	rssBefore := r.PeakRSS()
 	if err := stack.PauseBroker(); err != nil {
@@ -83,14 +87,23 @@ func TestBrokerPaused(t *testing.T) {
 	t.Cleanup(func() { _ = stack.ResumeBroker() })
 	pausedAt := time.Now()
 	writtenAtPause := src.Written()
-	// The first half of the pause fills the reader's queue and the socket buffers; in the second half the
-	// source must make no progress at all.
+	if writtenAtPause >= n {
+		t.Fatalf("the stream had ended (%d lines written) when the broker was frozen: nothing to measure", writtenAtPause)
+	}
+	// The queue and the buffers between the source and the broker fill; then a write of the source waits.
+	if err := src.WaitBlocked(time.Second, time.Minute); err != nil {
+		t.Fatalf("while the broker was frozen: %v; reader RSS %s", err, mib(r.PeakRSS()))
+	}
+	blockedAfter := time.Since(pausedAt)
+	writtenBlocked := src.Written()
+	rssBlocked := r.PeakRSS()
+	// From now on the source must make no progress, for half the pause (at least).
 	time.Sleep(pause / 2)
-	writtenMid := src.Written()
-	rssMid := r.PeakRSS()
-	time.Sleep(pause - pause/2)
 	writtenEnd := src.Written()
 	rssPaused := r.PeakRSS()
+	if rest := time.Until(pausedAt.Add(pause)); rest > 0 {
+		time.Sleep(rest)
+	}
 	if err := stack.ResumeBroker(); err != nil {
 		t.Fatal(err)
 	}
@@ -99,19 +112,17 @@ func TestBrokerPaused(t *testing.T) {
 	code, sum := r.Wait(5 * time.Minute)
 	tally := harness.ReadEvents(t, stack.PlaintextBootstrap(), topic, 1, n)
 	dls := harness.ReadDeadLetters(t, stack.PlaintextBootstrap(), dlq)
+	lineBytes := src.Bytes() / max(src.Written(), 1)
 	report.Add(harness.Row{Scenario: "2. broker SIGSTOPped " + pause.String(), Sent: src.Written(),
 		Delivered: tally.Unique, DeadLettered: uint64(len(dls)), Lost: tally.Lost(n), Duplicated: tally.Duplicated,
-		Notes: fmt.Sprintf("source progress while frozen: %d lines in the first half, %d in the second half (stalled at %d of %d); "+
+		Notes: fmt.Sprintf("source at %d lines/s; frozen at %d written, held back by TCP %.1fs later at %d (%s buffered on the way), then %d lines in %v (stalled at %d of %d); "+
 			"reader RSS %s before, peak %s while frozen (queue %d KiB), %s overall; paused %.1fs",
-			writtenMid-writtenAtPause, writtenEnd-writtenMid, writtenEnd, n, mib(rssBefore), mib(rssPaused), queueKB,
-			mib(r.PeakRSS()), paused.Seconds())})
-	t.Logf("%s; summary %+v; rss mid %s", tally, sum, mib(rssMid))
+			rate, writtenAtPause, blockedAfter.Seconds(), writtenBlocked, mib((writtenBlocked-writtenAtPause)*lineBytes),
+			writtenEnd-writtenBlocked, pause/2, writtenEnd, n, mib(rssBefore), mib(rssPaused), queueKB, mib(r.PeakRSS()), paused.Seconds())})
+	t.Logf("%s; summary %+v; rss when held back %s", tally, sum, mib(rssBlocked))
 
-	if writtenEnd >= n {
-		t.Errorf("the source wrote the whole stream (%d) while the broker was frozen: no backpressure", n)
-	}
-	if progress := writtenEnd - writtenMid; progress > 0 {
-		t.Errorf("the source wrote %d lines in the second half of the pause, want 0 (TCP backpressure)", progress)
+	if progress := writtenEnd - writtenBlocked; progress > 0 {
+		t.Errorf("the source wrote %d lines in the %v after it was held back, want 0 (TCP backpressure)", progress, pause/2)
 	}
 	// The bound: the local queue, the read buffers and the runtime, well under what the stream would take.
 	if limit := uint64(queueKB)<<10*3 + 128<<20; rssPaused > limit {

@@ -10,22 +10,31 @@ import (
 	"github.com/mwaa-kafka/pipeline/test/chaos/harness"
 )
 
+// midStreamRate paces the lifecycle scenarios' source: the second half of the stream takes seconds whatever
+// the machine's load, so the signal reaches the reader while the stream still runs (and the test checks it).
+var midStreamRate = pick(50_000, 100_000)
+
 // TestReaderSIGTERM: SIGTERM mid-stream. The reader stops reading, drains, and exits 0; every line it read
 // is delivered or dead-lettered (the line it was in the middle of is dead-lettered as truncated), the lines
 // it delivered are exactly the stream's first ones, and the summary adds up.
 func TestReaderSIGTERM(t *testing.T) {
 	n := pick[uint64](200_000, 1_000_000)
 	topic, dlq := topics(t)
-	src := harness.NewSource(t, n, harness.SourceOptions{})
+	src := harness.NewSource(t, n, harness.SourceOptions{Rate: midStreamRate})
 	r := harness.StartReader(t, readerBin, envCreds(), readerArgs(src.Addr(), topic, dlq, "--drain-timeout", "1m")...)
 	if err := src.WaitWritten(n/2, 3*time.Minute); err != nil {
 		t.Fatalf("waiting for half the stream: %v (written %d)", err, src.Written())
 	}
 	termAt := time.Now()
 	r.Signal(syscall.SIGTERM)
+	writtenAtTerm := src.Written()
 	code, sum := r.Wait(2 * time.Minute)
 	exitAfter := time.Since(termAt)
 	written := src.Written()
+	if writtenAtTerm >= n || src.Finished() {
+		t.Fatalf("the stream had ended by the time the reader stopped (%d lines written at SIGTERM, %d at the exit, of %d): not mid-stream",
+			writtenAtTerm, written, n)
+	}
 
 	tally := harness.ReadEvents(t, stack.PlaintextBootstrap(), topic, 1, n)
 	dls := harness.ReadDeadLetters(t, stack.PlaintextBootstrap(), dlq)
@@ -72,7 +81,7 @@ func TestReaderSIGKILL(t *testing.T) {
 	n := pick[uint64](200_000, 1_000_000)
 	const queueKB = 8192 // the reader's default --queue-max-kbytes
 	topic, dlq := topics(t)
-	src := harness.NewSource(t, n, harness.SourceOptions{})
+	src := harness.NewSource(t, n, harness.SourceOptions{Rate: midStreamRate})
 	r := harness.StartReader(t, readerBin, envCreds(), readerArgs(src.Addr(), topic, dlq)...)
 	if err := src.WaitWritten(n/2, 3*time.Minute); err != nil {
 		t.Fatalf("waiting for half the stream: %v (written %d)", err, src.Written())
@@ -82,8 +91,13 @@ func TestReaderSIGKILL(t *testing.T) {
 		t.Fatalf("scraping metrics before the kill: %v", err)
 	}
 	r.Signal(syscall.SIGKILL)
+	writtenAtKill := src.Written()
 	code, _ := r.Wait(time.Minute)
 	written := src.Written()
+	if writtenAtKill >= n || src.Finished() {
+		t.Fatalf("the stream had ended by the time the reader was killed (%d lines written at SIGKILL, %d after, of %d): not mid-stream",
+			writtenAtKill, written, n)
+	}
 
 	tally := harness.ReadEvents(t, stack.PlaintextBootstrap(), topic, 1, n)
 	dls := harness.ReadDeadLetters(t, stack.PlaintextBootstrap(), dlq)

@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
 	"github.com/mwaa-kafka/pipeline/test/chaos/harness"
@@ -82,12 +81,19 @@ func itoa[T ~int | ~int64 | ~uint64](n T) string { return strconv.FormatInt(int6
 func ensureBroker(t *testing.T) {
 	t.Cleanup(func() {
 		_ = stack.ResumeBroker()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		if err := stack.StartBroker(ctx); err != nil {
+		if err := stack.StartBroker(brokerCtx(t)); err != nil {
 			t.Errorf("restarting the broker after the scenario: %v", err)
 		}
 	})
+}
+
+// brokerCtx is the context of one operation on the suite's broker: each kill, stop or start gets a fresh
+// one of harness.BrokerOpTimeout, never a share of a scenario-wide deadline (starts take minutes when the
+// machine is busy).
+func brokerCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), harness.BrokerOpTimeout)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }

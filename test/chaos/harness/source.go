@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -42,6 +43,9 @@ type Source struct {
 	conns atomic.Int64
 	cuts  atomic.Int64
 	bytes atomic.Uint64
+	// writeSince is when the Write in progress started (UnixNano), 0 when none is: a Write that lasts is
+	// one the kernel holds back because the peer's buffers are full.
+	writeSince atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -92,6 +96,36 @@ func (s *Source) CutsDone() int { return int(s.cuts.Load()) }
 // Done is closed once every line was written.
 func (s *Source) Done() <-chan struct{} { return s.done }
 
+// Finished reports whether every line was written.
+func (s *Source) Finished() bool { return s.Written() >= s.total }
+
+// BlockedFor is how long the write in progress has been waiting for the socket to take it (0 when no write is
+// in progress). A write to a loopback peer that reads returns within microseconds; one that waits for a
+// second is held back by TCP: the peer stopped reading and every buffer between them is full.
+func (s *Source) BlockedFor() time.Duration {
+	since := s.writeSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, since))
+}
+
+// WaitBlocked waits until a write has been held back for at least hold (TCP backpressure reached the source),
+// or d passes, or the stream ends.
+func (s *Source) WaitBlocked(hold, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for s.BlockedFor() < hold {
+		if s.Finished() {
+			return fmt.Errorf("%w: every line was written, none held back", ErrSourceNotBlocked)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w within %v: %d of %d lines written", ErrSourceNotBlocked, d, s.Written(), s.total)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
 // Line returns line i of the stream (without newline).
 func (s *Source) Line(i uint64) []byte { return s.gen.AppendAt(nil, i) }
 
@@ -122,13 +156,15 @@ func (s *Source) stream(conn net.Conn) {
 	const batchBytes = 64 << 10
 	buf := make([]byte, 0, batchBytes+4096)
 	ends := make([]int, 0, 1024) // end offset of each line in buf
+	// With a rate, each batch holds about 20 ms of lines (and at most batchBytes), and the next batch waits
+	// until the lines written so far are due: the pace follows the clock, not the batches, so a batch cut
+	// short by batchBytes does not slow the stream down. After a stall the source resumes at its rate
+	// instead of bursting to catch up.
 	perBatch := 1 << 30
-	var tick time.Duration
 	if s.opts.Rate > 0 {
 		perBatch = max(1, s.opts.Rate/50)
-		tick = time.Second * time.Duration(perBatch) / time.Duration(s.opts.Rate)
 	}
-	nextTick := time.Now()
+	paceStart, paced := time.Now(), uint64(0)
 	for {
 		start := s.next.Load()
 		if start >= s.total {
@@ -150,7 +186,9 @@ func (s *Source) stream(conn net.Conn) {
 			ends = append(ends, len(buf))
 		}
 		if len(buf) > 0 {
+			s.writeSince.Store(time.Now().UnixNano())
 			n, err := conn.Write(buf)
+			s.writeSince.Store(0)
 			s.bytes.Add(uint64(n))
 			whole := 0
 			for whole < len(ends) && ends[whole] <= n {
@@ -168,14 +206,17 @@ func (s *Source) stream(conn net.Conn) {
 			s.cuts.Add(1)
 			return
 		}
-		if tick > 0 {
-			nextTick = nextTick.Add(tick)
-			if d := time.Until(nextTick); d > 0 {
+		if s.opts.Rate > 0 {
+			paced += uint64(len(ends))
+			due := paceStart.Add(time.Duration(paced) * time.Second / time.Duration(s.opts.Rate))
+			if d := time.Until(due); d > 0 {
 				select {
 				case <-s.ctx.Done():
 					return
 				case <-time.After(d):
 				}
+			} else if d < -100*time.Millisecond {
+				paceStart, paced = time.Now(), 0 // held back: no burst afterwards
 			}
 		}
 	}
@@ -183,6 +224,9 @@ func (s *Source) stream(conn net.Conn) {
 
 // ErrSourceStalled is returned by WaitWritten when the source makes no progress.
 var ErrSourceStalled = errors.New("source made no progress")
+
+// ErrSourceNotBlocked is returned by WaitBlocked when no write was held back.
+var ErrSourceNotBlocked = errors.New("no write of the source was held back")
 
 // WaitWritten waits until at least n lines were written, or d passes.
 func (s *Source) WaitWritten(n uint64, d time.Duration) error {

@@ -6,6 +6,7 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -109,8 +110,17 @@ func UpChaosStack(root string, log *os.File) (s *Stack, stop func(), err error) 
 	return s, stop, nil
 }
 
+// BrokerOpTimeout bounds one operation on the suite's broker (a kill, a stop, a start): a start alone took 90 s
+// on a busy machine of 2 cores. It exceeds dev/stack.sh's own start timeout (stackUpTimeout), so the script
+// gives up first and stops the broker it started, rather than being killed and leaving it half started.
+const BrokerOpTimeout = 6 * time.Minute
+
+// stackUpTimeout is STACK_UP_TIMEOUT for the suite's stack (CHAOS_STACK_UP_TIMEOUT overrides it), in seconds.
+const stackUpTimeout = "300"
+
 func stackEnv(dir string) []string {
-	env := append(os.Environ(), "STACK_DIR="+dir, "KAFKA_HEAP="+getenv("CHAOS_KAFKA_HEAP", "768m"))
+	env := append(os.Environ(), "STACK_DIR="+dir, "KAFKA_HEAP="+getenv("CHAOS_KAFKA_HEAP", "768m"),
+		"STACK_UP_TIMEOUT="+getenv("CHAOS_STACK_UP_TIMEOUT", stackUpTimeout))
 	for _, p := range chaosPorts {
 		env = append(env, p.name+"="+getenv("CHAOS_"+p.name, p.def))
 	}
@@ -142,6 +152,10 @@ func (s *Stack) stackCmd(ctx context.Context, args ...string) error {
 	// The suite's own ports, set explicitly: a KAFKA_*_PORT inherited from the caller's environment (meant
 	// for the shared stack) must not redirect a restart of this one.
 	cmd.Env = stackEnv(s.Dir)
+	// On cancellation, SIGTERM: the script then stops what it started (a SIGKILL would leave a starting
+	// broker behind, which the next kafka-start refuses).
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = time.Minute
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("dev/stack.sh %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
@@ -185,13 +199,18 @@ func (s *Stack) BrokerPID() (int, error) {
 	return pid, nil
 }
 
-// PauseBroker freezes the suite's broker with SIGSTOP; ResumeBroker thaws it with SIGCONT.
-func (s *Stack) PauseBroker() error { return s.signalBroker(syscall.SIGSTOP) }
+// PauseBroker freezes the suite's broker with SIGSTOP and returns once every thread of it is stopped: kill
+// returning 0 only says the signal was queued, and a scenario that measures "while the broker was frozen"
+// must not start its clock before the broker stopped answering.
+func (s *Stack) PauseBroker() error { return s.signalBroker(syscall.SIGSTOP, true) }
 
-// ResumeBroker sends SIGCONT to the suite's broker.
-func (s *Stack) ResumeBroker() error { return s.signalBroker(syscall.SIGCONT) }
+// ResumeBroker thaws the suite's broker with SIGCONT and returns once no thread of it is stopped.
+func (s *Stack) ResumeBroker() error { return s.signalBroker(syscall.SIGCONT, false) }
 
-func (s *Stack) signalBroker(sig syscall.Signal) error {
+// ErrBrokerState is returned when the broker's threads do not reach the state a signal asks for.
+var ErrBrokerState = errors.New("broker threads did not change state")
+
+func (s *Stack) signalBroker(sig syscall.Signal, stopped bool) error {
 	pid, err := s.BrokerPID()
 	if err != nil {
 		return err
@@ -199,7 +218,50 @@ func (s *Stack) signalBroker(sig syscall.Signal) error {
 	if err := syscall.Kill(pid, sig); err != nil {
 		return fmt.Errorf("sending %v to the broker (pid %d): %w", sig, pid, err)
 	}
-	return nil
+	const wait = 30 * time.Second
+	deadline := time.Now().Add(wait)
+	for {
+		n, frozen, err := threadStates(pid)
+		if err != nil {
+			return fmt.Errorf("after %v: %w", sig, err)
+		}
+		if (stopped && frozen == n) || (!stopped && frozen == 0) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %d of the broker's %d threads stopped %v after %v", ErrBrokerState, frozen, n, wait, sig)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// threadStates counts the threads of pid and those of them stopped by a signal (state T in
+// /proc/<pid>/task/<tid>/stat). A thread that exits between the listing and the read is not counted.
+func threadStates(pid int) (n, stopped int, err error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0, fmt.Errorf("listing the broker's threads: %w", err)
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// "tid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ")".
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			continue
+		}
+		n++
+		if b[i+2] == 'T' {
+			stopped++
+		}
+	}
+	if n == 0 {
+		return 0, 0, fmt.Errorf("the broker (pid %d) has no threads left", pid)
+	}
+	return n, stopped, nil
 }
 
 // WaitPort waits until addr accepts TCP connections or d passes.
