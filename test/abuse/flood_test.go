@@ -120,30 +120,31 @@ func TestConnectionFlood(t *testing.T) {
 			}
 		}
 	}()
-	// A refused connection is closed by the reader at once; an accepted one stays open, silent.
-	time.Sleep(time.Second)
-	refusedSeen := countClosed(conns, 200*time.Millisecond)
+	// A refused connection is closed by the reader at once; an accepted one stays open, silent. Wait until
+	// the reader has taken every connection of the flood off its listen queue (accepted or refused) before
+	// looking at either.
+	dialled := float64(1 + trickles + flood - int(dialErrs.Load()))
+	m := waitMetrics(t, r, time.Minute, "every connection accepted or refused", func(m map[string]float64) bool {
+		return m["logreader_connections_total"]+m["logreader_connections_refused_total"] >= dialled
+	})
+	refusedSeen := countClosed(conns, time.Second)
 	fdsFlood := r.FDs()
-	m, err := r.Metrics()
-	if err != nil {
-		t.Fatal(err)
-	}
 	refused := m["logreader_connections_refused_total"]
 	active := m["logreader_connections_active"]
-	idsAtFlood := ids.Load()
+	idsAtFlood, floodSeen := ids.Load(), time.Now()
 
-	// After the idle timeout the silent and the trickling connections are gone; the streamer remains.
-	time.Sleep(idle + 2*time.Second)
-	closedAfterIdle := countClosed(conns, 200*time.Millisecond)
+	// After the idle timeout the silent and the trickling connections are gone; the streamer remains. The
+	// reader's gauge says when: then every client must see its connection closed.
+	m2 := waitMetrics(t, r, idle+time.Minute, "idle connections closed", func(m map[string]float64) bool {
+		return m["logreader_connections_active"] <= 1
+	})
+	idleFor := time.Since(floodSeen)
+	closedAfterIdle := countClosed(conns, time.Second)
 	var slowConns []net.Conn
 	for _, tr := range slow {
 		slowConns = append(slowConns, tr.conn)
 	}
-	tricklesClosed := countClosed(slowConns, 200*time.Millisecond)
-	m2, err := r.Metrics()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tricklesClosed := countClosed(slowConns, time.Second)
 	activeAfterIdle := m2["logreader_connections_active"]
 	idsAfterIdle := ids.Load()
 
@@ -162,7 +163,6 @@ func TestConnectionFlood(t *testing.T) {
 	}
 	late.Close()
 
-	time.Sleep(time.Second)
 	cancel()
 	wg.Wait()
 	for _, tr := range slow {
@@ -202,8 +202,9 @@ func TestConnectionFlood(t *testing.T) {
 	if limit := fdsBefore + maxConns + 16; r.PeakFDs() > limit {
 		t.Errorf("reader had %d file descriptors open, more than %d", r.PeakFDs(), limit)
 	}
-	if idsAfterIdle-idsAtFlood < uint64(rate)*uint64(idle/time.Second)/2 {
-		t.Errorf("the streaming source wrote only %d lines in the %v after the flood", idsAfterIdle-idsAtFlood, idle)
+	// The streamer keeps its pace by the clock, so it falls behind only when the reader stops taking its lines.
+	if wrote, due := idsAfterIdle-idsAtFlood, uint64(float64(rate)*idleFor.Seconds()); wrote < due/2 {
+		t.Errorf("the streaming source wrote only %d lines in the %v after the flood, %d were due", wrote, idleFor.Round(time.Millisecond), due)
 	}
 	if code != 0 || !sum.Balanced() || sum.Failed != 0 {
 		t.Errorf("exit %d, summary %+v; want 0, balanced", code, sum)
@@ -222,28 +223,58 @@ func TestConnectionFlood(t *testing.T) {
 	}
 }
 
-// streamLines writes lines at rate per second until ctx ends, taking eventIds from ids.
+// streamLines writes lines at rate per second until ctx ends, taking eventIds from ids. Every 20 ms it writes
+// the lines due by the clock since it started, so a late tick (a busy machine) does not lower its rate: it
+// falls behind only while a write is held back, that is while the reader does not read.
 func streamLines(ctx context.Context, c net.Conn, gen *event.Generator, ids *atomic.Uint64, rate int) error {
-	const tick = 20 * time.Millisecond
-	per := rate * int(tick/time.Millisecond) / 1000
-	t := time.NewTicker(tick)
+	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	var buf []byte
+	start := time.Now()
+	var (
+		buf  []byte
+		sent uint64
+	)
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 		}
-		first := ids.Add(uint64(per)) - uint64(per)
+		per := uint64(time.Since(start).Seconds()*float64(rate)) - sent
+		if per == 0 {
+			continue
+		}
+		sent += per
+		first := ids.Add(per) - per
 		buf = buf[:0]
-		for i := first; i < first+uint64(per); i++ {
+		for i := first; i < first+per; i++ {
 			buf = append(gen.AppendAt(buf, i), '\n')
 		}
 		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if _, err := c.Write(buf); err != nil {
 			return fmt.Errorf("streaming: %w", err)
 		}
+	}
+}
+
+// waitMetrics scrapes the reader's metrics until cond holds, failing the test with the last scrape when it
+// does not within d.
+func waitMetrics(t *testing.T, r *harness.Reader, d time.Duration, what string, cond func(map[string]float64) bool) map[string]float64 {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last map[string]float64
+	for {
+		m, err := r.Metrics()
+		if err == nil {
+			if last = m; cond(m) {
+				return m
+			}
+		}
+		if time.Now().After(deadline) || r.Exited() {
+			t.Fatalf("waiting for %s: not within %v (last scrape: %d connections, %d refused, %d active; err %v)", what, d,
+				int(last["logreader_connections_total"]), int(last["logreader_connections_refused_total"]), int(last["logreader_connections_active"]), err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
