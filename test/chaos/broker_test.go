@@ -27,6 +27,16 @@ func TestBrokerKilled(t *testing.T) {
 	if err := stack.KillBroker(brokerCtx(t)); err != nil {
 		t.Fatal(err)
 	}
+	// The broker must have died mid-stream: with lines still to deliver (the kill takes a script's run, and
+	// on a busy machine the stream could end meanwhile).
+	m, err := r.Metrics()
+	if err != nil {
+		t.Fatalf("scraping the reader's metrics after the kill: %v", err)
+	}
+	deliveredAtKill := uint64(m["logreader_events_delivered_total"])
+	if deliveredAtKill >= n {
+		t.Fatalf("all %d events were delivered before the broker died: not mid-stream", n)
+	}
 	time.Sleep(outage)
 	if err := stack.StartBroker(brokerCtx(t)); err != nil {
 		t.Fatal(err)
@@ -39,8 +49,8 @@ func TestBrokerKilled(t *testing.T) {
 	lost := tally.Lost(n)
 	report.Add(harness.Row{Scenario: "1. broker SIGKILLed " + outage.String() + " mid-stream", Sent: src.Written(),
 		Delivered: tally.Unique, DeadLettered: uint64(len(dls)), Lost: lost, Duplicated: tally.Duplicated,
-		Notes: fmt.Sprintf("killed at %d written; broker down %.1fs; reader exit %d in %.1fs; peak RSS %s",
-			writtenAtKill, down.Seconds(), code, sum.Duration, mib(r.PeakRSS()))})
+		Notes: fmt.Sprintf("killed at %d written, %d delivered; broker down %.1fs; reader exit %d in %.1fs; peak RSS %s",
+			writtenAtKill, deliveredAtKill, down.Seconds(), code, sum.Duration, mib(r.PeakRSS()))})
 	t.Logf("%s; summary %+v", tally, sum)
 
 	if code != 0 {
