@@ -4,24 +4,36 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	cw "github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/mwaa-kafka/pipeline/internal/cwmetric"
 )
 
 // The health Lambda's CloudWatch metrics (internal/health writes them as Embedded Metric Format lines).
 const (
-	MetricsNamespace         = "LogPipeline"
+	MetricsNamespace         = cwmetric.DefaultNamespace
 	MetricHealthOK           = "HealthOK"
 	MetricDeadLetterMessages = "DeadLetterMessages"
-	ServiceDimension         = "log-pipeline"
 )
 
-func healthMetric(name, statistic string) cw.Metric {
+// metric is one of the deployment's own metrics, written by the reader or the health Lambda, under the
+// stack's identity: MetricsNamespace and the environment's Service dimension (p.MetricsService), plus dims.
+func (p *Pipeline) metric(name, statistic string, period awscdk.Duration, dims map[string]string) cw.Metric {
+	dm := map[string]*string{cwmetric.DimService: jsii.String(p.MetricsService)}
+	for k, v := range dims {
+		dm[k] = jsii.String(v)
+	}
 	return cw.NewMetric(&cw.MetricProps{
 		Namespace:     jsii.String(MetricsNamespace),
 		MetricName:    jsii.String(name),
-		DimensionsMap: &map[string]*string{"Service": jsii.String(ServiceDimension)},
+		DimensionsMap: &dm,
 		Statistic:     jsii.String(statistic),
-		Period:        awscdk.Duration_Minutes(jsii.Number(5)),
+		Period:        period,
 	})
+}
+
+// healthMetric is one of the health Lambda's metrics, written every 5 minutes.
+func (p *Pipeline) healthMetric(name, statistic string) cw.Metric {
+	return p.metric(name, statistic, awscdk.Duration_Minutes(jsii.Number(5)), nil)
 }
 
 // newAlarms watches the health verdict and the dead-letter topic. Both read the health Lambda's metrics:
@@ -30,7 +42,7 @@ func healthMetric(name, statistic string) cw.Metric {
 func newAlarms(s awscdk.Stack, p *Pipeline) {
 	cw.NewAlarm(s, jsii.String("HealthFailing"), &cw.AlarmProps{
 		AlarmDescription:   jsii.String("A pipeline health check failed in 2 of the last 3 runs, or the checks stopped reporting"),
-		Metric:             healthMetric(MetricHealthOK, "Minimum"),
+		Metric:             p.healthMetric(MetricHealthOK, "Minimum"),
 		Threshold:          jsii.Number(1),
 		ComparisonOperator: cw.ComparisonOperator_LESS_THAN_THRESHOLD,
 		EvaluationPeriods:  jsii.Number(3),
@@ -42,7 +54,7 @@ func newAlarms(s awscdk.Stack, p *Pipeline) {
 	growth := cw.NewMathExpression(&cw.MathExpressionProps{
 		Expression: jsii.String("DIFF(dlq)"),
 		UsingMetrics: &map[string]cw.IMetric{
-			"dlq": healthMetric(MetricDeadLetterMessages, "Maximum"),
+			"dlq": p.healthMetric(MetricDeadLetterMessages, "Maximum"),
 		},
 		Label:  jsii.String("Dead letters added in 5 minutes"),
 		Period: awscdk.Duration_Minutes(jsii.Number(5)),

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 
 	"github.com/mwaa-kafka/pipeline/infra/stack"
+	"github.com/mwaa-kafka/pipeline/internal/cwmetric"
+	"github.com/mwaa-kafka/pipeline/internal/health"
 	"github.com/mwaa-kafka/pipeline/internal/memlimit"
 	"github.com/mwaa-kafka/pipeline/internal/pipeline"
 	"github.com/mwaa-kafka/pipeline/internal/readerspec"
@@ -293,5 +296,151 @@ func TestReaderMemoryLimitContract(t *testing.T) {
 	}
 	if want := fmt.Sprint(readerspec.GoMemLimit(mem)); got != want {
 		t.Errorf("GOMEMLIMIT = %s, want %s: what the reader sets from a %d MiB cgroup", got, want, memMiB)
+	}
+}
+
+// The metric contract: the reader writes its EMF records, and the health Lambda its own, under one identity
+// (namespace and Service dimension) per deployment, which is the one the health Lambda reads the reader's
+// metrics under and the one every alarm and graph of the stack watches. The environment is part of it, so
+// that two environments in one account never alarm on each other's metrics.
+
+// metricIdentity is a namespace and a Service dimension.
+type metricIdentity struct{ Namespace, Service string }
+
+// healthEnv returns the health Lambda's environment as the template sets it, with stand-ins for tokens.
+func healthEnv(t *testing.T, tmpl assertions.Template) map[string]string {
+	t.Helper()
+	for _, fn := range resources(tmpl, "AWS::Lambda::Function") {
+		env, _ := props(fn)["Environment"].(map[string]any)
+		vars, _ := env["Variables"].(map[string]any)
+		if _, ok := vars["HEALTH_SECRET_NAME"]; !ok {
+			continue
+		}
+		out := map[string]string{}
+		for k, v := range vars {
+			if s, ok := v.(string); ok {
+				out[k] = s
+			} else {
+				out[k] = "token-stand-in" // a cluster or service name, resolved at deploy time
+			}
+		}
+		return out
+	}
+	t.Fatal("no health Lambda (a function with HEALTH_SECRET_NAME)")
+	return nil
+}
+
+// alarmMetricIdentities returns, per alarm, the identity of each of its metrics in the pipeline's namespace.
+func alarmMetricIdentities(tmpl assertions.Template) map[string][]metricIdentity {
+	out := map[string][]metricIdentity{}
+	add := func(alarm string, m map[string]any) {
+		if m["Namespace"] != stack.MetricsNamespace {
+			return
+		}
+		id := metricIdentity{Namespace: stack.MetricsNamespace}
+		dims, _ := m["Dimensions"].([]any)
+		for _, d := range dims {
+			if d := d.(map[string]any); d["Name"] == cwmetric.DimService {
+				id.Service = fmt.Sprint(d["Value"])
+			}
+		}
+		out[alarm] = append(out[alarm], id)
+	}
+	for id, a := range resources(tmpl, "AWS::CloudWatch::Alarm") {
+		pr := props(a)
+		add(id, pr)
+		metrics, _ := pr["Metrics"].([]any)
+		for _, m := range metrics {
+			if ms, ok := m.(map[string]any)["MetricStat"].(map[string]any); ok {
+				add(id, ms["Metric"].(map[string]any))
+			}
+		}
+	}
+	return out
+}
+
+// dashboardMetric matches a metric of the dashboard body: ["namespace","name","Service","value",...
+var dashboardMetric = regexp.MustCompile(`\["([^"]+)","([^"]+)","Service","([^"]+)"`)
+
+// dashboardIdentities returns the identity of each metric the dashboard graphs in the pipeline's namespace.
+func dashboardIdentities(t *testing.T, tmpl assertions.Template) []metricIdentity {
+	t.Helper()
+	var body strings.Builder
+	for _, d := range resources(tmpl, "AWS::CloudWatch::Dashboard") {
+		switch b := props(d)["DashboardBody"].(type) {
+		case string:
+			body.WriteString(b)
+		case map[string]any: // {"Fn::Join": ["", [parts...]]}: the literal parts hold the metrics
+			join, _ := b["Fn::Join"].([]any)
+			if len(join) == 2 {
+				parts, _ := join[1].([]any)
+				for _, p := range parts {
+					if s, ok := p.(string); ok {
+						body.WriteString(s)
+					} else {
+						body.WriteString("TOKEN")
+					}
+				}
+			}
+		}
+	}
+	var out []metricIdentity
+	for _, m := range dashboardMetric.FindAllStringSubmatch(body.String(), -1) {
+		if m[1] == stack.MetricsNamespace {
+			out = append(out, metricIdentity{Namespace: m[1], Service: m[3]})
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("the dashboard graphs no metric of namespace %s", stack.MetricsNamespace)
+	}
+	return out
+}
+
+func TestMetricIdentityContract(t *testing.T) {
+	services := map[string]string{} // Service → environment
+	for _, env := range []string{"", "staging", "production"} {
+		t.Run("env="+env, func(t *testing.T) {
+			_, tmpl := synth(t, map[string]any{"env": env})
+			reader := parseAsReader(t, containerEnv(t, tmpl))
+			if reader.Ops.EMFInterval <= 0 {
+				t.Fatalf("the reader writes no EMF records (interval %v)", reader.Ops.EMFInterval)
+			}
+			want := metricIdentity{Namespace: reader.Ops.EMFNamespace, Service: reader.Ops.EMFService}
+			if want.Service != cwmetric.ServiceFor(env) {
+				t.Errorf("the reader's Service dimension = %q, want %q: the environment is part of the metric identity",
+					want.Service, cwmetric.ServiceFor(env))
+			}
+			if other, ok := services[want.Service]; ok {
+				t.Errorf("environments %q and %q share the metric identity %+v", other, env, want)
+			}
+			services[want.Service] = env
+
+			hc, err := health.FromEnv(func(k string) string { return healthEnv(t, tmpl)[k] })
+			if err != nil {
+				t.Fatalf("the health Lambda rejects the environment the stack gives it: %v", err)
+			}
+			if got := (metricIdentity{hc.Namespace, hc.Service}); got != want {
+				t.Errorf("the health Lambda writes its metrics as %+v, the reader as %+v", got, want)
+			}
+			if got := (metricIdentity{hc.Namespace, hc.ReaderService}); got != want {
+				t.Errorf("the health Lambda reads the reader's metrics as %+v, the reader writes them as %+v", got, want)
+			}
+			alarms := alarmMetricIdentities(tmpl)
+			if len(alarms) == 0 {
+				t.Fatal("no alarm watches the pipeline's own metrics")
+			}
+			for alarm, ids := range alarms {
+				for _, id := range ids {
+					if id != want {
+						t.Errorf("alarm %s watches %+v, the reader and the health Lambda write %+v", alarm, id, want)
+					}
+				}
+			}
+			for _, id := range dashboardIdentities(t, tmpl) {
+				if id != want {
+					t.Errorf("the dashboard graphs %+v, the reader and the health Lambda write %+v", id, want)
+				}
+			}
+		})
 	}
 }

@@ -29,6 +29,9 @@ func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Poli
 		"HEALTH_TOPIC":       jsii.String(props.Topic),
 		"HEALTH_DLQ_TOPIC":   jsii.String(props.DLQTopic),
 		"HEALTH_TIMEOUT":     jsii.String("10s"),
+		// Its own metrics, and the reader's it reads, under the deployment's identity.
+		"HEALTH_METRICS_NAMESPACE": jsii.String(MetricsNamespace),
+		"HEALTH_METRICS_SERVICE":   jsii.String(p.MetricsService),
 	}
 	if props.ReaderHealthURL != "" {
 		healthEnv["HEALTH_READER_URL"] = jsii.String(props.ReaderHealthURL)

@@ -75,14 +75,8 @@ func (m MonitoringProps) validate() error {
 }
 
 // readerMetric is one of the reader's EMF metrics, summed over all tasks.
-func readerMetric(name, statistic string, period awscdk.Duration) cw.Metric {
-	return cw.NewMetric(&cw.MetricProps{
-		Namespace:     jsii.String(cwmetric.DefaultNamespace),
-		MetricName:    jsii.String(name),
-		DimensionsMap: &map[string]*string{cwmetric.DimService: jsii.String(cwmetric.ServiceName)},
-		Statistic:     jsii.String(statistic),
-		Period:        period,
-	})
+func (p *Pipeline) readerMetric(name, statistic string, period awscdk.Duration) cw.Metric {
+	return p.metric(name, statistic, period, nil)
 }
 
 // newMonitoring adds the reader's alarms, the alarm topic as the action of every alarm in the stack (the
@@ -146,9 +140,9 @@ func newMonitoring(s awscdk.Stack, p *Pipeline, props Props) {
 		Metric: cw.NewMathExpression(&cw.MathExpressionProps{
 			Expression: jsii.String(expr),
 			UsingMetrics: &map[string]cw.IMetric{
-				"delivered": readerMetric(cwmetric.EventsDelivered, "Sum", window),
-				"received":  readerMetric(cwmetric.LinesReceived, "Sum", window),
-				"inflight":  readerMetric(cwmetric.LinesInFlight, "Maximum", window),
+				"delivered": p.readerMetric(cwmetric.EventsDelivered, "Sum", window),
+				"received":  p.readerMetric(cwmetric.LinesReceived, "Sum", window),
+				"inflight":  p.readerMetric(cwmetric.LinesInFlight, "Maximum", window),
 			},
 			Label:  jsii.String("Not delivering (1)"),
 			Period: window,
@@ -160,7 +154,7 @@ func newMonitoring(s awscdk.Stack, p *Pipeline, props Props) {
 	})
 	cw.NewAlarm(s, jsii.String(AlarmReaderLinesFailed), &cw.AlarmProps{
 		AlarmDescription:   jsii.String("The reader lost lines: neither delivered nor dead-lettered (LinesFailed > 0 in 5 minutes)"),
-		Metric:             readerMetric(cwmetric.LinesFailed, "Sum", awscdk.Duration_Minutes(jsii.Number(5))),
+		Metric:             p.readerMetric(cwmetric.LinesFailed, "Sum", awscdk.Duration_Minutes(jsii.Number(5))),
 		Threshold:          jsii.Number(0),
 		ComparisonOperator: cw.ComparisonOperator_GREATER_THAN_THRESHOLD,
 		EvaluationPeriods:  jsii.Number(1),
@@ -183,17 +177,42 @@ func newMonitoring(s awscdk.Stack, p *Pipeline, props Props) {
 
 	// Every alarm of the stack notifies the topic when it fires and when it clears.
 	action := cwactions.NewSnsAction(p.AlarmTopic)
+	var alarms []*string
 	for _, c := range *s.Node().FindAll(constructs.ConstructOrder_PREORDER) {
 		if a, ok := c.(cw.Alarm); ok {
 			a.AddAlarmAction(action)
 			a.AddOkAction(action)
+			alarms = append(alarms, a.AlarmArn())
 		}
 	}
+	allowAlarmsToPublish(s, p.AlarmTopic, alarms)
 	newDashboard(s, p)
 	wireReaderCheck(s, p, props)
 	awscdk.NewCfnOutput(s, jsii.String("AlarmTopicArn"), &awscdk.CfnOutputProps{
 		Value: p.AlarmTopic.TopicArn(), Description: jsii.String("SNS topic every alarm notifies (subscribe to it)"),
 	})
+}
+
+// allowAlarmsToPublish lets CloudWatch publish this stack's alarms to the topic. A topic policy replaces
+// SNS's default one, and the stack's (EnforceSSL: a Deny of plain HTTP) allows nothing, so without this
+// statement every notification fails with "no resource-based policy allows the SNS:Publish action". It
+// admits CloudWatch for these alarms of this account only (aws:SourceAccount, aws:SourceArn), so that no
+// other account's or stack's alarm can publish here through the service principal.
+func allowAlarmsToPublish(s awscdk.Stack, topic awssns.Topic, alarms []*string) {
+	arns := make([]any, len(alarms))
+	for i, a := range alarms {
+		arns[i] = a
+	}
+	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchAlarmsPublish"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  jsii.Strings(*topic.TopicArn()),
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{"aws:SourceAccount": s.Account()},
+			"ArnEquals":    map[string]any{"aws:SourceArn": arns},
+		},
+	}))
 }
 
 func containerInsights(name string, p *Pipeline) cw.Metric {
@@ -216,13 +235,7 @@ func newDashboard(s awscdk.Stack, p *Pipeline) {
 		return cw.NewGraphWidget(&cw.GraphWidgetProps{Title: jsii.String(title), Left: &left, Width: jsii.Number(8), Height: jsii.Number(6)})
 	}
 	healthCheck := func(name, check string) cw.Metric {
-		return cw.NewMetric(&cw.MetricProps{
-			Namespace:     jsii.String(cwmetric.DefaultNamespace),
-			MetricName:    jsii.String(name),
-			DimensionsMap: &map[string]*string{cwmetric.DimService: jsii.String(cwmetric.ServiceName), "Check": jsii.String(check)},
-			Statistic:     jsii.String("Maximum"),
-			Period:        awscdk.Duration_Minutes(jsii.Number(5)),
-		})
+		return p.metric(name, "Maximum", awscdk.Duration_Minutes(jsii.Number(5)), map[string]string{"Check": check})
 	}
 	dash := cw.NewDashboard(s, jsii.String("Dashboard"), &cw.DashboardProps{
 		DefaultInterval: awscdk.Duration_Hours(jsii.Number(3)),
@@ -234,34 +247,34 @@ func newDashboard(s awscdk.Stack, p *Pipeline) {
 		Width: jsii.Number(24), Height: jsii.Number(2),
 	}))
 	dash.AddWidgets(
-		graph("1. TCP: lines received", readerMetric(cwmetric.LinesReceived, "Sum", minute)),
-		graph("2. Kafka: events delivered", readerMetric(cwmetric.EventsDelivered, "Sum", minute)),
+		graph("1. TCP: lines received", p.readerMetric(cwmetric.LinesReceived, "Sum", minute)),
+		graph("2. Kafka: events delivered", p.readerMetric(cwmetric.EventsDelivered, "Sum", minute)),
 		graph("3. ClickHouse: messages consumed (growth per 5 minutes)", cw.NewMathExpression(&cw.MathExpressionProps{
 			Expression:   jsii.String("DIFF(read)"),
-			UsingMetrics: &map[string]cw.IMetric{"read": healthMetric(cwmetric.ClickHouseMessagesRead, "Maximum")},
+			UsingMetrics: &map[string]cw.IMetric{"read": p.healthMetric(cwmetric.ClickHouseMessagesRead, "Maximum")},
 			Label:        jsii.String("Messages consumed"),
 			Period:       awscdk.Duration_Minutes(jsii.Number(5)),
 		})),
 	)
 	dash.AddWidgets(
-		graph("Lag: lines waiting in the reader", readerMetric(cwmetric.LinesInFlight, "Maximum", minute),
-			readerMetric(cwmetric.DeliveryStalled, "Maximum", minute)),
-		graph("Lag: Kafka client queue (bytes)", readerMetric(cwmetric.KafkaQueueBytes, "Maximum", minute)),
+		graph("Lag: lines waiting in the reader", p.readerMetric(cwmetric.LinesInFlight, "Maximum", minute),
+			p.readerMetric(cwmetric.DeliveryStalled, "Maximum", minute)),
+		graph("Lag: Kafka client queue (bytes)", p.readerMetric(cwmetric.KafkaQueueBytes, "Maximum", minute)),
 		graph("Lag: Kafka to ClickHouse (delivered minus consumed, per 5 minutes)", cw.NewMathExpression(&cw.MathExpressionProps{
 			Expression: jsii.String("delivered - DIFF(read)"),
 			UsingMetrics: &map[string]cw.IMetric{
-				"delivered": readerMetric(cwmetric.EventsDelivered, "Sum", awscdk.Duration_Minutes(jsii.Number(5))),
-				"read":      healthMetric(cwmetric.ClickHouseMessagesRead, "Maximum"),
+				"delivered": p.readerMetric(cwmetric.EventsDelivered, "Sum", awscdk.Duration_Minutes(jsii.Number(5))),
+				"read":      p.healthMetric(cwmetric.ClickHouseMessagesRead, "Maximum"),
 			},
 			Label:  jsii.String("Delivered, not yet consumed"),
 			Period: awscdk.Duration_Minutes(jsii.Number(5)),
 		})),
 	)
 	dash.AddWidgets(
-		graph("Errors: dead-lettered and failed lines", readerMetric(cwmetric.LinesDeadLettered, "Sum", minute),
-			readerMetric(cwmetric.LinesFailed, "Sum", minute), healthMetric(MetricDeadLetterMessages, "Maximum"),
-			healthMetric(cwmetric.ClickHouseErrorRows, "Maximum")),
-		graph("Errors: health checks (1 = passing)", healthMetric(MetricHealthOK, "Minimum"),
+		graph("Errors: dead-lettered and failed lines", p.readerMetric(cwmetric.LinesDeadLettered, "Sum", minute),
+			p.readerMetric(cwmetric.LinesFailed, "Sum", minute), p.healthMetric(MetricDeadLetterMessages, "Maximum"),
+			p.healthMetric(cwmetric.ClickHouseErrorRows, "Maximum")),
+		graph("Errors: health checks (1 = passing)", p.healthMetric(MetricHealthOK, "Minimum"),
 			healthCheck("CheckOK", "reader"), healthCheck("CheckOK", "brokers")),
 		graph("Errors: Lambda errors", p.Health.MetricErrors(nil), p.Bootstrap.MetricErrors(nil)),
 	)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -271,6 +273,67 @@ func TestRunbookCoversEveryAlarm(t *testing.T) {
 		for _, part := range []string{"**Meaning.**", "**Confirm.**", "**Do.**"} {
 			if !strings.Contains(body, part) {
 				t.Errorf("RUNBOOK.md section %s lacks %s", id, part)
+			}
+		}
+	}
+}
+
+// TestAlarmTopicPolicy checks that the alarms can notify at all: a topic policy replaces SNS's default
+// one, so it must allow CloudWatch to publish, and only for this stack's alarms in this account, while
+// still denying publishes that do not use TLS.
+func TestAlarmTopicPolicy(t *testing.T) {
+	for _, ctx := range []map[string]any{nil, {"scheduledReader": "true"}} {
+		_, tmpl := synth(t, ctx)
+		topic := topicRef(t, tmpl)
+		policies := resources(tmpl, "AWS::SNS::TopicPolicy")
+		if len(policies) != 1 {
+			t.Fatalf("%d topic policies, want 1", len(policies))
+		}
+		var wantArns []string
+		for id := range resources(tmpl, "AWS::CloudWatch::Alarm") {
+			wantArns = append(wantArns, fmt.Sprintf("map[Fn::GetAtt:[%s Arn]]", id))
+		}
+		sort.Strings(wantArns)
+		for _, pol := range policies {
+			pr := props(pol)
+			if fmt.Sprint(pr["Topics"]) != fmt.Sprintf("[map[Ref:%s]]", topic) {
+				t.Errorf("topic policy on %v, want the alarm topic %s", pr["Topics"], topic)
+			}
+			var allow, deny map[string]any
+			for _, st := range pr["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+				st := st.(map[string]any)
+				switch st["Effect"] {
+				case "Allow":
+					if allow != nil {
+						t.Errorf("a second Allow statement: %v", st)
+					}
+					allow = st
+				case "Deny":
+					deny = st
+				}
+			}
+			if deny == nil || fmt.Sprint(deny["Condition"]) != "map[Bool:map[aws:SecureTransport:false]]" {
+				t.Errorf("no SSL-only Deny in the topic policy (got %v)", deny)
+			}
+			if allow == nil {
+				t.Fatal("the topic policy allows nobody to publish: no alarm can notify")
+			}
+			if fmt.Sprint(allow["Principal"]) != "map[Service:cloudwatch.amazonaws.com]" || allow["Action"] != "sns:Publish" ||
+				fmt.Sprint(allow["Resource"]) != fmt.Sprintf("map[Ref:%s]", topic) {
+				t.Errorf("Allow = %v, want cloudwatch.amazonaws.com to sns:Publish on the topic", allow)
+			}
+			cond, _ := allow["Condition"].(map[string]any)
+			if got := fmt.Sprint(cond["StringEquals"]); got != "map[aws:SourceAccount:map[Ref:AWS::AccountId]]" {
+				t.Errorf("Allow's StringEquals = %s, want aws:SourceAccount of this account", got)
+			}
+			arnCond, _ := cond["ArnEquals"].(map[string]any)
+			var gotArns []string
+			for _, a := range arnCond["aws:SourceArn"].([]any) {
+				gotArns = append(gotArns, fmt.Sprint(a))
+			}
+			sort.Strings(gotArns)
+			if !slices.Equal(gotArns, wantArns) {
+				t.Errorf("Allow's aws:SourceArn = %v, want exactly this stack's alarms %v", gotArns, wantArns)
 			}
 		}
 	}

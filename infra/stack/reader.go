@@ -52,11 +52,14 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 		"READER_SECRET_NAME":  jsii.String(props.SecretName),
 		"READER_REGION":       s.Region(),
 		"READER_METRICS_ADDR": jsii.String(readerspec.MetricsAddr("0.0.0.0")),
-		// The counters reach CloudWatch as EMF records on stdout, through the awslogs driver.
-		"READER_EMF_INTERVAL": jsii.String(EMFInterval),
 		// The Go heap's soft limit, below the task's memory by what Go does not count (librdkafka's C heap,
 		// socket buffers): the garbage collector works harder before the task is OOM-killed.
 		"GOMEMLIMIT": jsii.String(readerspec.GoMemLimitEnv(readerspec.TaskMemoryMiB)),
+		// The counters reach CloudWatch as EMF records on stdout, through the awslogs driver, under the
+		// deployment's metric identity, which the alarms, the dashboard and the health Lambda read.
+		"READER_EMF_INTERVAL":  jsii.String(EMFInterval),
+		"READER_EMF_NAMESPACE": jsii.String(MetricsNamespace),
+		"READER_EMF_SERVICE":   jsii.String(p.MetricsService),
 	}
 	for k, v := range sourceTLSEnv(props) {
 		env[k] = jsii.String(v)

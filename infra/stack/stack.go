@@ -13,6 +13,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/mwaa-kafka/pipeline/internal/cwmetric"
 	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 )
 
@@ -39,6 +40,9 @@ type Pipeline struct {
 	Health                    awslambda.Function
 	Bootstrap                 awslambda.Function
 	AlarmTopic                awssns.Topic
+	// MetricsService is the Service dimension of every metric the reader and the health Lambda write in
+	// this deployment, and of every alarm and graph that reads them: cwmetric.ServiceFor the environment.
+	MetricsService string
 }
 
 // NewPipelineStack defines the whole AWS side of the pipeline. props must have passed Validate.
@@ -48,7 +52,7 @@ func NewPipelineStack(scope constructs.Construct, id string, props Props) *Pipel
 		props.StackProps.TerminationProtection = jsii.Bool(true)
 	}
 	s := awscdk.NewStack(scope, &id, &props.StackProps)
-	p := &Pipeline{Stack: s}
+	p := &Pipeline{Stack: s, MetricsService: cwmetric.ServiceFor(props.EnvName)}
 
 	p.Vpc = newVpc(s, props)
 	secretArn := secretArnPattern(s, props.SecretName)

@@ -15,16 +15,21 @@ import (
 
 	"github.com/mwaa-kafka/pipeline/infra/lambdabuild"
 	"github.com/mwaa-kafka/pipeline/infra/stack"
+	"github.com/mwaa-kafka/pipeline/internal/cwmetric"
 	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
 
-// synth builds the stack from context values as `cdk synth -c` would, with cdk-nag attached.
+// synth builds the stack from context values as `cdk synth -c` would, over cdk.json's context (feature
+// flags, Lambda architecture, environments), with cdk-nag attached.
 func synth(t *testing.T, context map[string]any) (*stack.Pipeline, assertions.Template) {
 	t.Helper()
-	ctx := map[string]any{
+	ctx := cdkJSONContext(t)
+	for k, v := range map[string]any{
 		"sourceAddr": "logs.example.internal:5170",
 		"lambdaDir":  fakeLambdas(t),
 		"repoRoot":   stacktest.RepoRoot(t),
+	} {
+		ctx[k] = v
 	}
 	for k, v := range context {
 		ctx[k] = v
@@ -40,6 +45,16 @@ func synth(t *testing.T, context map[string]any) (*stack.Pipeline, assertions.Te
 	p := stack.NewPipelineStack(app, "LogPipeline", props)
 	stack.CheckWithNag(app)
 	return p, assertions.Template_FromStack(p.Stack, nil)
+}
+
+// cdkJSONContext is the repository's cdk.json context, as the CDK CLI passes it to the app.
+func cdkJSONContext(t *testing.T) map[string]any {
+	t.Helper()
+	ctx, err := stack.CDKJSONContext(filepath.Join(stacktest.RepoRoot(t), "cdk.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx
 }
 
 // fakeLambdas stands in for the Lambdas' build (lambdaDir): the template only records the assets' hashes.
@@ -197,7 +212,7 @@ func TestDefaultStack(t *testing.T) {
 	tmpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
 		"Namespace": stack.MetricsNamespace, "MetricName": stack.MetricHealthOK, "Statistic": "Minimum",
 		"ComparisonOperator": "LessThanThreshold", "Threshold": 1, "TreatMissingData": "breaching",
-		"Dimensions": []any{map[string]any{"Name": "Service", "Value": stack.ServiceDimension}},
+		"Dimensions": []any{map[string]any{"Name": "Service", "Value": cwmetric.ServiceName}},
 	})
 	tmpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
 		"ComparisonOperator": "GreaterThanThreshold", "Threshold": 0,

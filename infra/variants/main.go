@@ -1,6 +1,7 @@
 // Command variants synthesizes every variant of the stack (stack.Variants) into one cloud assembly in
 // <outdir>, one stack LogPipeline-<variant> each, as the CDK app does, cdk-nag included (any finding fails),
-// for the template checks of make test (cfn-lint). It prints each stack's name and template file.
+// for the template checks of make test (cfn-lint), over cdk.json's context as the CDK CLI passes it (run it
+// from the repository root). It prints each stack's name and template file.
 //
 //	go run ./infra/variants <outdir>
 package main
@@ -31,8 +32,13 @@ func run(args []string) error {
 	if err := os.RemoveAll(args[0]); err != nil {
 		return err
 	}
+	// cdk.json's context, as the CDK CLI passes it to the app: feature flags, Lambda architecture.
+	base, err := stack.CDKJSONContext("cdk.json")
+	if err != nil {
+		return err
+	}
 	// One app, one stack per variant: the Lambdas are built once for all of them.
-	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(args[0])})
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(args[0]), Context: &base})
 	for _, v := range stack.Variants() {
 		scope := constructs.NewConstruct(app, jsii.String(v.Name))
 		for k, val := range v.Context {

@@ -14,12 +14,23 @@ import (
 )
 
 // Namespace and the Service dimension every reader metric carries (the health Lambda uses the same).
+// ServiceName is the Service of a deployment without an environment; ServiceFor names the others.
 const (
 	DefaultNamespace = "LogPipeline"
 	DimService       = "Service"
 	DimReason        = "Reason"
 	ServiceName      = "log-pipeline"
 )
+
+// ServiceFor is the Service dimension of the deployment of environment env ("" is the one without an
+// environment, ServiceName). The environment is part of every metric's identity, so that staging and
+// production in one account and region never read, or alarm on, each other's metrics.
+func ServiceFor(env string) string {
+	if env == "" {
+		return ServiceName
+	}
+	return ServiceName + "-" + env
+}
 
 // The reader's metrics. Counters are what happened during the record's interval (sum them over a period);
 // gauges are the value at the end of it (take the maximum).

@@ -77,7 +77,7 @@ type Config struct {
 	// 10m).
 	ReaderWindow time.Duration
 	// ReaderService is the Service dimension of the reader metrics the ecs check reads
-	// (HEALTH_READER_SERVICE, default log-pipeline: the reader's --emf-service).
+	// (HEALTH_READER_SERVICE, default Service: the reader's --emf-service).
 	ReaderService string
 	// ECSEndpoint and CloudWatchEndpoint override the AWS endpoints, for an emulator (AWS_ENDPOINT_URL_ECS,
 	// AWS_ENDPOINT_URL_CLOUDWATCH).
@@ -87,6 +87,9 @@ type Config struct {
 	// Namespace is the CloudWatch namespace of the emitted metrics (HEALTH_METRICS_NAMESPACE, default
 	// LogPipeline).
 	Namespace string
+	// Service is the Service dimension of the emitted metrics (HEALTH_METRICS_SERVICE, default log-pipeline):
+	// the deployment's identity, which the stack derives from its environment (cwmetric.ServiceFor).
+	Service string
 	// ClickHouseURL, when set, adds the clickhouse check: the consumers of the Kafka table logs_queue in
 	// ClickHouseDatabase, from system.kafka_consumers (HEALTH_CLICKHOUSE_URL; empty skips it).
 	ClickHouseURL string
@@ -110,6 +113,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		CAFile:          getenv("HEALTH_CA_FILE"),
 		ReaderURL:       getenv("HEALTH_READER_URL"),
 		Namespace:       getenv("HEALTH_METRICS_NAMESPACE"),
+		Service:         getenv("HEALTH_METRICS_SERVICE"),
 
 		ClickHouseURL:            getenv("HEALTH_CLICKHOUSE_URL"),
 		ClickHouseUser:           getenv("HEALTH_CLICKHOUSE_USER"),
@@ -184,8 +188,11 @@ func (c Config) withDefaults() Config {
 	if c.ClickHouseStaleAfter == 0 {
 		c.ClickHouseStaleAfter = DefaultClickHouseStaleAfter
 	}
+	if c.Service == "" {
+		c.Service = cwmetric.ServiceName
+	}
 	if c.ReaderService == "" {
-		c.ReaderService = cwmetric.ServiceName
+		c.ReaderService = c.Service
 	}
 	if c.ReaderWindow == 0 {
 		c.ReaderWindow = DefaultReaderWindow

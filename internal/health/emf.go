@@ -18,17 +18,16 @@ const (
 	MetricCheckOK = "CheckOK"
 	// MetricCheckLatency is each check's latency in milliseconds (dimensions Service, Check).
 	MetricCheckLatency = "CheckLatency"
-	// ServiceDimension is the value of the Service dimension on every metric.
-	ServiceDimension = "log-pipeline"
 )
 
-// WriteEMF writes v as Embedded Metric Format lines, one for the verdict and one per check. Lambda sends
-// stdout to CloudWatch Logs, which turns these lines into metrics without an API call or extra permission.
-func WriteEMF(w io.Writer, namespace string, v Verdict) error {
+// WriteEMF writes v as Embedded Metric Format lines, one for the verdict and one per check, in namespace
+// with the Service dimension service (Config.Service). Lambda sends stdout to CloudWatch Logs, which turns
+// these lines into metrics without an API call or extra permission.
+func WriteEMF(w io.Writer, namespace, service string, v Verdict) error {
 	summary := cwmetric.Record{
 		Namespace:  namespace,
 		Time:       v.CheckedAt,
-		Dimensions: map[string]string{"Service": ServiceDimension},
+		Dimensions: map[string]string{cwmetric.DimService: service},
 		Metrics:    []cwmetric.Metric{{Name: MetricHealthOK, Unit: "Count", Value: boolMetric(v.OK)}},
 	}
 	if v.DeadLetterMessages != nil {
@@ -53,7 +52,7 @@ func WriteEMF(w io.Writer, namespace string, v Verdict) error {
 		line := cwmetric.Record{
 			Namespace:  namespace,
 			Time:       v.CheckedAt,
-			Dimensions: map[string]string{"Service": ServiceDimension, "Check": r.Name},
+			Dimensions: map[string]string{cwmetric.DimService: service, "Check": r.Name},
 			Metrics: []cwmetric.Metric{
 				{Name: MetricCheckOK, Unit: "Count", Value: boolMetric(r.OK)},
 				{Name: MetricCheckLatency, Unit: "Milliseconds", Value: float64(r.LatencyMS)},

@@ -29,7 +29,7 @@ func TestWriteEMF(t *testing.T) {
 	}
 	v.Checks[0].LatencyMS = 12
 	var buf bytes.Buffer
-	if err := WriteEMF(&buf, "LogPipeline", v); err != nil {
+	if err := WriteEMF(&buf, "LogPipeline", "log-pipeline-staging", v); err != nil {
 		t.Fatal(err)
 	}
 	var lines []map[string]any
@@ -70,8 +70,8 @@ func TestWriteEMF(t *testing.T) {
 			}
 		}
 	}
-	if lines[0][MetricHealthOK] != 0.0 || lines[0][MetricDeadLetterMessages] != 7.0 || lines[0]["Service"] != ServiceDimension {
-		t.Errorf("verdict line = %v, want HealthOK 0, DeadLetterMessages 7, Service %s", lines[0], ServiceDimension)
+	if lines[0][MetricHealthOK] != 0.0 || lines[0][MetricDeadLetterMessages] != 7.0 || lines[0]["Service"] != "log-pipeline-staging" {
+		t.Errorf("verdict line = %v, want HealthOK 0, DeadLetterMessages 7, Service log-pipeline-staging", lines[0])
 	}
 	if lines[1]["Check"] != CheckSecret || lines[1][MetricCheckOK] != 1.0 || lines[1][MetricCheckLatency] != 12.0 {
 		t.Errorf("secret line = %v", lines[1])
@@ -86,7 +86,7 @@ func BenchmarkWriteEMF(b *testing.B) {
 	var buf bytes.Buffer
 	for b.Loop() {
 		buf.Reset()
-		if err := WriteEMF(&buf, "LogPipeline", v); err != nil {
+		if err := WriteEMF(&buf, "LogPipeline", "log-pipeline-staging", v); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -99,7 +99,7 @@ func TestWriteEMFClickHouse(t *testing.T) {
 		Consumers: []clickhouse.KafkaConsumer{{ID: "a", MessagesRead: 40}, {ID: "b", MessagesRead: 2}}, ErrorRows: 3,
 	}}
 	var b bytes.Buffer
-	if err := WriteEMF(&b, "NS", v); err != nil {
+	if err := WriteEMF(&b, "NS", "S", v); err != nil {
 		t.Fatal(err)
 	}
 	var rec map[string]any

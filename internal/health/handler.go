@@ -12,7 +12,7 @@ import (
 func Handler(c *Checker, metrics io.Writer, log *slog.Logger) func(context.Context) (Verdict, error) {
 	return func(ctx context.Context) (Verdict, error) {
 		v := c.Run(ctx)
-		if err := WriteEMF(metrics, c.cfg.Namespace, v); err != nil {
+		if err := WriteEMF(metrics, c.cfg.Namespace, c.cfg.Service, v); err != nil {
 			log.Error("writing health metrics", "err", err)
 		}
 		for _, r := range v.Checks {
