@@ -70,6 +70,11 @@ func (p *Pipeline) Suppressions(props Props) []Suppression {
 				"its network interfaces (ec2:CreateNetworkInterface has no resource-level scoping).",
 		})
 	}
+	out = append(out, Suppression{
+		Path: "ScheduleDeadLetterQueue", ID: "AwsSolutions-SQS3",
+		Reason: "This queue is the dead-letter queue of the schedules' EventBridge targets; nothing consumes it " +
+			"automatically, so no message can fail a receive and need a dead-letter queue of its own.",
+	})
 	if props.ReaderHealthURL == "" {
 		out = append(out, Suppression{
 			Path: "Health/ServiceRole/DefaultPolicy", ID: "AwsSolutions-IAM5", AppliesTo: []string{"Resource::*"},

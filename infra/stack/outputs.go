@@ -42,6 +42,8 @@ func newOutputs(s awscdk.Stack, p *Pipeline) {
 		out("NatGatewayPublicIps", "Public IP(s) of the NAT gateway (comma-separated): allow them on ClickHouse Cloud and Confluent Cloud",
 			awscdk.Fn_Join(jsii.String(","), jsii.Strings(natIPs...)))
 	}
+	out("ScheduleDeadLetterQueueUrl", "SQS queue of the scheduled invocations EventBridge could not deliver (read it as the runbook says)",
+		p.ScheduleDeadLetters.QueueUrl())
 	if p.Service != nil {
 		out("ServiceName", "Always-on reader service", p.Service.ServiceName())
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -40,6 +41,8 @@ type Pipeline struct {
 	Health                    awslambda.Function
 	Bootstrap                 awslambda.Function
 	AlarmTopic                awssns.Topic
+	// ScheduleDeadLetters holds the scheduled invocations EventBridge could not deliver.
+	ScheduleDeadLetters awssqs.Queue
 	// MetricsService is the Service dimension of every metric the reader and the health Lambda write in
 	// this deployment, and of every alarm and graph that reads them: cwmetric.ServiceFor the environment.
 	MetricsService string

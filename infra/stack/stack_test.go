@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -133,7 +134,7 @@ func TestDefaultStack(t *testing.T) {
 		"AWS::ECS::Service":                         1,
 		"AWS::Lambda::Function":                     2,
 		"AWS::Events::Rule":                         1,
-		"AWS::CloudWatch::Alarm":                    7,
+		"AWS::CloudWatch::Alarm":                    9,
 		"AWS::SecretsManager::Secret":               0,
 		"AWS::Logs::LogGroup":                       4,
 		"AWS::ElasticLoadBalancingV2::LoadBalancer": 0,
@@ -498,5 +499,115 @@ func TestProductionProfile(t *testing.T) {
 		if got := (*lg)["DeletionPolicy"]; got != "Delete" {
 			t.Errorf("default profile: log group %s: DeletionPolicy %v, want Delete", id, got)
 		}
+	}
+}
+
+// TestScheduleRetriesAndDeadLetters checks that no scheduled invocation can fail silently: every EventBridge
+// target retries and then dead-letters into one encrypted, SSL-only SQS queue that only this stack's rules
+// may write to, and alarms watch failed invocations and the queue.
+func TestScheduleRetriesAndDeadLetters(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		context     map[string]any
+		rules       int
+		maxEventAge map[string]float64 // by the rule's logical id prefix
+	}{
+		{"health schedule", nil, 1, map[string]float64{"HealthSchedule": 240}},
+		{"health and bounded reader runs", map[string]any{"scheduledReader": "true"}, 2,
+			map[string]float64{"HealthSchedule": 240, "ReaderSchedule": 60}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, tmpl := synth(t, tt.context)
+			queues := resources(tmpl, "AWS::SQS::Queue")
+			if len(queues) != 1 {
+				t.Fatalf("%d SQS queues, want 1 (the schedules' dead-letter queue)", len(queues))
+			}
+			var queue string
+			for id, q := range queues {
+				queue = id
+				if pr := props(q); pr["SqsManagedSseEnabled"] != true && pr["KmsMasterKeyId"] == nil {
+					t.Errorf("dead-letter queue %s is not encrypted: %v", id, pr)
+				}
+			}
+			rules := resources(tmpl, "AWS::Events::Rule")
+			if len(rules) != tt.rules {
+				t.Fatalf("%d rules, want %d", len(rules), tt.rules)
+			}
+			var ruleArns []string
+			for id, r := range rules {
+				ruleArns = append(ruleArns, fmt.Sprintf("map[Fn::GetAtt:[%s Arn]]", id))
+				for _, tg := range props(r)["Targets"].([]any) {
+					tg := tg.(map[string]any)
+					if got := fmt.Sprint(tg["DeadLetterConfig"]); got != fmt.Sprintf("map[Arn:map[Fn::GetAtt:[%s Arn]]]", queue) {
+						t.Errorf("rule %s: target %v has DeadLetterConfig %s, want the queue %s", id, tg["Id"], got, queue)
+					}
+					rp, _ := tg["RetryPolicy"].(map[string]any)
+					var age float64
+					for prefix, a := range tt.maxEventAge {
+						if strings.HasPrefix(id, prefix) {
+							age = a
+						}
+					}
+					if rp["MaximumRetryAttempts"] != float64(stack.ScheduleRetryAttempts) || rp["MaximumEventAgeInSeconds"] != age {
+						t.Errorf("rule %s: RetryPolicy %v, want %d attempts within %v s", id, rp, stack.ScheduleRetryAttempts, age)
+					}
+				}
+			}
+			sort.Strings(ruleArns)
+
+			pols := resources(tmpl, "AWS::SQS::QueuePolicy")
+			if len(pols) != 1 {
+				t.Fatalf("%d queue policies, want 1", len(pols))
+			}
+			for _, pol := range pols {
+				var sslDeny bool
+				var senders []string
+				for _, st := range props(pol)["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+					st := st.(map[string]any)
+					switch {
+					case st["Effect"] == "Deny" && fmt.Sprint(st["Condition"]) == "map[Bool:map[aws:SecureTransport:false]]":
+						sslDeny = true
+					case st["Effect"] == "Allow":
+						if fmt.Sprint(st["Principal"]) != "map[Service:events.amazonaws.com]" || st["Action"] != "sqs:SendMessage" {
+							t.Errorf("queue policy allows %v", st)
+						}
+						cond := st["Condition"].(map[string]any)["ArnEquals"].(map[string]any)
+						senders = append(senders, fmt.Sprint(cond["aws:SourceArn"]))
+					}
+				}
+				sort.Strings(senders)
+				if !sslDeny {
+					t.Error("the dead-letter queue's policy does not deny requests without TLS")
+				}
+				if fmt.Sprint(senders) != fmt.Sprint(ruleArns) {
+					t.Errorf("the dead-letter queue admits senders %v, want exactly the rules %v", senders, ruleArns)
+				}
+			}
+
+			a := alarmsByID(t, tmpl, stack.AlarmScheduleInvocationsFailed, stack.AlarmScheduleDeadLetters)
+			failed := a[stack.AlarmScheduleInvocationsFailed]
+			if failed == nil || expression(failed) != "SUM(FILL(METRICS(), 0))" {
+				t.Fatalf("no %s alarm summing the rules' failed invocations (got %v)", stack.AlarmScheduleInvocationsFailed, failed)
+			}
+			var watched []string
+			for _, m := range failed["Metrics"].([]any) {
+				if ms, ok := m.(map[string]any)["MetricStat"].(map[string]any); ok {
+					metric := ms["Metric"].(map[string]any)
+					watched = append(watched, fmt.Sprint(metric["Namespace"], " ", metric["MetricName"], " ", metric["Dimensions"]))
+				}
+			}
+			if len(watched) != 2*tt.rules || !strings.Contains(strings.Join(watched, "\n"), "AWS/Events FailedInvocations") ||
+				!strings.Contains(strings.Join(watched, "\n"), "AWS/Events InvocationsFailedToBeSentToDlq") {
+				t.Errorf("%s watches %v, want FailedInvocations and InvocationsFailedToBeSentToDlq of each rule", stack.AlarmScheduleInvocationsFailed, watched)
+			}
+			dl := a[stack.AlarmScheduleDeadLetters]
+			if dl == nil || dl["Namespace"] != "AWS/SQS" || dl["MetricName"] != "ApproximateNumberOfMessagesVisible" ||
+				dl["ComparisonOperator"] != "GreaterThanThreshold" || dl["Threshold"] != 0.0 ||
+				fmt.Sprint(dl["Dimensions"]) != fmt.Sprintf("[map[Name:QueueName Value:map[Fn::GetAtt:[%s QueueName]]]]", queue) {
+				t.Errorf("%s = %v, want messages visible on the dead-letter queue above 0", stack.AlarmScheduleDeadLetters, dl)
+			}
+			tmpl.HasOutput(jsii.String("ScheduleDeadLetterQueueUrl"), map[string]any{"Value": map[string]any{"Ref": queue}})
+			assertNoNagFindings(t, p)
+		})
 	}
 }
