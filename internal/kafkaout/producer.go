@@ -120,6 +120,7 @@ func (pr *Producer) delivered(e *kafka.Message) {
 		// the ledger still hears of the message.
 		pr.log.Error("kafka delivery report for a message the producer does not hold", "topic", topic, "key_bytes", len(e.Key))
 	}
+	pr.sticky.reported(topic, e.TopicPartition.Partition)
 	if err != nil {
 		pr.sticky.refresh(topic) // e.g. the partition has had no leader for the whole message timeout
 	}

@@ -18,7 +18,11 @@ import (
 // the next after stickyWindow or stickyBytes, whichever comes first, and only among the partitions that
 // have a leader (librdkafka's own partitioner skips unavailable partitions too): a message sent to a
 // partition without a leader waits in the local queue until the partition has one again or the message
-// times out, so sending more there only grows what waits.
+// times out, so sending more there only grows what waits, until the whole queue waits for one partition and
+// reading stops. The metadata says so only some time after the broker went away (at once for a clean stop,
+// after the controller's session timeout for a crash), so a partition is also skipped while it answers
+// nothing: a message was sent to it more than stallAfter ago and no delivery report came from it since. Its
+// first report (the broker is back and takes what waited, or a message timed out) makes it usable again.
 const (
 	stickyWindow = 10 * time.Millisecond // librdkafka's sticky.partitioning.linger.ms default
 	// partitionsRefresh is how often a topic's partitions and their leaders are looked up again while all
@@ -34,6 +38,10 @@ const (
 	// errors, failed deliveries, or a partition the client does not know), however many ask.
 	refreshGap        = time.Second
 	partitionsTimeout = 5 * time.Second
+	// stallAfter is how long a partition may leave a message unreported before it is skipped: far above a
+	// broker's answer under load (librdkafka's linger is 5 ms), short enough that a stalled partition holds
+	// only a second of its share of the traffic.
+	stallAfter = time.Second
 )
 
 // topicView is what a lookup learns of a topic: how many partitions it has and which of them have a leader
@@ -52,6 +60,7 @@ type sticky struct {
 	lookup func(ctx context.Context, topic string) (topicView, error)
 	bytes  int           // move on after this many bytes in one partition: a full batch
 	window time.Duration // or after this long
+	stall  time.Duration // skip a partition that left a message unreported this long (stallAfter)
 
 	mu     sync.Mutex
 	topics map[string]*stickyTopic
@@ -68,11 +77,13 @@ type stickyTopic struct {
 	until   time.Time
 	bytes   int
 	refresh chan struct{} // a lookup is asked for (capacity 1: asks coalesce)
+	// waiting holds, per partition, when a message was sent there with no delivery report from it since.
+	waiting map[int32]time.Time
 }
 
 func newSticky(lookup func(ctx context.Context, topic string) (topicView, error), batchBytes int) *sticky {
 	ctx, stop := context.WithCancel(context.Background())
-	return &sticky{lookup: lookup, bytes: batchBytes, window: stickyWindow, topics: make(map[string]*stickyTopic), ctx: ctx, stop: stop}
+	return &sticky{lookup: lookup, bytes: batchBytes, window: stickyWindow, stall: stallAfter, topics: make(map[string]*stickyTopic), ctx: ctx, stop: stop}
 }
 
 // partition returns the partition for a message of size bytes to topic.
@@ -84,7 +95,7 @@ func (s *sticky) partition(topic string, size int) int32 {
 	}
 	t := s.topics[topic]
 	if t == nil {
-		t = &stickyTopic{refresh: make(chan struct{}, 1)}
+		t = &stickyTopic{refresh: make(chan struct{}, 1), waiting: make(map[int32]time.Time)}
 		s.topics[topic] = t
 		s.wg.Add(1)
 		go s.watch(topic, t)
@@ -94,13 +105,47 @@ func (s *sticky) partition(topic string, size int) int32 {
 		return kafka.PartitionAny
 	}
 	now := time.Now()
-	if t.bytes >= s.bytes || now.After(t.until) {
-		t.current = usable[t.next%len(usable)]
-		t.next = (t.next + 1) % len(usable)
+	if t.bytes >= s.bytes || now.After(t.until) || s.stalled(t, t.current, now) {
+		t.current = s.next(t, now)
 		t.until, t.bytes = now.Add(s.window), 0
 	}
 	t.bytes += size
+	if _, ok := t.waiting[t.current]; !ok {
+		t.waiting[t.current] = now
+	}
 	return t.current
+}
+
+// next picks the next usable partition that is not stalled, in turn; when every one is stalled, the next
+// in turn (the messages wait wherever they go).
+func (s *sticky) next(t *stickyTopic, now time.Time) int32 {
+	usable := t.view.usable
+	for i := range usable {
+		p := usable[(t.next+i)%len(usable)]
+		if !s.stalled(t, p, now) {
+			t.next = (t.next + i + 1) % len(usable)
+			return p
+		}
+		ask(t) // a partition stopped answering: perhaps it lost its leader
+	}
+	p := usable[t.next%len(usable)]
+	t.next = (t.next + 1) % len(usable)
+	return p
+}
+
+// stalled reports whether partition p of t left a message unreported for longer than s.stall.
+func (s *sticky) stalled(t *stickyTopic, p int32, now time.Time) bool {
+	since, ok := t.waiting[p]
+	return ok && now.Sub(since) > s.stall
+}
+
+// reported notes a delivery report (success or failure) from partition p of topic: it answers.
+func (s *sticky) reported(topic string, p int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.topics[topic]; t != nil {
+		delete(t.waiting, p)
+	}
 }
 
 // refresh asks for a lookup of topic now (at most one per refreshGap): what the producer knows of its

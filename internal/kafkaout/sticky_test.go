@@ -50,6 +50,7 @@ func waitKnown(t *testing.T, s *sticky, topic string) {
 func TestStickyStaysOnOnePartitionForABatch(t *testing.T) {
 	s := newSticky(fixed(3), 1000)
 	s.window = time.Hour // only the bytes move it on here
+	s.stall = time.Hour // these messages are never reported: stalls are not what this test is about
 	defer s.close()
 	waitKnown(t, s, "logs")
 
@@ -76,6 +77,7 @@ func TestStickyStaysOnOnePartitionForABatch(t *testing.T) {
 func TestStickyMovesOnAfterItsWindow(t *testing.T) {
 	s := newSticky(fixed(2), 1<<20)
 	s.window = 20 * time.Millisecond
+	s.stall = time.Hour // these messages are never reported: stalls are not what this test is about
 	defer s.close()
 	waitKnown(t, s, "logs")
 	first := s.partition("logs", 10)
@@ -111,6 +113,7 @@ func TestStickyLeavesPartitioningToLibrdkafkaUntilTheCountIsKnown(t *testing.T) 
 func TestStickyFollowsAShrunkPartitionCount(t *testing.T) {
 	s := newSticky(fixed(4), 100)
 	s.window = time.Hour
+	s.stall = time.Hour // these messages are never reported: stalls are not what this test is about
 	defer s.close()
 	waitKnown(t, s, "logs")
 	for i := 0; s.partition("logs", 100) != 3; i++ {
@@ -157,6 +160,7 @@ func TestStickyAvoidsPartitionsWithoutALeader(t *testing.T) {
 	l.set(view(3))
 	s := newSticky(l.lookup, 100)
 	s.window = time.Hour
+	s.stall = time.Hour // these messages are never reported: stalls are not what this test is about
 	defer s.close()
 	waitKnown(t, s, "logs")
 	// Settle on partition 1, then its broker goes: the next message already goes elsewhere.
@@ -326,5 +330,43 @@ func TestIntegrationNoLookupOnAClosingClient(t *testing.T) {
 	p.sticky.close() // waits for any lookup that started anyway
 	if n := after.Load(); n != 0 {
 		t.Fatalf("%d lookups started on the closed client", n)
+	}
+}
+
+// A partition that stops answering (its broker crashed, and the metadata still names it as the leader) is
+// skipped once a message sent there went unreported for stallAfter, and used again at its first report.
+func TestStickySkipsAPartitionThatStopsAnswering(t *testing.T) {
+	s := newSticky(fixed(3), 100)
+	s.window, s.stall = time.Hour, 50*time.Millisecond
+	defer s.close()
+	waitKnown(t, s, "logs")
+	// Partition 1 never reports; the others report every message at once.
+	var sentTo1 time.Time
+	for sentTo1.IsZero() || time.Since(sentTo1) <= s.stall {
+		p := s.partition("logs", 100)
+		if p == 1 && sentTo1.IsZero() {
+			sentTo1 = time.Now()
+		}
+		if p != 1 {
+			s.reported("logs", p)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := range 100 {
+		p := s.partition("logs", 100)
+		if p == 1 {
+			t.Fatalf("message %d went to partition 1, which has not answered for %v", i, time.Since(sentTo1))
+		}
+		s.reported("logs", p)
+	}
+	s.reported("logs", 1) // the broker is back: what waited is delivered
+	seen := map[int32]bool{}
+	for range 30 {
+		p := s.partition("logs", 100)
+		seen[p] = true
+		s.reported("logs", p)
+	}
+	if !seen[1] {
+		t.Fatalf("partitions used after partition 1 answered again: %v", seen)
 	}
 }
