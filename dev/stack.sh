@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# The local stack on loopback: Apache Kafka (KRaft, one combined broker+controller node) with a PLAINTEXT and
-# a SASL_SSL/PLAIN listener, the Secrets Manager emulator (moto server) holding MWAA_Secrets, and ClickHouse
-# when dev/clickhouse.sh is there. See dev/README.md for the env file it writes.
+# The local stack on loopback: Apache Kafka (KRaft, one combined broker+controller node by default) with a
+# PLAINTEXT and a SASL_SSL/PLAIN listener, the Secrets Manager emulator (moto server) holding MWAA_Secrets, and
+# ClickHouse when dev/clickhouse.sh is there. See dev/README.md for the env file it writes.
 #
 #   dev/stack.sh up                    start what is not running, reuse what is; write the env file
 #   dev/stack.sh down                  stop everything (TERM, then KILL after a timeout); no process is left
 #   dev/stack.sh status [--quiet]      one line per component; exit 0 only when all of it runs
-#   dev/stack.sh kafka-start [DIR]     start the broker again (after kafka-stop or a SIGKILL), wait until ready
-#   dev/stack.sh kafka-stop [--kill] [DIR]  stop only the broker (--kill: SIGKILL at once, an unclean stop)
+#   dev/stack.sh kafka-start [--broker N] [DIR]   start the brokers (or broker N) again (after kafka-stop or a
+#                                      SIGKILL), wait until ready
+#   dev/stack.sh kafka-stop [--kill] [--broker N] [DIR]  stop only the brokers (or broker N; --kill: SIGKILL
+#                                      at once, an unclean stop)
 #   dev/stack.sh purge                 down, then delete the stack directory (broker data, certificates, passwords)
 #
-# Environment: STACK_DIR (default .cache/stack), KAFKA_PLAINTEXT_PORT (19092), KAFKA_SASL_PORT (19093),
-# KAFKA_CONTROLLER_PORT (19094), MOTO_PORT (15000), MOTO_IAM_AUTH (on|off, default on), KAFKA_HEAP (1g),
+# Environment: STACK_DIR (default .cache/stack), KAFKA_BROKERS_COUNT (1: how many brokers; broker 1 is also the
+# cluster's controller, broker N listens on the ports below plus 10*(N-1) and keeps its data, config, pid and
+# log apart), KAFKA_PLAINTEXT_PORT (19092), KAFKA_SASL_PORT (19093),
+# KAFKA_CONTROLLER_PORT (19094), MOTO_PORT (15000), MOTO_IAM_AUTH (on|off, default on), KAFKA_HEAP (1g, each broker),
 # KAFKA_HEAP_MIN (the heap the broker starts with, 256m; the benchmark starts its broker at the full heap),
-# STACK_UP_TIMEOUT (seconds, 120), STACK_STOP_TIMEOUT (seconds, 20). Two stacks can run side by side with
+# STACK_UP_TIMEOUT (seconds, 120), STACK_STOP_TIMEOUT (seconds, 20), STACK_CLICKHOUSE (on|off, default on: off
+# leaves ClickHouse out, for a stack that only needs Kafka). Two stacks can run side by side with
 # different ports and STACK_DIRs. Downloads (jars, the emulator's venv) are cached under .cache/ and shared.
 set -euo pipefail
 
@@ -21,12 +26,16 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SELF="$ROOT/dev/stack.sh"
 CACHE="$ROOT/.cache"
 
-# Ports the caller set explicitly; the others come from the stack directory's saved ports, else defaults.
-PORT_VARS=(KAFKA_PLAINTEXT_PORT KAFKA_SASL_PORT KAFKA_CONTROLLER_PORT MOTO_PORT)
-declare -A PORT_DEFAULT=([KAFKA_PLAINTEXT_PORT]=19092 [KAFKA_SASL_PORT]=19093 [KAFKA_CONTROLLER_PORT]=19094 [MOTO_PORT]=15000)
+# Ports (and the broker count) the caller set explicitly; the others come from the stack directory's saved
+# ports, else defaults.
+PORT_VARS=(KAFKA_PLAINTEXT_PORT KAFKA_SASL_PORT KAFKA_CONTROLLER_PORT MOTO_PORT KAFKA_BROKERS_COUNT)
+declare -A PORT_DEFAULT=([KAFKA_PLAINTEXT_PORT]=19092 [KAFKA_SASL_PORT]=19093 [KAFKA_CONTROLLER_PORT]=19094 [MOTO_PORT]=15000 [KAFKA_BROKERS_COUNT]=1)
+# Broker N's ports are broker 1's plus BROKER_PORT_STEP*(N-1).
+BROKER_PORT_STEP=10
 declare -A PORT_ASKED=()
 for v in "${PORT_VARS[@]}"; do [[ -n ${!v:-} ]] && PORT_ASKED[$v]=${!v}; done
 MOTO_IAM_AUTH=${MOTO_IAM_AUTH:-on}
+STACK_CLICKHOUSE=${STACK_CLICKHOUSE:-on}
 KAFKA_HEAP=${KAFKA_HEAP:-1g}
 KAFKA_HEAP_MIN=${KAFKA_HEAP_MIN:-256m}
 PORTS_CHANGED=""
@@ -86,6 +95,34 @@ load_ports() {
       PORTS_CHANGED="$v=${saved[$v]} -> ${PORT_ASKED[$v]}"
     fi
   done
+  [[ $KAFKA_BROKERS_COUNT =~ ^[1-9][0-9]?$ ]] || die "KAFKA_BROKERS_COUNT=$KAFKA_BROKERS_COUNT: want a number of brokers from 1 to 99"
+  broker 1
+}
+
+# broker N selects broker N for the functions below: B, B_CONFIG, B_DATA, B_PID, B_LOG, B_PLAINTEXT_PORT,
+# B_SASL_PORT. Broker 1 keeps the paths of the single-broker stack.
+broker() {
+  B=$1
+  B_PLAINTEXT_PORT=$((KAFKA_PLAINTEXT_PORT + BROKER_PORT_STEP * (B - 1)))
+  B_SASL_PORT=$((KAFKA_SASL_PORT + BROKER_PORT_STEP * (B - 1)))
+  if ((B == 1)); then
+    B_CONFIG=$KAFKA_CONFIG B_DATA=$KAFKA_DATA B_PID=$KAFKA_PID B_LOG=$KAFKA_LOG
+  else
+    B_CONFIG="$KAFKA_HOME/broker-$B/server.properties" B_DATA="$KAFKA_HOME/broker-$B/data"
+    B_PID="$STACK_DIR/kafka-$B.pid" B_LOG="$STACK_DIR/kafka-$B.log"
+  fi
+}
+
+# bootstrap_list HOST P|S prints every broker's PLAINTEXT (P) or SASL_SSL (S) address, comma-separated.
+bootstrap_list() {
+  local i out=()
+  for ((i = 1; i <= KAFKA_BROKERS_COUNT; i++)); do
+    broker "$i"
+    if [[ $2 == P ]]; then out+=("$1:$B_PLAINTEXT_PORT"); else out+=("$1:$B_SASL_PORT"); fi
+  done
+  broker 1
+  local IFS=,
+  echo "${out[*]}"
 }
 
 save_ports() {
@@ -177,75 +214,120 @@ kafka_java() { # class args...: run a Kafka class from the cached jars in the fo
     -cp "$KAFKA_LIBS/*" "$class" "$@"
 }
 
+# kafka_prepare makes what every broker shares (the CA and certificates, the SASL passwords), then renders
+# and formats the selected broker's config and storage.
 kafka_prepare() {
-  mkdir -p "$KAFKA_HOME" "$KAFKA_DATA"
+  mkdir -p "$KAFKA_HOME" "$B_DATA"
   "$ROOT/dev/kafka/certs.sh" "$KAFKA_TLS" || die "generating the broker's CA and certificate under $KAFKA_TLS failed"
-  local f
+  local f roles=broker controller_listener=""
   for f in sasl-password sasl-test-password; do
     [[ -s $KAFKA_HOME/$f ]] || random_secret | write_private "$KAFKA_HOME/$f"
   done
-  sed -e "s#@PLAINTEXT_PORT@#$KAFKA_PLAINTEXT_PORT#g" \
-    -e "s#@SASL_PORT@#$KAFKA_SASL_PORT#g" \
+  if ((B == 1)); then
+    roles=broker,controller controller_listener=",CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT"
+  fi
+  sed -e "s#@PLAINTEXT_PORT@#$B_PLAINTEXT_PORT#g" \
+    -e "s#@SASL_PORT@#$B_SASL_PORT#g" \
     -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+    -e "s#@CONTROLLER_LISTENER@#$controller_listener#g" \
+    -e "s#@PROCESS_ROLES@#$roles#g" \
+    -e "s#@NODE_ID@#$B#g" \
     -e "s#@SASL_USERNAME@#$SASL_USERNAME#g" \
     -e "s#@SASL_PASSWORD@#$(<"$KAFKA_HOME/sasl-password")#g" \
     -e "s#@SASL_TEST_USERNAME@#$SASL_TEST_USERNAME#g" \
     -e "s#@SASL_TEST_PASSWORD@#$(<"$KAFKA_HOME/sasl-test-password")#g" \
     -e "s#@TLS_DIR@#$KAFKA_TLS#g" \
-    -e "s#@DATA_DIR@#$KAFKA_DATA#g" \
-    "$ROOT/dev/kafka/server.properties.in" | write_private "$KAFKA_CONFIG"
-  if [[ ! -f $KAFKA_DATA/meta.properties ]]; then
-    log "formatting the broker's storage (cluster id $CLUSTER_ID)"
-    kafka_java kafka.tools.StorageTool format --ignore-formatted -t "$CLUSTER_ID" -c "$KAFKA_CONFIG" \
-      >>"$KAFKA_LOG" 2>&1 || die "formatting Kafka storage in $KAFKA_DATA failed; see $KAFKA_LOG"
+    -e "s#@DATA_DIR@#$B_DATA#g" \
+    "$ROOT/dev/kafka/server.properties.in" | write_private "$B_CONFIG"
+  if [[ ! -f $B_DATA/meta.properties ]]; then
+    log "formatting $(kafka_name)'s storage (cluster id $CLUSTER_ID)"
+    kafka_java kafka.tools.StorageTool format --ignore-formatted -t "$CLUSTER_ID" -c "$B_CONFIG" \
+      >>"$B_LOG" 2>&1 || die "formatting Kafka storage in $B_DATA failed; see $B_LOG"
   fi
 }
 
-# kafka_ready: both client listeners accept connections and this run of the broker logged that it started
-# (it does so once it has joined the quorum and is unfenced). KAFKA_LOG_MARK is the log's line count at start.
+# kafka_name names the selected broker in messages: "kafka" alone when there is one.
+kafka_name() { if ((KAFKA_BROKERS_COUNT == 1)); then echo kafka; else echo "kafka-$B"; fi; }
+
+# kafka_ready: both client listeners of the selected broker accept connections and this run of it logged that
+# it started (it does so once it has joined the quorum and is unfenced). LOG_MARK[B] is the log's line count
+# at start.
+declare -A LOG_MARK=()
 kafka_ready() {
-  port_open "$KAFKA_PLAINTEXT_PORT" && port_open "$KAFKA_SASL_PORT" &&
-    tail -n "+$((KAFKA_LOG_MARK + 1))" "$KAFKA_LOG" 2>/dev/null | grep -q "Kafka Server started"
+  port_open "$B_PLAINTEXT_PORT" && port_open "$B_SASL_PORT" &&
+    tail -n "+$((LOG_MARK[$B] + 1))" "$B_LOG" 2>/dev/null | grep -q "Kafka Server started"
 }
 
-kafka_start() {
+# kafka_launch starts the selected broker unless it runs, and sets LAUNCHED to its pid (empty when it ran).
+kafka_launch() {
   local pid
-  if pid=$(running_pid "$KAFKA_PID" "$KAFKA_CONFIG"); then
-    port_open "$KAFKA_PLAINTEXT_PORT" && port_open "$KAFKA_SASL_PORT" ||
-      die "kafka runs (pid $pid) but does not answer on ports $KAFKA_PLAINTEXT_PORT/$KAFKA_SASL_PORT; run dev/stack.sh down first"
-    log "kafka already running (pid $pid)"
+  LAUNCHED=""
+  if pid=$(running_pid "$B_PID" "$B_CONFIG"); then
+    port_open "$B_PLAINTEXT_PORT" && port_open "$B_SASL_PORT" ||
+      die "$(kafka_name) runs (pid $pid) but does not answer on ports $B_PLAINTEXT_PORT/$B_SASL_PORT; run dev/stack.sh down first"
+    log "$(kafka_name) already running (pid $pid)"
     return
   fi
-  require_port_free "$KAFKA_PLAINTEXT_PORT" KAFKA_PLAINTEXT_PORT
-  require_port_free "$KAFKA_SASL_PORT" KAFKA_SASL_PORT
-  require_port_free "$KAFKA_CONTROLLER_PORT" KAFKA_CONTROLLER_PORT
-  [[ -f $KAFKA_CONFIG ]] || kafka_prepare
-  log "starting kafka $KAFKA_VERSION (log: $KAFKA_LOG)"
-  touch "$KAFKA_LOG"
-  KAFKA_LOG_MARK=$(wc -l <"$KAFKA_LOG")
+  require_port_free "$B_PLAINTEXT_PORT" KAFKA_PLAINTEXT_PORT
+  require_port_free "$B_SASL_PORT" KAFKA_SASL_PORT
+  ((B > 1)) || require_port_free "$KAFKA_CONTROLLER_PORT" KAFKA_CONTROLLER_PORT
+  [[ -f $B_CONFIG ]] || kafka_prepare
+  log "starting $(kafka_name) $KAFKA_VERSION (log: $B_LOG)"
+  touch "$B_LOG"
+  LOG_MARK[$B]=$(wc -l <"$B_LOG")
   # setsid: its own session and process group, so down can signal it as a whole and a terminal's ^C does not.
   setsid "$(java_bin)" "-Xms$KAFKA_HEAP_MIN" "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2.properties" \
-    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONFIG" </dev/null >>"$KAFKA_LOG" 2>&1 &
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$B_CONFIG" </dev/null >>"$B_LOG" 2>&1 &
   pid=$!
-  echo "$pid" >"$KAFKA_PID"
+  echo "$pid" >"$B_PID"
   STARTED+=("kafka:$pid")
-  wait_until "$UP_TIMEOUT" "kafka" "$pid" "$KAFKA_LOG" kafka_ready
-  log "kafka ready (pid $pid)"
+  LAUNCHED=$pid
 }
 
-kafka_stop() { # [--kill]
-  local pid
-  if pid=$(running_pid "$KAFKA_PID" "$KAFKA_CONFIG"); then
-    if [[ ${1:-} == --kill ]]; then
-      log "killing kafka (pid $pid) with SIGKILL"
-      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
-      while pid_alive "$pid"; do sleep 0.1; done
-    else
-      stop_pid kafka "$pid"
+kafka_wait() { # pid: wait until the selected broker, launched as pid, is ready
+  wait_until "$UP_TIMEOUT" "$(kafka_name)" "$1" "$B_LOG" kafka_ready
+  log "$(kafka_name) ready (pid $1)"
+}
+
+# kafka_start starts broker $1, or every broker when $1 is empty: broker 1 first (the controller the others
+# register with), then the others side by side; each is waited for until ready.
+kafka_start() {
+  local only=${1:-} i
+  local -A pids=()
+  for ((i = 1; i <= KAFKA_BROKERS_COUNT; i++)); do
+    [[ -z $only || $only == "$i" ]] || continue
+    broker "$i"
+    kafka_launch
+    [[ -n $LAUNCHED ]] || continue
+    if ((i == 1)); then kafka_wait "$LAUNCHED"; else pids[$i]=$LAUNCHED; fi
+  done
+  for i in "${!pids[@]}"; do
+    broker "$i"
+    kafka_wait "${pids[$i]}"
+  done
+  broker 1
+}
+
+# kafka_stop stops broker $2, or every broker when it is empty (broker 1, the controller, last, so the others
+# shut down cleanly); $1 is --kill or empty.
+kafka_stop() {
+  local kill=${1:-} only=${2:-} i pid
+  for ((i = KAFKA_BROKERS_COUNT; i >= 1; i--)); do
+    [[ -z $only || $only == "$i" ]] || continue
+    broker "$i"
+    if pid=$(running_pid "$B_PID" "$B_CONFIG"); then
+      if [[ $kill == --kill ]]; then
+        log "killing $(kafka_name) (pid $pid) with SIGKILL"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
+        while pid_alive "$pid"; do sleep 0.1; done
+      else
+        stop_pid "$(kafka_name)" "$pid"
+      fi
     fi
-  fi
-  rm -f "$KAFKA_PID"
+    rm -f "$B_PID"
+  done
+  broker 1
 }
 
 # kafka_topics creates the pipeline's topics unless every partition directory of them is already on disk
@@ -255,9 +337,11 @@ kafka_topics() {
   local spec name parts pids=() rc=0 i
   for spec in "${TOPICS[@]}"; do
     name=${spec%%:*} parts=${spec##*:}
-    for ((i = 0; i < parts; i++)); do [[ -d $KAFKA_DATA/$name-$i ]] || break; done
-    ((i == parts)) && continue
-    kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PLAINTEXT_PORT" \
+    if ((KAFKA_BROKERS_COUNT == 1)); then # with more, the partitions' directories spread over the brokers
+      for ((i = 0; i < parts; i++)); do [[ -d $KAFKA_DATA/$name-$i ]] || break; done
+      ((i == parts)) && continue
+    fi
+    kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap_list 127.0.0.1 P)" \
       --create --if-not-exists --topic "$name" --partitions "$parts" --replication-factor 1 \
       >>"$KAFKA_LOG" 2>&1 &
     pids+=($!)
@@ -270,8 +354,8 @@ kafka_env() {
   cat <<EOF
 # kafka $KAFKA_VERSION (dev/stack.sh)
 export KAFKA_VERSION='$KAFKA_VERSION'
-export KAFKA_PLAINTEXT_BOOTSTRAP='127.0.0.1:$KAFKA_PLAINTEXT_PORT'
-export KAFKA_BOOTSTRAP_SERVER='localhost:$KAFKA_SASL_PORT'
+export KAFKA_PLAINTEXT_BOOTSTRAP='$(bootstrap_list 127.0.0.1 P)'
+export KAFKA_BOOTSTRAP_SERVER='$(bootstrap_list localhost S)'
 export KAFKA_SASL_USERNAME='$SASL_USERNAME'
 export KAFKA_SASL_PASSWORD='$(<"$KAFKA_HOME/sasl-password")'
 export KAFKA_SASL_TEST_USERNAME='$SASL_TEST_USERNAME'
@@ -290,6 +374,20 @@ export KAFKA_START_CMD='$SELF kafka-start $STACK_DIR'
 export KAFKA_STOP_CMD='$SELF kafka-stop $STACK_DIR'
 export KAFKA_KILL_CMD='$SELF kafka-stop --kill $STACK_DIR'
 EOF
+  ((KAFKA_BROKERS_COUNT > 1)) || return 0
+  local i
+  echo "export KAFKA_BROKERS_COUNT='$KAFKA_BROKERS_COUNT'"
+  for ((i = 1; i <= KAFKA_BROKERS_COUNT; i++)); do
+    broker "$i"
+    cat <<EOF
+export KAFKA_BROKER_${i}_PLAINTEXT='127.0.0.1:$B_PLAINTEXT_PORT'
+export KAFKA_BROKER_${i}_PID_FILE='$B_PID'
+export KAFKA_BROKER_${i}_START_CMD='$SELF kafka-start --broker $i $STACK_DIR'
+export KAFKA_BROKER_${i}_STOP_CMD='$SELF kafka-stop --broker $i $STACK_DIR'
+export KAFKA_BROKER_${i}_KILL_CMD='$SELF kafka-stop --kill --broker $i $STACK_DIR'
+EOF
+  done
+  broker 1
 }
 
 # --- Secrets Manager emulator ----------------------------------------------------------------------------
@@ -320,7 +418,7 @@ moto_start() {
 moto_seed() {
   local out
   out=$("$VENV/bin/python" "$ROOT/dev/moto/seed.py" --endpoint "http://127.0.0.1:$MOTO_PORT" \
-    --secret-name "$SECRET_NAME" --bootstrap "localhost:$KAFKA_SASL_PORT" --username "$SASL_USERNAME" \
+    --secret-name "$SECRET_NAME" --bootstrap "$(bootstrap_list localhost S)" --username "$SASL_USERNAME" \
     --password-file "$KAFKA_HOME/sasl-password" --keys-file "$MOTO_HOME/keys.json" \
     --iam-auth "$MOTO_IAM_AUTH" 2>>"$MOTO_LOG") || die "seeding $SECRET_NAME into the emulator failed; see $MOTO_LOG"
   { echo "# Secrets Manager emulator, moto server (dev/stack.sh)"; echo "$out"; echo "export MOTO_PID_FILE='$MOTO_PID'"; echo "export MOTO_LOG_FILE='$MOTO_LOG'"; } |
@@ -336,7 +434,7 @@ moto_stop() {
 # --- ClickHouse (dev/clickhouse.sh, when present) --------------------------------------------------------
 
 clickhouse() {
-  [[ -x $ROOT/dev/clickhouse.sh ]] || return 0
+  [[ -x $ROOT/dev/clickhouse.sh && $STACK_CLICKHOUSE != off ]] || return 0
   STACK_DIR="$STACK_DIR" "$ROOT/dev/clickhouse.sh" "$@"
 }
 
@@ -379,18 +477,24 @@ cmd_up() {
   trap stop_started_on_failure EXIT
   command -v openssl >/dev/null || die "openssl not found: it generates the broker's CA and certificate"
   command -v curl >/dev/null || die "curl not found: it checks the emulator's readiness"
-  local kafka_running=0 moto_running=0
-  running_pid "$KAFKA_PID" "$KAFKA_CONFIG" >/dev/null && kafka_running=1
+  local kafka_running=() any_running=0 moto_running=0 i
+  for ((i = 1; i <= KAFKA_BROKERS_COUNT; i++)); do
+    broker "$i"
+    kafka_running[i]=0
+    if running_pid "$B_PID" "$B_CONFIG" >/dev/null; then kafka_running[i]=1 any_running=1; fi
+  done
   running_pid "$MOTO_PID" "$(moto_marker)" >/dev/null && moto_running=1
-  if [[ -n $PORTS_CHANGED ]] && ((kafka_running || moto_running)); then
+  if [[ -n $PORTS_CHANGED ]] && ((any_running || moto_running)); then
     die "the stack in $STACK_DIR runs on other ports ($PORTS_CHANGED); run dev/stack.sh down first, or use another STACK_DIR"
   fi
   # Fail fast, before any download or JVM start, when a port we need is someone else's.
-  if ((!kafka_running)); then
-    require_port_free "$KAFKA_PLAINTEXT_PORT" KAFKA_PLAINTEXT_PORT
-    require_port_free "$KAFKA_SASL_PORT" KAFKA_SASL_PORT
-    require_port_free "$KAFKA_CONTROLLER_PORT" KAFKA_CONTROLLER_PORT
-  fi
+  for ((i = 1; i <= KAFKA_BROKERS_COUNT; i++)); do
+    ((kafka_running[i])) && continue
+    broker "$i"
+    require_port_free "$B_PLAINTEXT_PORT" KAFKA_PLAINTEXT_PORT
+    require_port_free "$B_SASL_PORT" KAFKA_SASL_PORT
+    ((i > 1)) || require_port_free "$KAFKA_CONTROLLER_PORT" KAFKA_CONTROLLER_PORT
+  done
   ((moto_running)) || require_port_free "$MOTO_PORT" MOTO_PORT
   save_ports
 
@@ -400,7 +504,10 @@ cmd_up() {
   ensure_venv
   wait "$jars" || exit 1
 
-  ((kafka_running)) || kafka_prepare
+  for ((i = 1; i <= KAFKA_BROKERS_COUNT; i++)); do
+    broker "$i"
+    ((kafka_running[i])) || kafka_prepare
+  done
   kafka_start
   kafka_env | write_private "$STACK_DIR/kafka.env"
   moto_start
@@ -427,19 +534,26 @@ cmd_status() {
   local quiet=0 rc=0 pid
   [[ ${1:-} == --quiet ]] && quiet=1
   say() { ((quiet)) || printf '%-11s %s\n' "$@"; }
-  if pid=$(running_pid "$KAFKA_PID" "$KAFKA_CONFIG") && port_open "$KAFKA_PLAINTEXT_PORT" && port_open "$KAFKA_SASL_PORT"; then
-    say kafka "running  pid $pid  PLAINTEXT 127.0.0.1:$KAFKA_PLAINTEXT_PORT  SASL_SSL localhost:$KAFKA_SASL_PORT  controller 127.0.0.1:$KAFKA_CONTROLLER_PORT"
-  else
-    say kafka "stopped  (log: $KAFKA_LOG)"
-    rc=1
-  fi
+  local i controller
+  for ((i = 1; i <= KAFKA_BROKERS_COUNT; i++)); do
+    broker "$i"
+    controller=""
+    ((i > 1)) || controller="  controller 127.0.0.1:$KAFKA_CONTROLLER_PORT"
+    if pid=$(running_pid "$B_PID" "$B_CONFIG") && port_open "$B_PLAINTEXT_PORT" && port_open "$B_SASL_PORT"; then
+      say "$(kafka_name)" "running  pid $pid  PLAINTEXT 127.0.0.1:$B_PLAINTEXT_PORT  SASL_SSL localhost:$B_SASL_PORT$controller"
+    else
+      say "$(kafka_name)" "stopped  (log: $B_LOG)"
+      rc=1
+    fi
+  done
+  broker 1
   if pid=$(running_pid "$MOTO_PID" "$(moto_marker)") && port_open "$MOTO_PORT"; then
     say moto "running  pid $pid  http://127.0.0.1:$MOTO_PORT  secret $SECRET_NAME  iam $MOTO_IAM_AUTH"
   else
     say moto "stopped  (log: $MOTO_LOG)"
     rc=1
   fi
-  if [[ -x $ROOT/dev/clickhouse.sh ]]; then
+  if [[ -x $ROOT/dev/clickhouse.sh && $STACK_CLICKHOUSE != off ]]; then
     if ((quiet)); then clickhouse status >/dev/null 2>&1 || rc=1; else clickhouse status || rc=1; fi
   fi
   if [[ -f $ENV_FILE ]]; then say env "$ENV_FILE"; else say env "missing ($ENV_FILE)"; rc=1; fi
@@ -453,18 +567,33 @@ main() {
   up) set_stack_dir && cmd_up ;;
   down) set_stack_dir && cmd_down ;;
   status) set_stack_dir && cmd_status "$@" ;;
-  kafka-start)
+  kafka-start | kafka-stop)
+    local kill="" only=""
+    while (($#)); do
+      case $1 in
+      --kill) kill=--kill ;;
+      --broker)
+        only=${2:?--broker needs a broker number}
+        shift
+        ;;
+      *) break ;;
+      esac
+      shift
+    done
     set_stack_dir "${1:-}"
-    [[ -f $KAFKA_CONFIG ]] || die "no broker config in $KAFKA_HOME; run dev/stack.sh up first"
-    ensure_kafka_jars
-    trap stop_started_on_failure EXIT
-    kafka_start
-    ;;
-  kafka-stop)
-    local kill=""
-    if [[ ${1:-} == --kill ]]; then kill=--kill; shift; fi
-    set_stack_dir "${1:-}"
-    kafka_stop $kill
+    if [[ -n $only ]] && ! [[ $only =~ ^[0-9]+$ ]] || [[ -n $only ]] && ((only < 1 || only > KAFKA_BROKERS_COUNT)); then
+      die "--broker $only: this stack has brokers 1 to $KAFKA_BROKERS_COUNT"
+    fi
+    if [[ $cmd == kafka-stop ]]; then
+      kafka_stop "$kill" "$only"
+    else
+      [[ -z $kill ]] || die "kafka-start takes no --kill"
+      broker "${only:-1}"
+      [[ -f $B_CONFIG ]] || die "no broker config in ${B_CONFIG%/*}; run dev/stack.sh up first"
+      ensure_kafka_jars
+      trap stop_started_on_failure EXIT
+      kafka_start "$only"
+    fi
     ;;
   purge)
     set_stack_dir
