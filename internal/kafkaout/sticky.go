@@ -105,9 +105,12 @@ func (s *sticky) partition(topic string, size int) int32 {
 		return kafka.PartitionAny
 	}
 	now := time.Now()
-	if t.bytes >= s.bytes || now.After(t.until) || s.stalled(t, t.current, now) {
-		t.current = s.next(t, now)
-		t.until, t.bytes = now.Add(s.window), 0
+	if over := t.bytes >= s.bytes || now.After(t.until); over || s.stalled(t, t.current, now) {
+		// A stalled partition is left at once for one that answers; when none does, the batch stays whole.
+		if p, answers := s.next(t, now, over); answers || over {
+			t.current = p
+			t.until, t.bytes = now.Add(s.window), 0
+		}
 	}
 	t.bytes += size
 	if _, ok := t.waiting[t.current]; !ok {
@@ -116,21 +119,25 @@ func (s *sticky) partition(topic string, size int) int32 {
 	return t.current
 }
 
-// next picks the next usable partition that is not stalled, in turn; when every one is stalled, the next
-// in turn (the messages wait wherever they go).
-func (s *sticky) next(t *stickyTopic, now time.Time) int32 {
+// next picks the next usable partition that is not stalled, in turn, and reports true. When every one is
+// stalled it reports false, and picks the next in turn only if force is set (the messages wait wherever
+// they go).
+func (s *sticky) next(t *stickyTopic, now time.Time, force bool) (int32, bool) {
 	usable := t.view.usable
 	for i := range usable {
 		p := usable[(t.next+i)%len(usable)]
 		if !s.stalled(t, p, now) {
 			t.next = (t.next + i + 1) % len(usable)
-			return p
+			return p, true
 		}
 		ask(t) // a partition stopped answering: perhaps it lost its leader
 	}
+	if !force {
+		return t.current, false
+	}
 	p := usable[t.next%len(usable)]
 	t.next = (t.next + 1) % len(usable)
-	return p
+	return p, false
 }
 
 // stalled reports whether partition p of t left a message unreported for longer than s.stall.

@@ -370,3 +370,24 @@ func TestStickySkipsAPartitionThatStopsAnswering(t *testing.T) {
 		t.Fatalf("partitions used after partition 1 answered again: %v", seen)
 	}
 }
+
+// When no partition answers (the whole cluster is slow or away), batches stay whole: the partition changes
+// only at the end of a window, not at every message.
+func TestStickyKeepsWholeBatchesWhenNoPartitionAnswers(t *testing.T) {
+	s := newSticky(fixed(3), 1000)
+	s.window, s.stall = time.Hour, 10*time.Millisecond
+	defer s.close()
+	waitKnown(t, s, "logs")
+	first := s.partition("logs", 100)
+	for range 2 { // one message to each of the other partitions; then none reports
+		for s.partition("logs", 1000) == first {
+		}
+	}
+	time.Sleep(3 * s.stall)
+	p := s.partition("logs", 1)
+	for i := range 100 {
+		if q := s.partition("logs", 1); q != p {
+			t.Fatalf("message %d moved from partition %d to %d within one batch while no partition answers", i, p, q)
+		}
+	}
+}
