@@ -56,6 +56,10 @@ lint: ## go vet, golangci-lint (pinned) and govulncheck (database built locally 
 chaos: ## The full fault-injection and abuse suites, on a second stack of their own (slow: tens of minutes).
 	dev/chaos.sh
 
+.PHONY: chaos-cluster
+chaos-cluster: ## The three-broker scenarios (test/cluster: a broker stops, its partitions lose their leader) on a three-broker stack of their own (about 6 min).
+	CGO_ENABLED=1 $(GO) test -count=1 -v -timeout 30m ./test/cluster/
+
 .PHONY: bench
 bench: ## Side-by-side benchmark vs kcat, rsyslog, syslog-ng, the OpenTelemetry Collector on its own broker (about 10 min); writes bench/results/.
 	$(GO) run ./bench --readme
