@@ -50,7 +50,7 @@ func waitKnown(t *testing.T, s *sticky, topic string) {
 func TestStickyStaysOnOnePartitionForABatch(t *testing.T) {
 	s := newSticky(fixed(3), 1000)
 	s.window = time.Hour // only the bytes move it on here
-	s.stall = time.Hour // these messages are never reported: stalls are not what this test is about
+	s.stall = time.Hour  // these messages are never reported: stalls are not what this test is about
 	defer s.close()
 	waitKnown(t, s, "logs")
 
