@@ -2,9 +2,11 @@ package clickhouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Result says what Apply did (or, for a dry run, would do) with each object, by name: the database,
@@ -18,7 +20,8 @@ type Result struct {
 	Kept []string `json:"kept"`
 	// Updated lists what a credentials rotation changed in place: the named collection (altered), and
 	// logs_queue with its two views (dropped and created again; they hold no data, and the consumer group's
-	// committed offsets carry over). logs and logs_errors are never touched.
+	// committed offsets carry over); and what a migration changed: logs (see Migration) and the views it
+	// recreated. logs_errors is never touched.
 	Updated []string `json:"updated"`
 	// Different lists the objects that exist with another definition, and the views Apply did not create
 	// because a table they read or write differs. Apply neither keeps such objects silently nor drops them:
@@ -26,6 +29,10 @@ type Result struct {
 	Different []string `json:"different"`
 	// Diffs explains each entry of Different.
 	Diffs []Difference `json:"diffs,omitempty"`
+	// Migration is set when logs had the seed's definition (a MergeTree without Kafka coordinates) and
+	// was, or in a dry run would be, migrated to the DDL's; or when a migration's last step (the backup's
+	// rename) was left by an interrupted run and is done now.
+	Migration *Migration `json:"migration,omitempty"`
 }
 
 // Difference explains one entry of Result.Different. No field holds a credential: the Kafka table names its
@@ -57,6 +64,13 @@ type Difference struct {
 // Rotation: logs_queue's comment names the credentials' version (KafkaAuth.Source). When only that differs,
 // Apply alters the named collection and recreates logs_queue and its views (in that order: views dropped,
 // Kafka table dropped, collection altered, table and views created), never logs or logs_errors.
+//
+// Migration: a logs with the seed's definition (MergeTree ORDER BY eventId, no Kafka coordinates) is
+// migrated without losing a row, when the other objects match (or are the seed's logs_mv, or rotate) and
+// no cluster is named: the views are dropped (the Kafka table stops, its committed offsets stay), a new
+// logs is built beside the old one, every row copied and counted, the two exchanged, the old one kept
+// under a backup name (Result.Migration), and the views created again. A migration that cannot run is
+// reported as drift with the reason.
 //
 // Apply is idempotent: a second run with the same credentials creates and changes nothing.
 func Apply(ctx context.Context, c *Client, s Schema) (Result, error) {
@@ -142,6 +156,11 @@ func apply(ctx context.Context, c *Client, s Schema, dry bool) (Result, error) {
 	queue := objs["logs_queue"]
 	views := []string{"logs_mv", "logs_errors_mv"}
 	rotate := queue.exists && !queue.same && queue.want == queue.have
+	mig, err := decideMigration(ctx, c, s, objs, rotate, dbExists)
+	if err != nil {
+		return res, err
+	}
+	migrateLogs := mig.migrate
 	differs := map[string]bool{}
 	diff := func(o *object, reason string) error {
 		differs[o.st.Table] = true
@@ -164,7 +183,7 @@ func apply(ctx context.Context, c *Client, s Schema, dry bool) (Result, error) {
 	}
 	if rotate {
 		for _, v := range views {
-			if o := objs[v]; o.exists && !o.same {
+			if o := objs[v]; o.exists && !o.same && !(migrateLogs && v == "logs_mv") {
 				rotate = false
 			}
 		}
@@ -192,17 +211,51 @@ func apply(ctx context.Context, c *Client, s Schema, dry bool) (Result, error) {
 		res.Created = append(res.Created, dbStmt.Name)
 	}
 
-	// Rotation first drops what it recreates: the views (so nothing consumes), then the Kafka table.
-	if rotate && !dry {
-		for _, v := range views {
-			if objs[v].exists {
-				if err := exec("DROP VIEW " + QuoteIdent(s.Database) + "." + QuoteIdent(v) + s.OnCluster() + " SYNC"); err != nil {
-					return res, fmt.Errorf("dropping %s for the credentials rotation: %w", objs[v].st.Name, err)
-				}
-			}
+	// Rotation and migration first drop what they recreate: the views, then, for a rotation, the Kafka
+	// table. The Kafka table is detached while the views go: with one view dropped and the other still
+	// there, it would go on consuming into the other alone, whose filter drops what the first one keeps,
+	// and commit those messages (good rows lost from logs). Detached, it consumes nothing, its consumers
+	// have left the group and the group's committed offsets stay; attached again without views, it
+	// consumes nothing either until a view reads it.
+	if (rotate || migrateLogs) && !dry {
+		if err := dropViewsPaused(ctx, exec, s, queue.exists, views, objs); err != nil {
+			return res, err
 		}
+	}
+	if rotate && !dry {
 		if err := exec("DROP TABLE " + QuoteIdent(s.Database) + ".logs_queue" + s.OnCluster() + " SYNC"); err != nil {
 			return res, fmt.Errorf("dropping %s for the credentials rotation: %w", queue.st.Name, err)
+		}
+	}
+	switch {
+	case migrateLogs:
+		var existing []string
+		for _, v := range views {
+			if objs[v].exists {
+				existing = append(existing, v)
+			}
+		}
+		plan, err := planMigration(ctx, c, s, queue.exists, existing, time.Now())
+		if err != nil {
+			return res, err
+		}
+		res.Migration = plan
+		if !dry {
+			if err := migrate(ctx, c, s, objs["logs"].st, plan); err != nil {
+				return res, auth.redactErr(fmt.Errorf("migrating %s.logs: %w", s.Database, err))
+			}
+		}
+	case mig.finishBackup:
+		plan := &Migration{Table: s.Database + ".logs", Backup: s.Database + ".logs_seed_backup_" + time.Now().UTC().Format("20060102150405")}
+		plan.Steps = []string{"rename " + s.Database + "." + migrationTable + " (the seed-style table an interrupted migration left) to " + plan.Backup}
+		if plan.Rows, err = countRows(ctx, c, s.Database, migrationTable); err != nil {
+			return res, err
+		}
+		res.Migration = plan
+		if !dry {
+			if err := renameBackup(ctx, c, s, plan.Backup); err != nil {
+				return res, err
+			}
 		}
 	}
 
@@ -229,7 +282,9 @@ func apply(ctx context.Context, c *Client, s Schema, dry bool) (Result, error) {
 		switch {
 		case differs[name]:
 			// Reported already (a rotation that a differing view prevents).
-		case rotate && (name == "logs_queue" || o.st.Kind == KindView && o.exists):
+		case migrateLogs && name == "logs":
+			res.Updated = append(res.Updated, o.st.Name)
+		case rotate && name == "logs_queue", (rotate || migrateLogs) && o.st.Kind == KindView && o.exists:
 			if err := exec(o.st.SQL); err != nil {
 				return res, fmt.Errorf("creating %s again: %w", o.st.Name, err)
 			}
@@ -237,7 +292,11 @@ func apply(ctx context.Context, c *Client, s Schema, dry bool) (Result, error) {
 		case o.exists && o.same:
 			res.Kept = append(res.Kept, o.st.Name)
 		case o.exists:
-			if err := diff(o, "the stored definition differs from the DDL"); err != nil {
+			reason := "the stored definition differs from the DDL"
+			if name == "logs" && mig.blocked != "" {
+				reason = "the seed's logs (a MergeTree without Kafka coordinates), not migrated: " + mig.blocked
+			}
+			if err := diff(o, reason); err != nil {
 				return res, err
 			}
 		case o.st.Kind == KindView && viewDependency(name, differs) != "":
@@ -353,4 +412,28 @@ func format(ctx context.Context, c *Client, fn, sql string) (string, error) {
 		return "", fmt.Errorf("%s returned %d rows", fn, len(rows))
 	}
 	return rows[0].Q, nil
+}
+
+// dropViewsPaused drops the existing views among views with the Kafka table detached (when it exists), and
+// attaches it again, also when a drop fails.
+func dropViewsPaused(ctx context.Context, exec func(string) error, s Schema, queueExists bool, views []string, objs map[string]*object) (err error) {
+	queue := QuoteIdent(s.Database) + ".logs_queue" + s.OnCluster()
+	if queueExists {
+		if err := exec("DETACH TABLE " + queue + " SYNC"); err != nil {
+			return fmt.Errorf("detaching %s.logs_queue to stop its consumers: %w", s.Database, err)
+		}
+		defer func() {
+			if aerr := exec("ATTACH TABLE " + queue); aerr != nil {
+				err = errors.Join(err, fmt.Errorf("attaching %s.logs_queue again: %w", s.Database, aerr))
+			}
+		}()
+	}
+	for _, v := range views {
+		if objs[v].exists {
+			if err := exec("DROP VIEW " + QuoteIdent(s.Database) + "." + QuoteIdent(v) + s.OnCluster() + " SYNC"); err != nil {
+				return fmt.Errorf("dropping %s to recreate it: %w", objs[v].st.Name, err)
+			}
+		}
+	}
+	return nil
 }

@@ -18,6 +18,11 @@ var (
 	ErrBadEndpoint = errors.New("endpoint must be an http or https URL")
 	// ErrDrift: Apply found objects whose definition differs from the DDL (listed in Result.Different).
 	ErrDrift = errors.New("definition differs from the DDL")
+	// ErrMigrationRunning: a copy of a seed-style logs into the new table is still running on the server.
+	ErrMigrationRunning = errors.New("the migration of logs is still copying")
+	// ErrMigrationCount: the copy of a seed-style logs does not hold as many rows as the table; nothing
+	// was exchanged.
+	ErrMigrationCount = errors.New("the migration's copy lost rows")
 )
 
 // ServerError is an error ClickHouse answered over HTTP: its exception code (X-ClickHouse-Exception-Code),

@@ -37,7 +37,7 @@ type env struct {
 	engineLog string
 }
 
-func loadEnv(t *testing.T) env {
+func loadEnv(t testing.TB) env {
 	t.Helper()
 	s := stacktest.Load(t)
 	pem, err := os.ReadFile(s.Get(t, "KAFKA_CA_FILE"))
@@ -64,7 +64,7 @@ func (e env) auth(t *testing.T) clickhouse.KafkaAuth {
 	return clickhouse.KafkaAuth{Username: e.kafkaUser, Password: e.kafkaPassword, CAPEM: e.caPEM, Source: "test " + t.Name()}
 }
 
-func (e env) client(t *testing.T, db string) *clickhouse.Client {
+func (e env) client(t testing.TB, db string) *clickhouse.Client {
 	t.Helper()
 	opts := []clickhouse.ClientOption{clickhouse.WithCredentials(e.user, e.password)}
 	if db != "" {
@@ -78,7 +78,7 @@ func (e env) client(t *testing.T, db string) *clickhouse.Client {
 }
 
 // freshDatabase returns a database name no other run uses, dropped (with its Kafka consumers) at the end.
-func freshDatabase(t *testing.T, c *clickhouse.Client, prefix string) string {
+func freshDatabase(t testing.TB, c *clickhouse.Client, prefix string) string {
 	t.Helper()
 	db := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
 	t.Cleanup(func() {
@@ -110,7 +110,7 @@ func allNames(db string) []string {
 	return []string{db, db + ".logs", db + ".logs_errors", "named collection " + db + "_kafka", db + ".logs_queue", db + ".logs_mv", db + ".logs_errors_mv"}
 }
 
-func scalar[T any](t *testing.T, ctx context.Context, c *clickhouse.Client, sql string) T {
+func scalar[T any](t testing.TB, ctx context.Context, c *clickhouse.Client, sql string) T {
 	t.Helper()
 	rows, err := clickhouse.QueryRows[struct {
 		V T `json:"v"`
@@ -205,7 +205,7 @@ func TestIntegrationApply(t *testing.T) {
 	}
 }
 
-func mustStatement(t *testing.T, s clickhouse.Schema, table string) string {
+func mustStatement(t testing.TB, s clickhouse.Schema, table string) string {
 	t.Helper()
 	sts, err := s.Statements()
 	if err != nil {
@@ -322,7 +322,13 @@ func TestIntegrationKafkaEndToEnd(t *testing.T) {
 		}
 	}
 
-	// The three example queries against aggregates computed here from the generated events.
+	checkExampleQueries(t, ctx, dc, events)
+}
+
+// checkExampleQueries runs the three example queries the documented way (clickhouse.LevelCounts & co.)
+// and compares each answer with the aggregate computed here from events: every event counted once.
+func checkExampleQueries(t *testing.T, ctx context.Context, dc *clickhouse.Client, events []event.Event) {
+	t.Helper()
 	levels := map[string]uint64{}
 	errSources := map[string]uint64{}
 	minutes := map[time.Time]uint64{}
@@ -818,5 +824,292 @@ func TestIntegrationClientErrors(t *testing.T) {
 	}](ctx, c, clickhouse.Query{SQL: "SELECT {s:String} AS v", Params: map[string]string{"s": tricky}})
 	if err != nil || len(rows) != 1 || rows[0].V != tricky {
 		t.Errorf("query parameter round trip = %+v, %v; want %q", rows, err, tricky)
+	}
+}
+
+// TestIntegrationReconsumedMessages causes what a failed offset commit causes, on purpose and for certain:
+// the Kafka table reads messages it has already written to logs again. It pauses consumption (drops the
+// views and the Kafka table, so the group has no member), sets the consumer group's offsets back to the
+// start of each partition, produces more, and bootstraps again. The messages carry one event or several
+// newline-joined events, and some distinct events share an eventId, in one message and across messages.
+// With merges stopped, logs then holds every re-read row twice (the precondition, checked exactly), while
+// the documented reads (FROM logs FINAL, the three example queries) count each event once, the events
+// sharing an eventId included; the duplicates report finds the copies; a merge removes them.
+func TestIntegrationReconsumedMessages(t *testing.T) {
+	e := loadEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	c := e.client(t, "")
+	const partitions = 3
+	s := freshSchema(t, e, c, "it_reread", partitions)
+	db, topic := s.Database, s.Topic
+	if _, err := clickhouse.Apply(ctx, c, s); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	dc := e.client(t, db)
+	// Copies stay until the test has counted them: a background merge would remove them at a time of its own.
+	if err := c.Exec(ctx, "SYSTEM STOP MERGES "+clickhouse.QuoteIdent(db)+".logs"); err != nil {
+		t.Fatal(err)
+	}
+
+	g := event.NewGenerator(21, 5_000_000, time.Now().UTC().Add(-20*time.Minute))
+	var events []event.Event
+	// messages makes n messages: every third carries four events; every tenth of those also carries a
+	// twin of its first event (same eventId, another source); every seventh message is a twin on its own
+	// of the event before it.
+	messages := func(n int) [][]byte {
+		msgs := make([][]byte, 0, n)
+		for i := 0; len(msgs) < n; i++ {
+			var m []byte
+			switch {
+			case i%7 == 6 && len(events) > 0:
+				twin := events[len(events)-1]
+				twin.Source = "twin-of-" + twin.Source
+				events = append(events, twin)
+				m = twin.AppendJSON(m)
+			case i%3 == 2:
+				first := g.Next()
+				events = append(events, first)
+				m = first.AppendJSON(m)
+				for j := 0; j < 3; j++ {
+					ev := g.Next()
+					events = append(events, ev)
+					m = ev.AppendJSON(append(m, '\n'))
+				}
+				if i%30 == 29 {
+					twin := first
+					twin.Source = "twin-of-" + twin.Source
+					events = append(events, twin)
+					m = twin.AppendJSON(append(m, '\n'))
+				}
+			default:
+				ev := g.Next()
+				events = append(events, ev)
+				m = ev.AppendJSON(m)
+			}
+			msgs = append(msgs, m)
+		}
+		return msgs
+	}
+	countSQL := "SELECT count() AS v FROM logs"
+	exactSQL := "SELECT count() AS v FROM logs FINAL"
+
+	kafkatest.Produce(t, e.plaintext, topic, messages(1500))
+	first := len(events)
+	waitCount(t, ctx, dc, countSQL, first)
+	before := kafkatest.GroupOffsets(t, e.plaintext, s.Group, topic, partitions)
+	t.Logf("%d events consumed once; committed offsets %v", first, before)
+
+	// Pause: without views and Kafka table the group has no member, and its offsets can be set back.
+	for _, q := range []string{"DROP VIEW " + db + ".logs_mv SYNC", "DROP VIEW " + db + ".logs_errors_mv SYNC", "DROP TABLE " + db + ".logs_queue SYNC"} {
+		if err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	start := map[int32]int64{}
+	for p := int32(0); p < partitions; p++ {
+		start[p] = 0
+	}
+	kafkatest.SetGroupOffsets(t, e.plaintext, s.Group, topic, start, 60*time.Second)
+	if got := kafkatest.GroupOffsets(t, e.plaintext, s.Group, topic, partitions); fmt.Sprint(got) != fmt.Sprint(start) {
+		t.Fatalf("committed offsets after the reset = %v, want %v", got, start)
+	}
+	kafkatest.Produce(t, e.plaintext, topic, messages(500))
+	second := len(events) - first
+	if _, err := clickhouse.Apply(ctx, c, s); err != nil {
+		t.Fatalf("Apply after the reset: %v", err)
+	}
+
+	// The precondition: every event of the first batch is in logs twice now, the second batch's once.
+	waitCount(t, ctx, dc, countSQL, 2*first+second)
+	n := len(events)
+	t.Logf("logs holds %d rows for %d events: %d copies", 2*first+second, n, first)
+	if got := scalar[int](t, ctx, dc, exactSQL); got != n {
+		t.Errorf("%s = %d, want %d (each event once)", exactSQL, got, n)
+	}
+	twins := 0
+	for _, ev := range events {
+		if strings.HasPrefix(ev.Source, "twin-of-") {
+			twins++
+		}
+	}
+	if got := scalar[int](t, ctx, dc, "SELECT count() AS v FROM logs FINAL WHERE startsWith(source, 'twin-of-')"); got != twins || twins == 0 {
+		t.Errorf("twins (distinct events sharing an eventId) in logs FINAL = %d, want %d", got, twins)
+	}
+	// The plain read is wrong while the copies are there: the reason the documented read says FINAL.
+	if got := scalar[int](t, ctx, dc, "SELECT toInt64(sum(count)) AS v FROM ("+strings.Replace(clickhouse.LevelCountsSQL, "FROM logs FINAL", "FROM logs", 1)+")"); got == n {
+		t.Errorf("LevelCounts without FINAL sums to %d = the events; the copies should show", got)
+	}
+	checkExampleQueries(t, ctx, dc, events)
+
+	perID := map[uint32]int{}
+	for _, ev := range events {
+		perID[ev.EventID]++
+	}
+	shared := 0
+	for _, k := range perID {
+		if k > 1 {
+			shared++
+		}
+	}
+	rep, err := clickhouse.Duplicates(ctx, dc, time.Now().Add(-time.Hour), time.Now(), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("duplicates report: %+v", rep)
+	if rep.Rows != uint64(2*first+second) || rep.Events != uint64(n) || rep.Copies != uint64(first) || rep.SharedIDs != uint64(shared) ||
+		rep.EventIDs != uint64(len(perID)) || len(rep.Top) != 5 || rep.Top[0].Rows <= rep.Top[0].Events {
+		t.Errorf("Duplicates = %+v, want %d rows, %d events, %d copies, %d eventIds, %d shared, five duplicated eventIds", rep, 2*first+second, n, first, len(perID), shared)
+	}
+
+	// A merge removes the copies and keeps the twins: the plain count is exact again.
+	if err := c.Exec(ctx, "SYSTEM START MERGES "+clickhouse.QuoteIdent(db)+".logs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Exec(ctx, "OPTIMIZE TABLE "+clickhouse.QuoteIdent(db)+".logs FINAL"); err != nil {
+		t.Fatal(err)
+	}
+	if got := scalar[int](t, ctx, dc, countSQL); got != n {
+		t.Errorf("after OPTIMIZE FINAL %s = %d, want %d", countSQL, got, n)
+	}
+}
+
+// seedLogsSQL and seedLogsMVSQL are the seed's logs and logs_mv, as earlier versions of the DDL created
+// them: a MergeTree ORDER BY eventId whose rows carry no Kafka coordinates.
+const (
+	seedLogsSQL = "CREATE TABLE %[1]s.logs (`eventId` UInt32, `level` LowCardinality(String), `source` LowCardinality(String), " +
+		"`timestamp` DateTime64(6), `computer` LowCardinality(String), `user` LowCardinality(String), `message` String) " +
+		"ENGINE = MergeTree PARTITION BY toYYYYMM(timestamp) ORDER BY eventId SETTINGS index_granularity = 8192"
+	seedLogsMVSQL = "CREATE MATERIALIZED VIEW %[1]s.logs_mv TO %[1]s.logs (`eventId` UInt32, `level` LowCardinality(String), " +
+		"`source` LowCardinality(String), `timestamp` DateTime64(6), `computer` LowCardinality(String), `user` LowCardinality(String), " +
+		"`message` String) AS SELECT eventId, level, source, timestamp, computer, user, message FROM %[1]s.logs_queue WHERE length(_error) = 0"
+)
+
+// TestIntegrationMigrateSeedLogs: a deployment whose logs is the seed's, with rows in it (copies the seed
+// table already held among them), is migrated by the bootstrap while its Kafka table is consuming: the
+// dry run shows the plan and changes nothing; the real run pauses consumption mid-stream, copies every row,
+// swaps the tables, keeps the old one under the backup name it reports, and resumes; every row of the old
+// table and every event produced before, during and after is in logs once, and a second run keeps all.
+func TestIntegrationMigrateSeedLogs(t *testing.T) {
+	e := loadEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	c := e.client(t, "")
+	s := freshSchema(t, e, c, "it_migrate", 3)
+	db, topic := s.Database, s.Topic
+	if _, err := clickhouse.Apply(ctx, c, s); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	// Turn the fresh deployment into a seed-style one before anything is produced.
+	for _, q := range []string{
+		"DROP VIEW " + db + ".logs_mv SYNC", "DROP VIEW " + db + ".logs_errors_mv SYNC", "DROP TABLE " + db + ".logs SYNC",
+		fmt.Sprintf(seedLogsSQL, db), fmt.Sprintf(seedLogsMVSQL, db), mustStatement(t, s, "logs_errors_mv"),
+	} {
+		if err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	dc := e.client(t, db)
+	g := event.NewGenerator(31, 7_000_000, time.Now().UTC().Add(-20*time.Minute))
+	produced := 0
+	produce := func(n, perMessage int) {
+		t.Helper()
+		msgs := make([][]byte, 0, n/perMessage+1)
+		for i := 0; i < n; i += perMessage {
+			var m []byte
+			for j := 0; j < perMessage && i+j < n; j++ {
+				if j > 0 {
+					m = append(m, '\n')
+				}
+				m = g.AppendNext(m)
+			}
+			msgs = append(msgs, m)
+		}
+		kafkatest.Produce(t, e.plaintext, topic, msgs)
+		produced += n
+	}
+	countSQL := "SELECT count() AS v FROM logs"
+
+	produce(2000, 4)
+	waitCount(t, ctx, dc, countSQL, 2000)
+	// Copies the seed table holds already (from faults before the migration): rows the migration must keep.
+	if err := c.Exec(ctx, "INSERT INTO "+db+".logs SELECT * FROM "+db+".logs WHERE eventId % 10 = 0"); err != nil {
+		t.Fatal(err)
+	}
+	oldCopies := scalar[int](t, ctx, dc, countSQL) - 2000
+	if oldCopies != 200 {
+		t.Fatalf("the seed table holds %d copies, want 200", oldCopies)
+	}
+
+	dry, err := clickhouse.DryRun(ctx, c, s)
+	if err != nil {
+		t.Fatalf("DryRun: %v", err)
+	}
+	plan, _ := json.MarshalIndent(dry.Migration, "", "  ")
+	t.Logf("dry run: updated %q, migration %s", dry.Updated, plan)
+	if m := dry.Migration; m == nil || m.Rows != 2200 || len(m.Steps) != 9 || !strings.HasPrefix(m.Backup, db+".logs_seed_backup_") ||
+		!equal(dry.Updated, []string{db + ".logs", db + ".logs_mv", db + ".logs_errors_mv"}) {
+		t.Fatalf("dry run = %+v, want the migration of 2200 rows in 9 steps, logs and the views updated", dry)
+	}
+	if engine := scalar[string](t, ctx, c, "SELECT engine AS v FROM system.tables WHERE database = '"+db+"' AND name = 'logs'"); engine != "MergeTree" {
+		t.Fatalf("after the dry run logs is a %s, want the seed's MergeTree untouched", engine)
+	}
+
+	// Migrate while the Kafka table is consuming: a stream of small batches runs before, during and after
+	// the bootstrap, which starts once the stream's first rows are in logs.
+	for scalar[int](t, ctx, dc, countSQL) == 2200 {
+		produce(100, 1)
+		time.Sleep(100 * time.Millisecond)
+	}
+	type outcome struct {
+		res clickhouse.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	start, atStart := time.Now(), produced
+	go func() {
+		r, err := clickhouse.Apply(ctx, c, s)
+		done <- outcome{r, err}
+	}()
+	var out outcome
+	for waiting := true; waiting; {
+		produce(100, 1)
+		select {
+		case out = <-done:
+			waiting = false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if out.err != nil {
+		t.Fatalf("Apply (migration): %v", out.err)
+	}
+	res, m := out.res, out.res.Migration
+	t.Logf("migration took %v while %d events were produced: %+v", time.Since(start).Round(time.Millisecond), produced-atStart, m)
+	if m == nil || m.Rows <= 2200 || m.Rows >= uint64(produced+oldCopies) || !equal(res.Updated, []string{db + ".logs", db + ".logs_mv", db + ".logs_errors_mv"}) {
+		t.Fatalf("Apply = %+v, want logs migrated mid-stream (more than 2200, fewer than %d rows copied) and the views recreated", res, produced+oldCopies)
+	}
+	produce(1000, 5)
+
+	// Every row of the old table and every event produced, once: the plain count and FINAL agree (nothing
+	// was read twice), the old table's copies are still there, and each event's eventId is.
+	want := produced + oldCopies
+	waitCount(t, ctx, dc, countSQL, want)
+	if got := scalar[int](t, ctx, dc, "SELECT count() AS v FROM logs FINAL"); got != want {
+		t.Errorf("logs FINAL has %d rows, want %d", got, want)
+	}
+	if got := scalar[int](t, ctx, dc, "SELECT uniqExact(eventId) AS v FROM logs"); got != produced {
+		t.Errorf("distinct eventIds = %d, want %d", got, produced)
+	}
+	migrated := fmt.Sprintf("SELECT count() AS v FROM logs WHERE kafka_partition = %d", uint64(clickhouse.MigratedPartition))
+	if got := scalar[int](t, ctx, dc, migrated); got != int(m.Rows) {
+		t.Errorf("rows copied by the migration in logs = %d, want %d", got, m.Rows)
+	}
+	if got := scalar[int](t, ctx, c, "SELECT count() AS v FROM "+m.Backup); got != int(m.Rows) {
+		t.Errorf("the backup %s holds %d rows, want %d", m.Backup, got, m.Rows)
+	}
+
+	again, err := clickhouse.Apply(ctx, c, s)
+	if err != nil || again.Migration != nil || len(again.Created)+len(again.Updated)+len(again.Different) != 0 || !equal(again.Kept, allNames(db)) {
+		t.Errorf("Apply after the migration = %+v, %v; want everything kept", again, err)
 	}
 }

@@ -1,11 +1,13 @@
 // Command chctl reaches the ClickHouse side of the pipeline from a shell: it runs the bootstrap (the same
 // handler the bootstrap Lambda runs, Kafka credentials read from the MWAA_Secrets secret into a named
-// collection), prints the three example queries, and reports the Kafka table's consumers.
+// collection), prints the three example queries, reports the Kafka table's consumers, and counts the copies
+// of events in logs that re-consumed messages left.
 //
 //	chctl bootstrap  [--url U] [--user U] [--database D] [--secret-name N] [--brokers B] [--topic T]
 //	                 [--group G] [--num-consumers N] [--ca-file F | --ca-location P] [--cluster C] [--dry-run]
 //	chctl queries    [--url U] [--user U] [--database D]
 //	chctl consumers  [--url U] [--user U] [--database D] [--stale-after D]
+//	chctl duplicates [--url U] [--user U] [--database D] [--since T] [--until T] [--top N] [--json]
 //
 // The ClickHouse password comes from CLICKHOUSE_PASSWORD only (never a flag, so it stays out of ps); the
 // Kafka credentials only from the secret (Secrets Manager, or the emulator AWS_ENDPOINT_URL_SECRETSMANAGER
@@ -40,7 +42,7 @@ func main() {
 	os.Exit(flagenv.ExitCode(err))
 }
 
-const usage = "usage: chctl bootstrap|queries|consumers [flags] (chctl CMD -h for the flags)"
+const usage = "usage: chctl bootstrap|queries|consumers|duplicates [flags] (chctl CMD -h for the flags)"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return queries(ctx, args[1:], stdout, parse)
 	case "consumers":
 		return consumers(ctx, args[1:], stdout, parse)
+	case "duplicates":
+		return duplicates(ctx, args[1:], stdout, parse)
 	default:
 		return fmt.Errorf("%w: unknown command %q; %s", flagenv.ErrUsage, args[0], usage)
 	}
@@ -219,4 +223,65 @@ func consumers(ctx context.Context, args []string, stdout io.Writer, parse parse
 		return err
 	}
 	return st.Check(time.Now(), *stale, nil)
+}
+
+// duplicates reports raw rows against events in logs for a time range of the events' timestamps. Copies
+// are not an error (reads with FINAL count each event once): it exits 0 whatever it finds.
+func duplicates(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
+	fs := flag.NewFlagSet("duplicates", flag.ContinueOnError)
+	c := connFlags(fs)
+	since := fs.String("since", "24h", "start of the range (events' timestamp, inclusive): a time (2006-01-02 15:04:05 in UTC, or RFC 3339) or a duration before --until")
+	until := fs.String("until", "", "end of the range (exclusive): a time as --since takes it; default now")
+	top := fs.Int("top", 10, "list this many eventIds with the most copies")
+	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	end := time.Now().UTC()
+	if *until != "" {
+		t, err := parseTime(*until)
+		if err != nil {
+			return fmt.Errorf("%w: --until: %v", flagenv.ErrUsage, err)
+		}
+		end = t
+	}
+	start, err := parseTime(*since)
+	if d, derr := time.ParseDuration(*since); derr == nil {
+		start, err = end.Add(-d), nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w: --since: %v", flagenv.ErrUsage, err)
+	}
+	if !start.Before(end) {
+		return fmt.Errorf("%w: --since %s is not before --until %s", flagenv.ErrUsage, start.Format(time.RFC3339), end.Format(time.RFC3339))
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	cl, err := c.client(c.database)
+	if err != nil {
+		return err
+	}
+	rep, err := clickhouse.Duplicates(ctx, cl, start, end, *top)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return fmt.Errorf("writing the report: %w", err)
+		}
+		return nil
+	}
+	return clickhouse.WriteDuplicates(stdout, c.database, rep)
+}
+
+// parseTime reads a time in UTC as "2006-01-02 15:04:05" (fractions allowed), "2006-01-02", or RFC 3339.
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", time.DateOnly} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a time (2006-01-02 15:04:05, RFC 3339) nor a duration", s)
 }

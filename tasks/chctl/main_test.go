@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
+	"github.com/mwaa-kafka/pipeline/internal/flagenv"
 	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
 	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
@@ -93,6 +94,51 @@ func TestIntegrationChctl(t *testing.T) {
 	if r := decode(out); !errors.Is(err, clickhouse.ErrDrift) || r.OK || len(r.Diffs) != 1 || !strings.Contains(r.Diffs[0].Diff, "merge_with_ttl_timeout = 3600") {
 		t.Errorf("chctl bootstrap on a drifted table = %s, %v; want ErrDrift and the settings diff", out, err)
 	}
+	// Duplicates: copies of half the rows (the same eventId, coordinates and content, as a re-consumed
+	// message leaves them), kept from merging until counted.
+	var msgs [][]byte
+	for i := 1; i <= 40; i++ {
+		msgs = append(msgs, []byte(fmt.Sprintf(`{"eventId":%d,"level":"Info","source":"s","timestamp":"%s","computer":"c","user":"u","message":"m"}`,
+			i, time.Now().UTC().Add(-time.Duration(i)*time.Second).Format("2006-01-02T15:04:05.000000Z"))))
+	}
+	kafkatest.Produce(t, st.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP"), topic, msgs)
+	for n := 0; n < 40; {
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatalf("%d of 40 rows arrived in %s.logs", n, db)
+		}
+		time.Sleep(200 * time.Millisecond)
+		rows, err := clickhouse.QueryRows[struct {
+			N int `json:"n"`
+		}](ctx, c, clickhouse.Query{SQL: "SELECT count() AS n FROM " + db + ".logs"})
+		if err != nil || len(rows) != 1 {
+			t.Fatalf("counting rows: %v", err)
+		}
+		n = rows[0].N
+	}
+	for _, q := range []string{"SYSTEM STOP MERGES " + db + ".logs",
+		"INSERT INTO " + db + ".logs (eventId, level, source, timestamp, computer, user, message, kafka_partition, kafka_offset) " +
+			"SELECT eventId, level, source, timestamp, computer, user, message, kafka_partition, kafka_offset FROM " + db + ".logs WHERE eventId % 2 = 0"} {
+		if err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	out, err = chctl("duplicates", "--database", db, "--since", "1h", "--top", "3")
+	for _, want := range []string{db + ".logs, events from ", "rows (SELECT count() FROM logs)                          60",
+		"events (SELECT count() FROM logs FINAL)                  40", "copies (re-consumed rows not merged away yet)            20",
+		"eventIds with copies                                     20", "eventId  rows  events\n-------  ----  ------\n      2     2       1\n"} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("chctl duplicates = %s, %v; want %q", out, err, want)
+		}
+	}
+	out, err = chctl("duplicates", "--database", db, "--since", time.Now().UTC().Add(-time.Hour).Format(time.DateTime), "--json")
+	var rep clickhouse.DuplicateReport
+	if jerr := json.Unmarshal([]byte(out), &rep); err != nil || jerr != nil || rep.Rows != 60 || rep.Events != 40 || rep.Copies != 20 || len(rep.Top) != 10 {
+		t.Errorf("chctl duplicates --json = %s, %v; want 60 rows, 40 events, 20 copies, ten eventIds listed", out, err)
+	}
+	if _, err := chctl("duplicates", "--database", db, "--since", "yesterday"); !errors.Is(err, flagenv.ErrUsage) {
+		t.Errorf("chctl duplicates --since yesterday: err = %v, want a usage error", err)
+	}
+
 	// A bad flag, a missing database.
 	_, err = chctl("consumers", "--database", "no_such_db_"+db)
 	if err == nil {
