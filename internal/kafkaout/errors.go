@@ -23,7 +23,7 @@ var (
 	ErrTLS = errors.New("kafka TLS handshake failed")
 	// ErrUnreachable means no broker answered in time.
 	ErrUnreachable = errors.New("kafka brokers unreachable")
-	// ErrClosed is returned by Produce after Close.
+	// ErrClosed is returned by Produce after Close, and wrapped by the delivery error of a message Close purged.
 	ErrClosed = errors.New("producer closed")
 )
 
@@ -128,4 +128,10 @@ func PossiblyPersisted(err error) bool {
 		return false
 	}
 	return true
+}
+
+// isFatalCode reports whether err is librdkafka's answer to a call made after a fatal error.
+func isFatalCode(err error) bool {
+	var kerr kafka.Error
+	return errors.As(err, &kerr) && (kerr.Code() == kafka.ErrFatal || kerr.IsFatal())
 }

@@ -15,10 +15,10 @@ import (
 )
 
 // DeliveryFunc is called once per produced message, from the producer's event goroutine, when the broker
-// acknowledged it (err == nil) or librdkafka gave up on it (err != nil, e.g. message timeout or purge on
-// close). value is the message's bytes: for a delivered message they are valid only during the call (they
-// live in the producer's ring of pending messages); for a failed one they are the caller's to keep. It must
-// not block for long.
+// acknowledged it (err == nil) or librdkafka gave up on it (err != nil, e.g. message timeout; err wraps
+// ErrClosed for a message purged by Close, ErrFatal for one dropped after a fatal error). value is the
+// message's bytes: for a delivered message they are valid only during the call (they live in the producer's
+// ring of pending messages); for a failed one they are the caller's to keep. It must not block for long.
 type DeliveryFunc func(topic string, value []byte, err error)
 
 // Producer is safe for concurrent use.
@@ -35,6 +35,7 @@ type Producer struct {
 	errs     clientErrors // the client-level errors that explain failed calls
 	fatalErr atomic.Pointer[kafka.Error]
 	authFail func()
+	onFatal  func(error)
 
 	// What the health watcher reads (status.go): bytes held by librdkafka, Produce calls waiting for room,
 	// when the last client error arrived, and whether the event loop still runs.
@@ -53,6 +54,11 @@ type Option func(*Producer)
 // OnAuthFailure registers f to run (on its own goroutine) when the broker rejects the credentials, so the
 // caller can fetch rotated credentials and call SetCredentials.
 func OnAuthFailure(f func()) Option { return func(p *Producer) { p.authFail = f } }
+
+// OnFatal registers f to run once, on the producer's event goroutine, when librdkafka raises a fatal error
+// (after which nothing more can be delivered), with an error wrapping ErrFatal. f must not block: delivery
+// reports wait for it. The caller uses it to stop taking lines at once.
+func OnFatal(f func(error)) Option { return func(p *Producer) { p.onFatal = f } }
 
 // New connects a producer. It does not wait for the brokers: call CheckTopic for that.
 func New(cfg Config, report DeliveryFunc, opts ...Option) (*Producer, error) {
@@ -104,6 +110,14 @@ func (pr *Producer) delivered(e *kafka.Message) {
 	var err error
 	if e.TopicPartition.Error != nil {
 		err = e.TopicPartition.Error
+		// Failures that hit every message alike are marked, so callers can tell them apart with errors.Is:
+		// the client failed (ErrFatal), or Close purged what was left (ErrClosed).
+		switch {
+		case pr.fatalErr.Load() != nil:
+			err = fmt.Errorf("%w: %w", ErrFatal, err)
+		case pr.closed.Load():
+			err = fmt.Errorf("%w: %w", ErrClosed, err)
+		}
 	}
 	topic := ""
 	if e.TopicPartition.Topic != nil {
@@ -143,8 +157,12 @@ func (pr *Producer) clientError(e kafka.Error) {
 	// A broker may be gone, and with it the leader of some partitions: look again which have one.
 	pr.sticky.refreshAll()
 	if e.IsFatal() {
-		pr.fatalErr.Store(&e)
-		pr.log.Error("kafka fatal error", "code", e.Code().String(), "err", e.Error())
+		if pr.fatalErr.Swap(&e) == nil {
+			pr.log.Error("kafka fatal error", "code", e.Code().String(), "err", e.Error())
+			if pr.onFatal != nil {
+				pr.onFatal(pr.Fatal())
+			}
+		}
 		return
 	}
 	pr.log.Warn("kafka client error", "code", e.Code().String(), "err", e.Error())
@@ -173,6 +191,7 @@ func (pr *Producer) logs() {
 // Produce enqueues value for topic. While the local queue is full it waits for deliveries to make room,
 // until ctx is done. The value is copied; the caller may reuse it when Produce returns. The message's key
 // is the producer's own 8-byte sequence number (see pending): consumers of the topic should ignore keys.
+// After Close it returns ErrClosed, and after a fatal error an error wrapping ErrFatal, at once.
 func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, headers ...Header) error {
 	msg := kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: pr.topicRef(topic), Partition: pr.sticky.partition(topic, len(value))},
@@ -197,6 +216,9 @@ func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, hea
 		if pr.closed.Load() {
 			return pr.abandon(seq, reserved, ErrClosed)
 		}
+		if pr.fatalErr.Load() != nil {
+			return pr.abandon(seq, reserved, fmt.Errorf("producing to %s: %w", topic, pr.Fatal()))
+		}
 		if !reserved {
 			var err error
 			if seq, msg.Key, reserved, err = pr.pending.reserve(value); err != nil {
@@ -211,6 +233,10 @@ func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, hea
 				return nil
 			}
 			pr.queuedBytes.Add(-int64(len(value)))
+			if isFatalCode(err) {
+				// librdkafka failed before its error event reached this producer.
+				return pr.abandon(seq, reserved, fmt.Errorf("producing to %s: %w: %w", topic, ErrFatal, err))
+			}
 			if isUnknownPartition(err) && msg.TopicPartition.Partition != kafka.PartitionAny {
 				// The client knows the topic has fewer partitions than sticky counted (it was created
 				// again smaller): librdkafka's partitioner, which knows the count, places this one, and
@@ -222,9 +248,6 @@ func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, hea
 			if !isQueueFull(err) {
 				return pr.abandon(seq, reserved, fmt.Errorf("producing to %s: %w", topic, err))
 			}
-		}
-		if fe := pr.fatalErr.Load(); fe != nil {
-			return pr.abandon(seq, reserved, fmt.Errorf("producing to %s: producer failed: %w", topic, *fe))
 		}
 		// The queue is full: wait for a delivery (or a short tick, in case the ping was taken by another caller).
 		if !waiting {

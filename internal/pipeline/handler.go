@@ -3,9 +3,11 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/internal/event"
@@ -31,6 +33,9 @@ type handler struct {
 	stopReading context.CancelFunc
 
 	bufs sync.Pool
+	// clientDown limits to one each the logs of failures that hit every line alike once the Kafka client
+	// failed or closed (see logClientDown); the summary and the metrics count every line.
+	clientDown [2]atomic.Bool
 }
 
 var _ tcpin.Handler = (*handler)(nil)
@@ -138,7 +143,10 @@ func (h *handler) putDeadLetter(ctx context.Context, src tcpin.Source, line []by
 	switch {
 	case err != nil:
 		h.counts.failed.Add(1)
-		h.log.Error("dead-lettering a line failed: line lost", "reason", reason, "source", src.Remote, "err", err)
+		if !h.logClientDown(err, "dead-lettering failed: the kafka client is down; every line it cannot take from now is counted failed",
+			"reason", reason, "err", err) {
+			h.log.Error("dead-lettering a line failed: line lost", "reason", reason, "source", src.Remote, "err", err)
+		}
 	case !async:
 		h.counts.deadLettered.Add(1)
 	}
@@ -149,7 +157,9 @@ func (h *handler) delivered(topic string, value []byte, err error) {
 	if topic != h.topic { // the dead-letter topic
 		if err != nil {
 			h.counts.failed.Add(1)
-			h.log.Error("dead-letter delivery failed: line lost", "topic", topic, "err", err)
+			if !h.logClientDown(err, "dead-letter deliveries failed: the kafka client is down; they are counted failed", "topic", topic, "err", err) {
+				h.log.Error("dead-letter delivery failed: line lost", "topic", topic, "err", err)
+			}
 			return
 		}
 		h.counts.deadLettered.Add(1)
@@ -165,12 +175,33 @@ func (h *handler) delivered(topic string, value []byte, err error) {
 	}
 	// Kafka gave up on these lines. This runs on the producer's event goroutine, which must not block (it
 	// is what frees the queue), so the dead-letter attempt may not wait for queue space.
-	h.log.Warn("delivery failed; dead-lettering", "topic", topic, "events", events, "err", err)
+	if !h.logClientDown(err, "deliveries failed: the kafka client is down; the lines it held are dead-lettered", "topic", topic, "err", err) {
+		h.log.Warn("delivery failed; dead-lettering", "topic", topic, "events", events, "err", err)
+	}
 	src := tcpin.Source{Remote: "delivery-report"}
 	persisted := kafkaout.PossiblyPersisted(err)
 	for _, line := range bytes.Split(value, []byte{'\n'}) {
 		h.putDeadLetter(doneCtx, src, line, ReasonDeliveryFailed, err.Error(), persisted)
 	}
+}
+
+// logClientDown reports whether err means the Kafka client failed (ErrFatal) or was closed (ErrClosed: the
+// purge at the end of the drain). Such an error hits every line still held, possibly tens of thousands at
+// once, so only the first of each kind is logged (with msg and args); the others are counted, not logged.
+func (h *handler) logClientDown(err error, msg string, args ...any) bool {
+	var kind int
+	switch {
+	case errors.Is(err, kafkaout.ErrFatal):
+		kind = 0
+	case errors.Is(err, kafkaout.ErrClosed):
+		kind = 1
+	default:
+		return false
+	}
+	if !h.clientDown[kind].Swap(true) {
+		h.log.Error(msg, args...)
+	}
+	return true
 }
 
 // doneCtx is already cancelled: a Produce given it tries once and never waits for queue space.

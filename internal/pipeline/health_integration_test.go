@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -65,7 +66,8 @@ func probe(t *testing.T, url string, d time.Duration, what string, want func(int
 // TestIntegrationHealthKafkaClientFailed runs the reader against the real broker and makes librdkafka raise
 // a fatal error on its producer (the only state no broker can be asked to cause; the broker faults are in
 // the chaos suite). /healthz turns from 200 to 503 naming the failure, and the EMF records written meanwhile
-// hold the counters.
+// hold the counters. The failure stops the run (TestIntegrationFatalKafkaError checks how); the test holds it
+// at the end of its drain to look at /healthz then.
 func TestIntegrationHealthKafkaClientFailed(t *testing.T) {
 	st := stacktest.Load(t)
 	bootstrap := st.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP")
@@ -82,7 +84,15 @@ func TestIntegrationHealthKafkaClientFailed(t *testing.T) {
 
 	prods := make(chan *kafkaout.Producer, 1)
 	testHookProducer = func(p *kafkaout.Producer) { prods <- p }
-	t.Cleanup(func() { testHookProducer = nil })
+	drained, release := make(chan struct{}), make(chan struct{})
+	testHookDrained = func() {
+		close(drained)
+		<-release
+	}
+	var releaseOnce sync.Once
+	unhold := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(func() { testHookProducer, testHookDrained = nil, nil })
+	defer unhold()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var out syncBuffer
@@ -115,14 +125,22 @@ func TestIntegrationHealthKafkaClientFailed(t *testing.T) {
 	if err := prod.InjectFatalError("injected by the test"); err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case <-drained:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not stop within 30 s of the fatal error")
+	}
 	body := probe(t, base+"/healthz", 10*time.Second, "kafka client failed", func(c int, b map[string]any) bool {
 		return c == 503 && b["state"] == "kafka_failed"
 	})
 	if r, _ := body["reason"].(string); !strings.Contains(r, "kafka client failed") || !strings.Contains(r, "injected by the test") {
 		t.Errorf("reason = %q, want the fatal error", r)
 	}
+	unhold()
+	if err := <-done; !errors.Is(err, kafkaout.ErrFatal) {
+		t.Errorf("Run = %v, want the fatal error", err)
+	}
 	stop()
-	<-done // lines produced after the failure are lost and the run says so; that is not what this test checks
 	stopSource()
 	<-src
 

@@ -56,6 +56,9 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (S
 // testHookProducer, when a test sets it, receives the producer as soon as it exists (to inject faults into it).
 var testHookProducer func(*kafkaout.Producer)
 
+// testHookDrained, when a test sets it, runs once the drain is over, while /healthz and /readyz still answer.
+var testHookDrained func()
+
 func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log *slog.Logger) (summary Summary, err error) {
 	startCtx := ctx
 	if cfg.Bounded() {
@@ -92,7 +95,14 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 	kcfg.Connection = kcfg.Connection.WithCredentials(creds)
 	kcfg.MessageMaxBytes = max(cfg.MaxMessageBytes, cfg.Source.MaxLineBytes)
 	kcfg.Logger = log
-	prod, err = kafkaout.New(kcfg, h.delivered, kafkaout.OnAuthFailure(func() { refresh.refresh(ctx) }))
+	// A fatal client error stops reading at once: every later line would fail, so the source is better held
+	// back by TCP (and, once this process exits non-zero after the drain, served by its replacement).
+	onFatal := kafkaout.OnFatal(func(err error) {
+		log.Error("kafka client failed: reading stopped; the reader exits with an error after the drain so that it is replaced",
+			"err", err)
+		stopReading()
+	})
+	prod, err = kafkaout.New(kcfg, h.delivered, kafkaout.OnAuthFailure(func() { refresh.refresh(ctx) }), onFatal)
 	if err != nil {
 		return counts.Snapshot(), err
 	}
@@ -198,12 +208,16 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 	}
 	closeProducer()
 	closeDLQ()
+	if testHookDrained != nil {
+		testHookDrained()
+	}
 	summary = counts.Snapshot()
 	summary.DeadLetterReasons = counts.Reasons()
 	if rerr != nil {
-		return summary, fmt.Errorf("reading log source: %w", rerr)
+		rerr = fmt.Errorf("reading log source: %w", rerr)
 	}
-	return summary, nil
+	// A failed client ends the run in error (the process exits non-zero), after the drain.
+	return summary, errors.Join(prod.Fatal(), rerr)
 }
 
 // loadCredentials reads the Kafka credentials. Transient failures (an unreachable endpoint) are retried with
