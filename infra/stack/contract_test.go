@@ -230,7 +230,7 @@ func dockerfileRuntime(t *testing.T) (user string, health []string) {
 
 // assertContainerRunsAsImage checks the task definition against the image and the reader: a read-only root
 // filesystem (the reader, as configured, writes no file), the image's non-root user, the image's health
-// check probing the address and path the reader serves, and a stop timeout that covers the reader's drain.
+// check probing the address and path the reader serves, and a stop timeout that covers the reader's whole shutdown.
 func assertContainerRunsAsImage(t *testing.T, tmpl assertions.Template, cfg pipeline.Config) {
 	t.Helper()
 	cd := containerDef(t, tmpl)
@@ -264,7 +264,8 @@ func assertContainerRunsAsImage(t *testing.T, tmpl assertions.Template, cfg pipe
 		t.Errorf("health check %v does not probe %s, where the reader (--metrics-addr %s) serves health", cmd, url, cfg.MetricsAddr)
 	}
 
-	// After the drain the reader flushes and closes; 10s of slack keeps SIGKILL from cutting that short.
+	// The reader's whole shutdown (stop read-out, drain, close, summary) ends within its drain timeout
+	// (test/chaos TestReaderSIGTERMBrokerDown); 10s of slack keeps SIGKILL from cutting the exit short.
 	if stop := stopTimeout(t, tmpl); stop < cfg.DrainTimeout+10*time.Second || stop > 120*time.Second {
 		t.Errorf("StopTimeout %s, reader drain timeout %s: want drain + 10s <= stop timeout <= 120s (Fargate's limit)", stop, cfg.DrainTimeout)
 	}

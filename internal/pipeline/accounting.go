@@ -23,6 +23,14 @@ type Counts struct {
 // deadLetterAttempt counts a line sent to the dead-letter path for reason (whether or not it gets there).
 func (c *Counts) deadLetterAttempt(reason string) { c.reasons.add(reason) }
 
+// abandon counts every line still in flight as failed and returns how many: for a shutdown whose deadline
+// passed before the Kafka client reported on them.
+func (c *Counts) abandon() uint64 {
+	n := c.Snapshot().InFlight
+	c.failed.Add(n)
+	return n
+}
+
 // Reasons returns a copy of the dead-letter counts by reason.
 func (c *Counts) Reasons() map[string]uint64 { return c.reasons.snapshot() }
 

@@ -71,15 +71,16 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 		return counts.Snapshot(), err
 	}
 
-	// produceCtx outlives ctx: lines already read keep waiting for Kafka until the drain deadline.
-	produceCtx, cancelProduce := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelProduce()
+	// One clock bounds everything after reading stops (see shutdown); until it runs out, lines already read
+	// keep waiting for Kafka.
+	sd := newShutdown(ctx, cfg.DrainTimeout)
+	defer sd.release()
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 
 	h := &handler{
 		v: event.NewValidator(cfg.Validation), topic: cfg.Topic, counts: counts, log: log,
-		perMessage: cfg.EventsPerMessage, maxMsg: cfg.MaxMessageBytes, produceCtx: produceCtx,
+		perMessage: cfg.EventsPerMessage, maxMsg: cfg.MaxMessageBytes, produceCtx: sd.flushCtx,
 		maxEvents: cfg.MaxEvents, stopReading: stopReading,
 	}
 	var prod *kafkaout.Producer
@@ -111,13 +112,8 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 	if testHookProducer != nil {
 		testHookProducer(prod)
 	}
-	closed := false
-	closeProducer := func() {
-		if !closed {
-			closed = true
-			prod.Close()
-		}
-	}
+	var closeOnce sync.Once
+	closeProducer := func() { closeOnce.Do(prod.Close) }
 	defer closeProducer()
 
 	if cfg.DLQFile != "" {
@@ -192,21 +188,25 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 	m.ready.Set(1)
 	log.Info("reading", "mode", cfg.Source.Mode.String(), "addr", cfg.Source.Addr, "reader", cfg.Reader.String(), "topic", cfg.Topic,
 		"validation", cfg.Validation.String(), "events_per_message", cfg.EventsPerMessage)
-	// Once reading stops, blocked producers get DrainTimeout more to enqueue before they give up.
-	drainTimer := context.AfterFunc(readCtx, func() { time.AfterFunc(cfg.DrainTimeout, cancelProduce) })
-	defer drainTimer()
+	// The shutdown clock starts the moment reading stops; Produce calls still waiting for room see it.
+	stopClock := context.AfterFunc(readCtx, sd.start)
+	defer stopClock()
 	rerr := reader.Run(readCtx)
+	deadline := sd.deadlineTime()
 	watch.setPhase(phaseStopped, rerr)
 	m.ready.Set(0)
 
-	log.Info("draining", "in_flight", counts.Snapshot().InFlight)
-	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
-	defer cancelFlush()
-	if left := prod.Flush(flushCtx); left > 0 {
+	log.Info("draining", "in_flight", counts.Snapshot().InFlight, "deadline_in", time.Until(deadline).Round(time.Millisecond).String())
+	if left := prod.Flush(sd.flushCtx); left > 0 {
 		log.Error("drain deadline passed with messages unacknowledged; they are dead-lettered or counted failed",
 			"messages", left, "drain_timeout", cfg.DrainTimeout.String())
 	}
-	closeProducer()
+	if !within(deadline, closeProducer) {
+		// Not seen in practice; if it happens, the summary still comes before the task's stop timeout.
+		n := counts.abandon()
+		log.Error("the kafka client did not close by the shutdown deadline; the lines it still held are counted failed",
+			"lines", n, "drain_timeout", cfg.DrainTimeout.String())
+	}
 	closeDLQ()
 	if testHookDrained != nil {
 		testHookDrained()

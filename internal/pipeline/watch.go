@@ -140,11 +140,15 @@ func (w *watcher) observe(now time.Time) {
 // observeStall opens, repeats and closes the stall episode. w.mu is held.
 func (w *watcher) observeStall(now time.Time, s Summary) {
 	acked := s.Delivered + s.DeadLettered
-	progressed := acked != w.lastAcked || s.InFlight == 0
+	ackedMore := acked != w.lastAcked
+	progressed := ackedMore || s.InFlight == 0
 	if progressed {
 		w.lastAcked, w.lastProgress = acked, now
 	}
 	switch {
+	case w.stall != nil && !ackedMore && s.InFlight == 0 && w.phase == phaseStopped:
+		// The drain ended the stall by giving up on the lines, not by delivering them: no recovery. finish
+		// closes the episode.
 	case w.stall == nil && !progressed && now.Sub(w.lastProgress) >= w.cfg.StallAfter:
 		w.stall = &stall{since: w.lastProgress, lastLog: now, inFlightAtStart: s.InFlight, receivedAtStart: s.Received,
 			failedAtStart: s.Failed}

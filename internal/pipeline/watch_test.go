@@ -73,6 +73,7 @@ type watchFixture struct {
 	now    time.Time
 	mu     sync.Mutex // guards reason while the watcher runs on its own goroutine
 	reason map[string]uint64
+	tick   bool // take one more look before the stop
 }
 
 func newWatchFixture() *watchFixture {
@@ -275,7 +276,9 @@ func TestWatcherClosesEpisodesAtShutdown(t *testing.T) {
 			f.counts.received.Add(50)
 			f.step(15 * time.Second)
 		}, func(f *watchFixture) {
+			f.w.setPhase(phaseStopped, nil)
 			f.counts.failed.Add(50) // the drain's deadline passed and the close purged them
+			f.tick = true           // a tick sees that before the stop: no recovery
 		}, "WARN delivery stalled; WARN delivery stalled until shutdown", func(t *testing.T, recs []map[string]any) {
 			if recs[1]["failed_lines"] != 50.0 || recs[1]["at_shutdown"] != true {
 				t.Errorf("end record = %v, want 50 failed lines, at shutdown", recs[1])
@@ -295,6 +298,9 @@ func TestWatcherClosesEpisodesAtShutdown(t *testing.T) {
 				f.mu.Lock()
 				tt.last(f)
 				f.mu.Unlock()
+			}
+			if f.tick {
+				f.w.observe(f.now)
 			}
 			stop()
 			recs := logRecords(t, f.logs)

@@ -114,6 +114,7 @@ func TestSIGHUPNeverStopsTheReader(t *testing.T) {
 		if sum.Delivered == 0 {
 			t.Errorf("summary = %+v, want lines delivered", sum)
 		}
+		t.Logf("three SIGHUPs while reading, then SIGTERM: %+v", sum)
 	})
 
 	t.Run("source TLS on, not started yet", func(t *testing.T) {

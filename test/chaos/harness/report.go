@@ -9,11 +9,13 @@ import (
 )
 
 // Row is one scenario's outcome: sent (written by the source), delivered (distinct eventIds on the topic),
-// dead-lettered, lost and duplicated, and what else the scenario measured.
+// dead-lettered, failed (the reader's own count of lines neither delivered nor dead-lettered), lost and
+// duplicated, the reader's peak resident memory (0: not measured), and what else the scenario measured.
 type Row struct {
-	Scenario                                        string
-	Sent, Delivered, DeadLettered, Lost, Duplicated uint64
-	Notes                                           string
+	Scenario                                                string
+	Sent, Delivered, DeadLettered, Failed, Lost, Duplicated uint64
+	PeakRSS                                                 uint64 // bytes
+	Notes                                                   string
 }
 
 // Report collects rows from concurrent tests and renders them as a Markdown table.
@@ -39,11 +41,15 @@ func (r *Report) Markdown(title string) string {
 	})
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", title)
-	b.WriteString("| scenario | sent | delivered | dead-lettered | lost | duplicated | notes |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	b.WriteString("| scenario | sent | delivered | dead-lettered | failed | lost | duplicated | peak RSS | notes |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, row := range r.rows {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s |\n", row.Scenario, row.Sent, row.Delivered,
-			row.DeadLettered, row.Lost, row.Duplicated, strings.ReplaceAll(row.Notes, "|", "/"))
+		rss := "–"
+		if row.PeakRSS > 0 {
+			rss = fmt.Sprintf("%.0f MiB", float64(row.PeakRSS)/(1<<20))
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %s | %s |\n", row.Scenario, row.Sent, row.Delivered,
+			row.DeadLettered, row.Failed, row.Lost, row.Duplicated, rss, strings.ReplaceAll(row.Notes, "|", "/"))
 	}
 	return b.String()
 }
