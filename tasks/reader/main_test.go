@@ -94,11 +94,11 @@ func TestSIGHUPNeverStopsTheReader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srcDone := make(chan error, 1)
+		srcDone := make(chan logsource.Stats, 1)
 		go func() {
-			_, err := logsource.Serve(ctx, ln, logsource.Config{Seed: 9, FirstID: 1, Rate: 5000, TimeMode: logsource.TimeSynthetic,
+			st, _ := logsource.Serve(ctx, ln, logsource.Config{Seed: 9, FirstID: 1, Rate: 5000, TimeMode: logsource.TimeSynthetic,
 				Start: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)})
-			srcDone <- err
+			srcDone <- st
 		}()
 		r := startReader(t, bin, "--source-addr", ln.Addr().String(), "--topic", topic, "--dlq-topic", dlq,
 			"--security-protocol", "plaintext", "--bootstrap", bootstrap)
@@ -110,11 +110,11 @@ func TestSIGHUPNeverStopsTheReader(t *testing.T) {
 		}
 		sum := r.terminate(t)
 		cancel()
-		<-srcDone
+		sent := (<-srcDone).Sent
 		if sum.Delivered == 0 {
 			t.Errorf("summary = %+v, want lines delivered", sum)
 		}
-		t.Logf("three SIGHUPs while reading, then SIGTERM: %+v", sum)
+		t.Logf("three SIGHUPs while reading, then SIGTERM: sent %d, %+v", sent, sum)
 	})
 
 	t.Run("source TLS on, not started yet", func(t *testing.T) {
