@@ -132,7 +132,7 @@ func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, que
 	d := newDeadliner(ctx, conn, r.cfg)
 	defer d.stop()
 	defer d.closing(src)
-	max := r.cfg.MaxLineBytes
+	maxLine := r.cfg.MaxLineBytes
 	partial := r.cfg.shared.partial
 	var (
 		pending    []byte // the start of a line longer than the bufio buffer
@@ -141,16 +141,6 @@ func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, que
 		batch      *lineBatch
 	)
 	defer func() { partial.give(lent) }()
-	// endPending gives back what pending borrowed, and drops a buffer a long line grew.
-	endPending := func() {
-		partial.give(lent)
-		lent = 0
-		if cap(pending) > bufioBytes {
-			pending = nil
-		} else {
-			pending = pending[:0]
-		}
-	}
 	// flush queues the lines batched so far; a reject is queued only after it, so order is kept.
 	flush := func() {
 		if batch != nil && len(batch.lines) > 0 {
@@ -172,6 +162,32 @@ func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, que
 		taken := take(len(line))
 		queue <- queued{src: src, line: bytes.Clone(line), taken: taken, reason: reason, detail: detail}
 	}
+	// grow appends b to pending, in memory the partial-line budget lends (its whole capacity); false when
+	// the budget has not enough left.
+	grow := func(b []byte) bool {
+		need := len(pending) + len(b)
+		if need > cap(pending) {
+			size := max(min(2*cap(pending), maxLine+1+bufioBytes), need, bufioBytes)
+			if !partial.take(int64(size - cap(pending))) {
+				return false
+			}
+			lent += int64(size - cap(pending))
+			pending = append(make([]byte, 0, size), pending...)
+		}
+		pending = append(pending, b...)
+		return true
+	}
+	// endPending gives back what pending borrowed, and drops it: a long line's buffer does not outlive it.
+	endPending := func() {
+		partial.give(lent)
+		lent, pending = 0, nil
+	}
+	// overBudget rejects the line pending and b make up, which the budget cannot hold, and skips its rest.
+	overBudget := func(b []byte) {
+		reject(sampleOf(pending, b), event.ReasonOversized, partial.overDetail(len(pending)+len(b)))
+		discarding = true
+		endPending()
+	}
 	for {
 		d.arm(ctx)
 		frag, err := br.ReadSlice('\n')
@@ -186,13 +202,17 @@ func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, que
 			}
 			line := frag[:len(frag)-1]
 			if len(pending) > 0 {
-				line = append(pending, line...)
-				pending = line[:0]
+				if !grow(line) {
+					overBudget(nil)
+					discarding = false // the newline was this fragment's
+					continue
+				}
+				line = pending
 			}
 			line = trimCR(line)
-			if len(line) > max {
+			if len(line) > maxLine {
 				reject(sample(line), event.ReasonOversized,
-					fmt.Sprintf("line of %d bytes exceeds the limit of %d bytes", len(line), max))
+					fmt.Sprintf("line of %d bytes exceeds the limit of %d bytes", len(line), maxLine))
 				endPending()
 				continue
 			}
@@ -211,30 +231,19 @@ func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, que
 			if discarding {
 				continue
 			}
-			if !partial.take(int64(len(frag))) {
-				reject(sample(append(pending, frag...)), event.ReasonOversized, partial.overDetail(len(pending)+len(frag)))
-				discarding = true
-				endPending()
+			if !grow(frag) {
+				overBudget(frag)
 				continue
 			}
-			lent += int64(len(frag))
-			pending = append(pending, frag...)
-			if len(pending) > max+1 {
-				reject(sample(pending), event.ReasonOversized, fmt.Sprintf("line exceeds the limit of %d bytes", max))
+			if len(pending) > maxLine+1 {
+				reject(sample(pending), event.ReasonOversized, fmt.Sprintf("line exceeds the limit of %d bytes", maxLine))
 				discarding = true
 				endPending()
 			}
 		case d.again(ctx, err):
-			if len(frag) > 0 {
-				// The part of a line read before the interrupt: assembled like a long line's start.
-				if !partial.take(int64(len(frag))) {
-					reject(sample(append(pending, frag...)), event.ReasonOversized, partial.overDetail(len(pending)+len(frag)))
-					discarding = true
-					endPending()
-					continue
-				}
-				lent += int64(len(frag))
-				pending = append(pending, frag...)
+			// The part of a line read before the interrupt: assembled like a long line's start.
+			if len(frag) > 0 && !grow(frag) {
+				overBudget(frag)
 			}
 		default:
 			flush()
@@ -243,8 +252,8 @@ func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, que
 				partialLine := append(pending, frag...)
 				// Over the limit already: oversized, as HighPerfTCPReader says of it (its framer checks
 				// after every read; the check above runs only when the bufio buffer is full).
-				if partialOver(partialLine, max) {
-					reject(sample(partialLine), event.ReasonOversized, fmt.Sprintf("line exceeds the limit of %d bytes", max))
+				if partialOver(partialLine, maxLine) {
+					reject(sample(partialLine), event.ReasonOversized, fmt.Sprintf("line exceeds the limit of %d bytes", maxLine))
 				} else {
 					reject(sample(partialLine), event.ReasonTruncated,
 						fmt.Sprintf("%s after %d bytes of a line without its newline", cause, len(partialLine)))
@@ -253,4 +262,13 @@ func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, que
 			return rerr
 		}
 	}
+}
+
+// sampleOf is the sample of the line a and b make up, without copying more of them than the sample.
+func sampleOf(a, b []byte) []byte {
+	s := sample(a)
+	if n := min(len(b), SampleBytes-len(s)); n > 0 {
+		s = append(s[:len(s):len(s)], b[:n]...)
+	}
+	return s
 }
