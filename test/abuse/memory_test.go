@@ -142,10 +142,10 @@ func partialLineFlood(t *testing.T, impl string) {
 	reasons := harness.ReasonCounts(dls)
 	report.Add(harness.Row{Scenario: fmt.Sprintf("F. %d connections (%d per address) each holding a %d KiB partial line, a source streaming %d lines/s (listen mode, %s reader)",
 		conns, perAddr, lineLen>>10, rate, impl), Sent: total + uint64(len(held)), Delivered: tally.Unique, DeadLettered: uint64(len(dls)),
-		Lost: total - min(total, tally.Unique), Duplicated: tally.Duplicated,
-		Notes: fmt.Sprintf("failed %d; peak RSS %s (before %s; bound %s: budget %s + %d connections' buffers of %d KiB + Go base %s, the GOMEMLIMIT, + %s outside Go); long lines: %v; "+
+		Failed: sum.Failed, Lost: total - min(total, tally.Unique), Duplicated: tally.Duplicated, PeakRSS: peakHeld,
+		Notes: fmt.Sprintf("peak RSS %s (before %s; bound %s: budget %s + %d connections' buffers of %d KiB + Go base %s, the GOMEMLIMIT, + %s outside Go); long lines: %v; "+
 			"65th from one address refused: %v (refused total %v); written in %.1fs; streamer wrote %d lines while the lines were held; exit %d",
-			sum.Failed, mib(peakHeld), mib(rssBefore), mib(bound), mib(uint64(budget)), conns, perConn>>10, mib(goBase), mib(nonGo), reasons,
+			mib(peakHeld), mib(rssBefore), mib(bound), mib(uint64(budget)), conns, perConn>>10, mib(goBase), mib(nonGo), reasons,
 			extraClosed, m["logreader_connections_refused_total"], written.Seconds(), total-idsAtFlood, code)})
 	t.Logf("%s; received %d; summary %+v; peak RSS %s, bound %s", tally, got, sum, mib(r.PeakRSS()), mib(bound))
 
