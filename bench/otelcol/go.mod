@@ -2,6 +2,8 @@ module github.com/mwaa-kafka/pipeline/bench/otelcol
 
 go 1.26.8
 
+toolchain go1.26.10
+
 require (
 	github.com/open-telemetry/opentelemetry-collector-contrib/exporter/kafkaexporter v0.165.1
 	github.com/open-telemetry/opentelemetry-collector-contrib/receiver/tcplogreceiver v0.165.1
