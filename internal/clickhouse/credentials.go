@@ -87,12 +87,31 @@ func (a KafkaAuth) Validate() error {
 			return fmt.Errorf("kafka %s: %w", f.name, ErrControlChar)
 		}
 	}
-	if a.CAPEM != "" {
-		if b, _ := pem.Decode([]byte(a.CAPEM)); b == nil || b.Type != "CERTIFICATE" {
-			return fmt.Errorf("kafka CA PEM: no CERTIFICATE block: %w", ErrSecretValue)
-		}
+	if a.CAPEM != "" && canonicalPEM(a.CAPEM) == "" {
+		return fmt.Errorf("kafka CA PEM: no CERTIFICATE block: %w", ErrSecretValue)
 	}
 	return nil
+}
+
+// canonicalPEM returns the CERTIFICATE blocks of s as encoding/pem writes them (64-column base64, LF line
+// ends, each block ending in a newline), or "" when s holds none. The same CA read from a file (ending in a
+// newline), pasted inline without it, or with CRLF line ends is then one text: the comment's hash and the
+// collection's value do not change with the form, so a rerun does not take a new form for new credentials.
+// Text outside the blocks (openssl's "subject=" lines) is dropped; librdkafka ignores it too.
+func canonicalPEM(s string) string {
+	var out []byte
+	rest := []byte(s)
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			out = append(out, pem.EncodeToMemory(&pem.Block{Type: b.Type, Bytes: b.Bytes})...)
+		}
+	}
+	return string(out)
 }
 
 // marker is what logs_queue's comment says about its credentials: their source and version and the CA,
@@ -101,7 +120,7 @@ func (a KafkaAuth) marker() string {
 	ca := "default trust store"
 	switch {
 	case a.CAPEM != "":
-		sum := sha256.Sum256([]byte(a.CAPEM))
+		sum := sha256.Sum256([]byte(canonicalPEM(a.CAPEM)))
 		ca = "PEM sha256:" + hex.EncodeToString(sum[:8])
 	case a.CALocation != "":
 		ca = "file " + a.CALocation
@@ -120,7 +139,7 @@ func (a KafkaAuth) collectionValues() map[string]string {
 		"kafka.sasl_password":     a.Password,
 	}
 	if a.CAPEM != "" {
-		v["kafka.ssl_ca_pem"] = a.CAPEM
+		v["kafka.ssl_ca_pem"] = canonicalPEM(a.CAPEM)
 	}
 	if a.CALocation != "" {
 		v["kafka.ssl_ca_location"] = a.CALocation

@@ -154,3 +154,30 @@ func TestKafkaStatusCheck(t *testing.T) {
 		})
 	}
 }
+
+func TestCanonicalPEM(t *testing.T) {
+	const second = "-----BEGIN CERTIFICATE-----\nMIIBtDCCAVqgAwIBAgIV\n-----END CERTIFICATE-----\n"
+	tests := []struct {
+		name, in, want string
+	}{
+		{"as a file holds it", testPEM, testPEM},
+		{"no final newline", strings.TrimSuffix(testPEM, "\n"), testPEM},
+		{"CRLF line ends", strings.ReplaceAll(testPEM, "\n", "\r\n"), testPEM},
+		{"blank lines and text around it", "subject=CN=ca\n\n" + testPEM + "\n\n", testPEM},
+		{"a bundle of two, the second without its final newline", testPEM + strings.TrimSuffix(second, "\n"), testPEM + second},
+		{"a key is not a CA", "-----BEGIN PRIVATE KEY-----\nMIIBszCCAVmgAwIBAgIU\n-----END PRIVATE KEY-----\n", ""},
+		{"not a PEM", "hello", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := canonicalPEM(tt.in); got != tt.want {
+				t.Errorf("canonicalPEM(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+	// One CA, one marker and one collection value, whatever its form.
+	a, b := KafkaAuth{CAPEM: testPEM, Source: "s"}, KafkaAuth{CAPEM: strings.TrimSuffix(testPEM, "\n"), Source: "s"}
+	if a.marker() != b.marker() || a.collectionValues()["kafka.ssl_ca_pem"] != b.collectionValues()["kafka.ssl_ca_pem"] {
+		t.Errorf("marker %q and %q, or their collection values, differ for one CA", a.marker(), b.marker())
+	}
+}
