@@ -340,6 +340,9 @@ func TestEmulatorBootstrap(t *testing.T) {
 			if err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+clickhouse.QuoteIdent(d)+" SYNC"); err != nil {
 				t.Errorf("dropping %s: %v", d, err)
 			}
+			if err := c.Exec(ctx, "DROP NAMED COLLECTION IF EXISTS "+clickhouse.QuoteIdent(d+"_kafka")); err != nil {
+				t.Errorf("dropping the named collection of %s: %v", d, err)
+			}
 		}
 	})
 	topic := kafkatest.UniqueTopic("rie_bootstrap")
@@ -392,6 +395,16 @@ func TestEmulatorBootstrap(t *testing.T) {
 	opt := decode(must(e.invoke(t, `{"database":"`+other+`"}`)))
 	if !opt.OK || opt.Database != other || len(opt.Created) != len(first.Created) {
 		t.Errorf(`{"database":%q} = %+v, want everything created there`, other, opt)
+	}
+
+	// Drift fails the invocation, so the console shows a failed run: errorType BootstrapError, the summary as
+	// its message.
+	if err := c.Exec(ctx, "ALTER TABLE "+clickhouse.QuoteIdent(other)+".logs ADD COLUMN note String DEFAULT ''"); err != nil {
+		t.Fatal(err)
+	}
+	drifted, _ := e.invoke(t, `{"database":"`+other+`"}`)
+	if le, ok := asError(drifted); !ok || le.ErrorType != "BootstrapError" || !strings.Contains(le.ErrorMessage, other+".logs: the stored definition differs from the DDL") {
+		t.Errorf(`{"database":%q} on a drifted logs answered %s; want errorType BootstrapError and the summary naming %s.logs`, other, drifted, other)
 	}
 
 	for payload, want := range map[string]string{

@@ -35,5 +35,6 @@ func handler(ctx context.Context) (clickhouse.BootstrapHandler, error) {
 	if err != nil {
 		return clickhouse.BootstrapHandler{}, err
 	}
-	return clickhouse.BootstrapHandler{Config: cfg, Secrets: sm}, nil
+	// A not-ok outcome fails the invocation with the summary; the whole report goes to the function's log.
+	return clickhouse.BootstrapHandler{Config: cfg, Secrets: sm, Report: os.Stdout}, nil
 }

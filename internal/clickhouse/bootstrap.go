@@ -2,10 +2,13 @@ package clickhouse
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/internal/secrets"
@@ -119,15 +122,45 @@ type BootstrapEvent struct {
 	DryRun bool `json:"dryRun,omitempty"`
 }
 
-// BootstrapResponse is the bootstrap function's output. OK is false when an object's definition differs
-// (see Result.Different); the invocation itself then still succeeds, so the caller sees the report. It
-// names the credentials' source and version (Credentials), never the password.
+// BootstrapResponse is the bootstrap function's report. It names the credentials' source and version
+// (Credentials), never the password. OK is false when an object's definition differs (see
+// Result.Different); Handle then returns the report inside a *BootstrapError instead of as its answer.
 type BootstrapResponse struct {
 	OK          bool   `json:"ok"`
 	Database    string `json:"database"`
 	Credentials string `json:"credentials"`
 	Result
 }
+
+// BootstrapError is the bootstrap's not-ok outcome: objects differ from the DDL. It fails the invocation,
+// so the Lambda console shows a failed run (aws-lambda-go reports it as errorType "BootstrapError") whose
+// message is the summary; Response is the whole report, diffs included, which chctl prints and the Lambda
+// writes to its log. It wraps ErrDrift.
+type BootstrapError struct {
+	Response BootstrapResponse
+}
+
+// Error is the summary: what differs and why, and how many objects were created, kept and updated.
+func (e *BootstrapError) Error() string {
+	r := e.Response
+	var b strings.Builder
+	b.WriteString("bootstrap of " + r.Database)
+	if r.DryRun {
+		b.WriteString(" (dry run)")
+	}
+	fmt.Fprintf(&b, ": %d object(s) differ from the DDL: ", len(r.Different))
+	for i, d := range r.Diffs {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(d.Name + ": " + d.Reason)
+	}
+	fmt.Fprintf(&b, "; created %d, kept %d, updated %d; the report holds the diffs", len(r.Created), len(r.Kept), len(r.Updated))
+	return b.String()
+}
+
+// Unwrap makes errors.Is(err, ErrDrift) hold.
+func (e *BootstrapError) Unwrap() error { return ErrDrift }
 
 // BootstrapHandler runs Apply for the bootstrap function. Its Handle method has the signature
 // aws-lambda-go's lambda.Start takes.
@@ -136,10 +169,14 @@ type BootstrapHandler struct {
 	Secrets SecretGetter
 	// HTTP is the client to ClickHouse; nil uses one that verifies TLS and times out requests after 30s.
 	HTTP *http.Client
+	// Report, when set, receives the whole report as one JSON line when the outcome is not ok (the Lambda
+	// sets its standard output, which goes to its log: the console shows it beside the failed invocation).
+	Report io.Writer
 }
 
-// Handle applies the DDL and reports what it did. Errors (ClickHouse unreachable, authentication,
-// a failing CREATE) fail the invocation; drift does not (see BootstrapResponse).
+// Handle applies the DDL and reports what it did. Every outcome that is not ok fails the invocation:
+// errors (ClickHouse unreachable, authentication, a failing CREATE), and drift, as a *BootstrapError whose
+// message is the summary and which carries the report.
 func (h BootstrapHandler) Handle(ctx context.Context, ev BootstrapEvent) (BootstrapResponse, error) {
 	s := h.Config.Schema
 	if ev.Database != "" {
@@ -201,6 +238,15 @@ func (h BootstrapHandler) Handle(ctx context.Context, ev BootstrapEvent) (Bootst
 	resp := BootstrapResponse{OK: err == nil, Database: s.Database, Credentials: auth.marker(), Result: res}
 	if err != nil && !errors.Is(err, ErrDrift) {
 		return BootstrapResponse{}, auth.redactErr(fmt.Errorf("bootstrapping %s: %w", s.Database, err))
+	}
+	if err != nil {
+		if h.Report != nil {
+			// The report is redacted already (Apply redacts every definition and diff it returns).
+			if b, jerr := json.Marshal(resp); jerr == nil {
+				fmt.Fprintf(h.Report, "%s\n", b)
+			}
+		}
+		return BootstrapResponse{}, &BootstrapError{Response: resp}
 	}
 	return resp, nil
 }

@@ -557,7 +557,8 @@ func TestIntegrationBootstrapLambda(t *testing.T) {
 		clickhouse.EnvTopic: topic, clickhouse.EnvGroup: topic, clickhouse.EnvDatabase: "not_this_one",
 	})
 	var outputs []string
-	iv := invoker{t, ctx, lambda.NewHandler(clickhouse.BootstrapHandler{Config: cfg, Secrets: sm}.Handle), &outputs}
+	var logged strings.Builder // the function's log
+	iv := invoker{t, ctx, lambda.NewHandler(clickhouse.BootstrapHandler{Config: cfg, Secrets: sm, Report: &logged}.Handle), &outputs}
 	payload := `{"database":"` + db + `"}` // the event overrides CLICKHOUSE_DATABASE
 
 	dry := iv.invoke(`{"database":"` + db + `","dryRun":true}`)
@@ -593,17 +594,33 @@ func TestIntegrationBootstrapLambda(t *testing.T) {
 	dc := e.client(t, db)
 	waitCount(t, ctx, dc, "SELECT count() AS v FROM logs", 100)
 
-	// Drift: logs gets a column by hand. The dry run and the real run both report it with a diff and
-	// change nothing.
+	// Drift: logs gets a column by hand. The dry run and the real run both fail the invocation (the console
+	// shows a failed invocation), with the summary as the error's message and the whole report, diff
+	// included, in the error; they change nothing.
 	if err := c.Exec(ctx, "ALTER TABLE "+db+".logs ADD COLUMN note String DEFAULT ''"); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{`{"database":"` + db + `","dryRun":true}`, payload} {
-		d := iv.invoke(p)
+		out, err := iv.h.Invoke(ctx, []byte(p))
+		outputs = append(outputs, string(out), fmt.Sprint(err))
+		var be *clickhouse.BootstrapError
+		if !errors.As(err, &be) || !errors.Is(err, clickhouse.ErrDrift) || out != nil {
+			t.Fatalf("drifted invocation %s = %s, %v; want a BootstrapError wrapping ErrDrift and no answer", p, out, err)
+		}
+		t.Logf("drifted invocation %s -> error %q", p, err)
+		if msg := err.Error(); !strings.Contains(msg, db+".logs: the stored definition differs from the DDL") || !strings.Contains(msg, "kept 6") {
+			t.Errorf("error message %q, want the summary: %s.logs differs, 6 objects kept", msg, db)
+		}
+		d := be.Response
 		if d.OK || !equal(d.Different, []string{db + ".logs"}) || len(d.Diffs) != 1 || !strings.Contains(d.Diffs[0].Diff, "+    `note` String DEFAULT ''") {
 			t.Errorf("drifted invocation %s = %+v, want not ok, logs different with a diff adding note", p, d)
 		}
 	}
+	// The function's log holds both reports, one JSON line each, diffs included.
+	if lines := strings.Split(strings.TrimSpace(logged.String()), "\n"); len(lines) != 2 || !strings.Contains(lines[1], `"different":["`+db+`.logs"]`) || !strings.Contains(lines[1], "note") {
+		t.Errorf("the function's log = %q, want the two drift reports with the diff", logged.String())
+	}
+	outputs = append(outputs, logged.String())
 
 	// Secret absence: every answer, what ClickHouse shows of the table and the collection, the engine's log.
 	shown, err := clickhouse.QueryRows[struct {

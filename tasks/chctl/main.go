@@ -23,7 +23,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -123,7 +122,11 @@ func bootstrap(ctx context.Context, args []string, stdout io.Writer, parse parse
 		return err
 	}
 	resp, err := clickhouse.BootstrapHandler{Config: cfg, Secrets: sm}.Handle(ctx, clickhouse.BootstrapEvent{DryRun: *dryRun})
-	if err != nil {
+	var notOK *clickhouse.BootstrapError
+	if errors.As(err, &notOK) {
+		// Drift: the report (with the diffs) still goes to stdout; the error (the summary) makes the exit 1.
+		resp = notOK.Response
+	} else if err != nil {
 		return err
 	}
 	enc := json.NewEncoder(stdout)
@@ -131,10 +134,7 @@ func bootstrap(ctx context.Context, args []string, stdout io.Writer, parse parse
 	if err := enc.Encode(resp); err != nil {
 		return fmt.Errorf("writing result: %w", err)
 	}
-	if !resp.OK {
-		return fmt.Errorf("%s: %w", strings.Join(resp.Different, ", "), clickhouse.ErrDrift)
-	}
-	return nil
+	return err
 }
 
 func queries(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
