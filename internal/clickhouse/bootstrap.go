@@ -51,7 +51,8 @@ type BootstrapConfig struct {
 	// by running the bootstrap again.
 	KafkaSecret string
 	// Schema: CLICKHOUSE_DATABASE, KAFKA_BROKERS (default: the secret's KAFKA_BOOTSTRAP_SERVER),
-	// KAFKA_TOPIC, KAFKA_CONSUMER_GROUP, KAFKA_NUM_CONSUMERS, CLICKHOUSE_CLUSTER; Schema.Auth's CA from
+	// KAFKA_TOPIC, KAFKA_CONSUMER_GROUP (default: DefaultGroupFor the database; a group set here belongs to
+	// CLICKHOUSE_DATABASE alone), KAFKA_NUM_CONSUMERS, CLICKHOUSE_CLUSTER; Schema.Auth's CA from
 	// KAFKA_SSL_CA_PEM or KAFKA_SSL_CA_LOCATION. The credentials come from KafkaSecret at run time.
 	Schema Schema
 	// Timeout bounds one invocation's work against ClickHouse. Default 60s.
@@ -117,7 +118,11 @@ func BootstrapConfigFromEnv(lookup func(string) (string, bool)) (BootstrapConfig
 type BootstrapEvent struct {
 	Database string `json:"database,omitempty"`
 	Topic    string `json:"topic,omitempty"`
-	Group    string `json:"group,omitempty"`
+	// Group names logs_queue's consumer group. Without it a database other than the configured one reads
+	// in a group of its own (DefaultGroupFor), never in the configured database's: two tables in one group
+	// split the topic's partitions, each database getting part of the events. Naming the configured group
+	// here is how two databases share one on purpose.
+	Group string `json:"group,omitempty"`
 	// DryRun compares and reports what the bootstrap would do, changing nothing.
 	DryRun bool `json:"dryRun,omitempty"`
 }
@@ -179,8 +184,10 @@ type BootstrapHandler struct {
 // message is the summary and which carries the report.
 func (h BootstrapHandler) Handle(ctx context.Context, ev BootstrapEvent) (BootstrapResponse, error) {
 	s := h.Config.Schema
-	if ev.Database != "" {
+	if ev.Database != "" && ev.Database != s.Database {
 		s.Database = ev.Database
+		// KAFKA_CONSUMER_GROUP is the configured database's group: another database gets its own.
+		s.Group = ""
 	}
 	if ev.Topic != "" {
 		s.Topic = ev.Topic
@@ -249,4 +256,23 @@ func (h BootstrapHandler) Handle(ctx context.Context, ev BootstrapEvent) (Bootst
 		return BootstrapResponse{}, &BootstrapError{Response: resp}
 	}
 	return resp, nil
+}
+
+// DefaultGroupFor is the consumer group a database's logs_queue reads in unless one is named: DefaultGroup
+// (logs_consumer, the production default) for DefaultDatabase, and logs_consumer_<database> for any other.
+// Kafka splits a topic's partitions among the consumers of one group, so two databases in one group would
+// each get only part of the events; a group of its own gives each database the whole topic.
+func DefaultGroupFor(database string) string {
+	if database == DefaultDatabase {
+		return DefaultGroup
+	}
+	return DefaultGroup + "_" + database
+}
+
+// ConsumerGroup is logs_queue's consumer group: Group when set, else DefaultGroupFor(Database).
+func (s Schema) ConsumerGroup() string {
+	if s.Group != "" {
+		return s.Group
+	}
+	return DefaultGroupFor(s.Database)
 }

@@ -64,7 +64,10 @@ func TestBootstrapConfigFromEnv(t *testing.T) {
 	}{
 		{"defaults", nil, func(c BootstrapConfig) bool {
 			return c.User == "default" && c.Schema.Database == DefaultDatabase && c.Schema.Topic == DefaultTopic &&
-				c.Schema.Group == DefaultGroup && c.Schema.NumConsumers == 1 && c.PasswordSecret == ""
+				c.Schema.ConsumerGroup() == DefaultGroup && c.Schema.NumConsumers == 1 && c.PasswordSecret == ""
+		}, nil},
+		{"another database, its own group", map[string]string{EnvDatabase: "d"}, func(c BootstrapConfig) bool {
+			return c.Schema.ConsumerGroup() == "logs_consumer_d"
 		}, nil},
 		{"overrides", map[string]string{EnvUser: "u", EnvDatabase: "d", EnvTopic: "t", EnvGroup: "g", EnvNumConsumers: "3", EnvPasswordSecret: "s"},
 			func(c BootstrapConfig) bool {

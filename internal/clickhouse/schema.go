@@ -36,7 +36,8 @@ type Schema struct {
 	Brokers string
 	// Topic is the topic logs_queue consumes. Default logs_4.
 	Topic string
-	// Group is the consumer group of logs_queue. Default logs_consumer.
+	// Group is the consumer group of logs_queue. Default (empty): DefaultGroupFor(Database), a group of the
+	// database's own; see ConsumerGroup.
 	Group string
 	// NumConsumers is kafka_num_consumers: consumers of this table on one server, useful up to the topic's
 	// partition count. Default 1.
@@ -70,7 +71,6 @@ func NewSchema(brokers string) Schema {
 		Database:     DefaultDatabase,
 		Brokers:      brokers,
 		Topic:        DefaultTopic,
-		Group:        DefaultGroup,
 		NumConsumers: DefaultNumConsumers,
 	}
 }
@@ -84,8 +84,6 @@ func (s Schema) Validate() error {
 		return fmt.Errorf("brokers: %w", ErrEmpty)
 	case s.Topic == "":
 		return fmt.Errorf("topic: %w", ErrEmpty)
-	case s.Group == "":
-		return fmt.Errorf("group: %w", ErrEmpty)
 	case s.NumConsumers < 1 || s.NumConsumers > 64:
 		return fmt.Errorf("num consumers %d: %w", s.NumConsumers, ErrOutOfRange)
 	}

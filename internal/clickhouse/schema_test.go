@@ -82,7 +82,6 @@ func TestSchemaValidate(t *testing.T) {
 		{"no database", func(s *Schema) { s.Database = "" }, ErrEmpty},
 		{"no brokers", func(s *Schema) { s.Brokers = "" }, ErrEmpty},
 		{"no topic", func(s *Schema) { s.Topic = "" }, ErrEmpty},
-		{"no group", func(s *Schema) { s.Group = "" }, ErrEmpty},
 		{"zero consumers", func(s *Schema) { s.NumConsumers = 0 }, ErrOutOfRange},
 		{"too many consumers", func(s *Schema) { s.NumConsumers = 65 }, ErrOutOfRange},
 		{"newline in topic", func(s *Schema) { s.Topic = "a\nb" }, ErrControlChar},
@@ -118,4 +117,39 @@ func TestQuote(t *testing.T) {
 			t.Errorf("QuoteString(%q) = %q, want %q", tt.in, got, tt.str)
 		}
 	}
+}
+
+func TestConsumerGroup(t *testing.T) {
+	tests := []struct {
+		database, group, want string
+	}{
+		{DefaultDatabase, "", "logs_consumer"},
+		{"staging", "", "logs_consumer_staging"},
+		{"staging", "shared_on_purpose", "shared_on_purpose"},
+	}
+	for _, tt := range tests {
+		s := NewSchema("b:9092")
+		s.Database, s.Group = tt.database, tt.group
+		if got := s.ConsumerGroup(); got != tt.want {
+			t.Errorf("Schema{Database: %q, Group: %q}.ConsumerGroup() = %q, want %q", tt.database, tt.group, got, tt.want)
+		}
+		if q := mustQueue(t, s); !strings.Contains(q, "kafka_group_name = "+QuoteString(tt.want)) {
+			t.Errorf("logs_queue of %q reads in another group than %q:\n%s", tt.database, tt.want, q)
+		}
+	}
+}
+
+func mustQueue(t *testing.T, s Schema) string {
+	t.Helper()
+	sts, err := s.Statements()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range sts {
+		if st.Table == "logs_queue" {
+			return st.SQL
+		}
+	}
+	t.Fatal("no logs_queue statement")
+	return ""
 }

@@ -99,7 +99,7 @@ func bootstrap(ctx context.Context, args []string, stdout io.Writer, parse parse
 	fs.StringVar(&cfg.KafkaSecret, "secret-name", envOr("SECRET_NAME", secrets.DefaultSecretName), "secret with the Kafka credentials and bootstrap servers (SECRET_NAME)")
 	fs.StringVar(&s.Brokers, "brokers", "", "Kafka broker list for logs_queue (default: the secret's KAFKA_BOOTSTRAP_SERVER)")
 	fs.StringVar(&s.Topic, "topic", s.Topic, "topic logs_queue consumes")
-	fs.StringVar(&s.Group, "group", s.Group, "consumer group of logs_queue")
+	fs.StringVar(&s.Group, "group", "", "consumer group of logs_queue (default: "+clickhouse.DefaultGroup+" for the database "+clickhouse.DefaultDatabase+", "+clickhouse.DefaultGroup+"_<database> for any other)")
 	fs.IntVar(&s.NumConsumers, "num-consumers", s.NumConsumers, "kafka_num_consumers")
 	fs.StringVar(&s.Cluster, "cluster", "", "run the DDL ON CLUSTER this cluster (self-managed clusters)")
 	caFile := fs.String("ca-file", os.Getenv("KAFKA_CA_FILE"), "PEM file of the CA that verifies the brokers, sent to ClickHouse inline (KAFKA_CA_FILE); empty: the default trust store")

@@ -12,7 +12,7 @@ ENGINE = Kafka({{ident .Collection}})
 SETTINGS
     kafka_broker_list = {{str .Brokers}},
     kafka_topic_list = {{str .Topic}},
-    kafka_group_name = {{str .Group}},
+    kafka_group_name = {{str .ConsumerGroup}},
     kafka_format = 'JSONEachRow',
     kafka_handle_error_mode = 'stream',
     kafka_num_consumers = {{.NumConsumers}},
