@@ -146,7 +146,9 @@ func apply(ctx context.Context, c *Client, s Schema, dry bool) (Result, error) {
 			var wantComment string
 			o.want, wantComment = splitComment(o.want)
 			o.have, o.comment = splitComment(o.have)
-			o.same = o.want == o.have && o.comment == wantComment
+			var legacy bool
+			o.have, legacy = dropLegacyBrokerList(o.have)
+			o.same = o.want == o.have && o.comment == wantComment && !legacy
 		} else {
 			o.same = o.want == o.have
 		}
@@ -265,7 +267,7 @@ func apply(ctx context.Context, c *Client, s Schema, dry bool) (Result, error) {
 			// The named collection goes right before the table that names it.
 			switch {
 			case !collExists:
-				if err := exec("CREATE NAMED COLLECTION " + QuoteIdent(s.Collection()) + s.OnCluster() + " AS " + auth.collectionAssignments()); err != nil {
+				if err := exec("CREATE NAMED COLLECTION " + QuoteIdent(s.Collection()) + s.OnCluster() + " AS " + s.collectionAssignments()); err != nil {
 					return res, fmt.Errorf("creating %s: %w", collName, err)
 				}
 				res.Created = append(res.Created, collName)
@@ -321,10 +323,10 @@ func apply(ctx context.Context, c *Client, s Schema, dry bool) (Result, error) {
 // credentials no longer have (a CA given another way).
 func alterCollection(exec func(string) error, s Schema, have []string) error {
 	name := QuoteIdent(s.Collection()) + s.OnCluster()
-	if err := exec("ALTER NAMED COLLECTION " + name + " SET " + s.Auth.collectionAssignments()); err != nil {
+	if err := exec("ALTER NAMED COLLECTION " + name + " SET " + s.collectionAssignments()); err != nil {
 		return err
 	}
-	want := s.Auth.collectionValues()
+	want := s.collectionValues()
 	var gone []string
 	for _, k := range have {
 		if _, ok := want[k]; !ok && strings.HasPrefix(k, "kafka.") {

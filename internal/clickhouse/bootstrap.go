@@ -242,7 +242,7 @@ func (h BootstrapHandler) Handle(ctx context.Context, ev BootstrapEvent) (Bootst
 		run = DryRun
 	}
 	res, err := run(ctx, c, s)
-	resp := BootstrapResponse{OK: err == nil, Database: s.Database, Credentials: auth.marker(), Result: res}
+	resp := BootstrapResponse{OK: err == nil, Database: s.Database, Credentials: s.connectionMarker(), Result: res}
 	if err != nil && !errors.Is(err, ErrDrift) {
 		return BootstrapResponse{}, auth.redactErr(fmt.Errorf("bootstrapping %s: %w", s.Database, err))
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -147,9 +148,33 @@ func (a KafkaAuth) collectionValues() map[string]string {
 	return v
 }
 
-// collectionAssignments renders "`k` = 'v', ..." in key order.
-func (a KafkaAuth) collectionAssignments() string {
-	v := a.collectionValues()
+// The named collection holds the whole connection, the broker list included, so that a table using it
+// cannot send its credentials elsewhere. What ClickHouse 26.9 does, found by the tests
+// (TestIntegrationCollectionPinsBrokers):
+//   - A Kafka table's SETTINGS override the collection's engine settings (kafka_broker_list and the
+//     kafka_security_protocol and kafka_sasl_* settings), NOT OVERRIDABLE or not: a collection holding
+//     kafka_broker_list lets any table point its credentials at another broker, over plaintext if it likes.
+//   - librdkafka properties under kafka. are applied after the table's broker list: kafka.bootstrap_servers
+//     in the collection decides where the consumer connects, whatever the table's kafka_broker_list says.
+//   - Overrides in the engine's arguments (ENGINE = Kafka(c, key = value)) never reach librdkafka's kafka.
+//     properties, and for a NOT OVERRIDABLE key ClickHouse refuses them (BAD_ARGUMENTS, "Override not
+//     allowed").
+//
+// So the broker list is the collection's kafka.bootstrap_servers and every key is NOT OVERRIDABLE. A table
+// can still name other credentials or another protocol in its SETTINGS (they are applied last), but only
+// towards the collection's brokers: credentials it knows already, to brokers that are ours.
+const collectionBrokersKey = "kafka.bootstrap_servers"
+
+// collectionValues returns the named collection's keys and values: the broker list and the credentials.
+func (s Schema) collectionValues() map[string]string {
+	v := s.Auth.collectionValues()
+	v[collectionBrokersKey] = s.Brokers
+	return v
+}
+
+// collectionAssignments renders "`k` = 'v' NOT OVERRIDABLE, ..." in key order.
+func (s Schema) collectionAssignments() string {
+	v := s.collectionValues()
 	keys := make([]string, 0, len(v))
 	for k := range v {
 		keys = append(keys, k)
@@ -157,9 +182,35 @@ func (a KafkaAuth) collectionAssignments() string {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = QuoteIdent(k) + " = " + quoteLiteral(v[k])
+		parts[i] = QuoteIdent(k) + " = " + quoteLiteral(v[k]) + " NOT OVERRIDABLE"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// connectionMarker is logs_queue's comment: the credentials' source and version, the CA, and the brokers
+// (the collection's values cannot be read back, so a changed broker list shows here, as a rotation does).
+func (s Schema) connectionMarker() string { return s.Auth.marker() + "; brokers: " + s.Brokers }
+
+// legacyBrokerList matches the kafka_broker_list setting that logs_queue carried before the broker list
+// moved into the named collection, in formatQuerySingleLine's form.
+var legacyBrokerList = regexp.MustCompile(`kafka_broker_list = '(?:[^'\\]|\\.)*'`)
+
+// dropLegacyBrokerList removes a kafka_broker_list setting from a stored logs_queue definition (single-line
+// form) and says whether there was one: such a table predates the broker list in the collection, and Apply
+// recreates it with the collection, as it does for new credentials.
+func dropLegacyBrokerList(def string) (string, bool) {
+	loc := legacyBrokerList.FindStringIndex(def)
+	if loc == nil {
+		return def, false
+	}
+	before, after := def[:loc[0]], def[loc[1]:]
+	switch {
+	case strings.HasPrefix(after, ", "):
+		after = after[2:]
+	case strings.HasSuffix(before, ", "):
+		before = before[:len(before)-2]
+	}
+	return before + after, true
 }
 
 // literalEscaper quotes any text as a ClickHouse string literal, control characters included (a PEM has

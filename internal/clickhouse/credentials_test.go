@@ -48,11 +48,19 @@ func TestKafkaAuthValidate(t *testing.T) {
 
 func TestCollectionAssignments(t *testing.T) {
 	a := KafkaAuth{Username: "svc", Password: `p'w\d`, CAPEM: testPEM, Source: "s"}
-	got := a.collectionAssignments()
-	want := "`kafka.sasl_mechanism` = 'PLAIN', `kafka.sasl_password` = 'p\\'w\\\\d', `kafka.sasl_username` = 'svc', " +
-		"`kafka.security_protocol` = 'sasl_ssl', `kafka.ssl_ca_pem` = '-----BEGIN CERTIFICATE-----\\nMIIBszCCAVmgAwIBAgIU\\n-----END CERTIFICATE-----\\n'"
+	s := NewSchema("b1:9093,b2:9093")
+	s.Auth = a
+	// The broker list is the collection's, and no key can be overridden in ENGINE = Kafka(c, key = value).
+	got := s.collectionAssignments()
+	want := "`kafka.bootstrap_servers` = 'b1:9093,b2:9093' NOT OVERRIDABLE, `kafka.sasl_mechanism` = 'PLAIN' NOT OVERRIDABLE, " +
+		"`kafka.sasl_password` = 'p\\'w\\\\d' NOT OVERRIDABLE, `kafka.sasl_username` = 'svc' NOT OVERRIDABLE, " +
+		"`kafka.security_protocol` = 'sasl_ssl' NOT OVERRIDABLE, " +
+		"`kafka.ssl_ca_pem` = '-----BEGIN CERTIFICATE-----\\nMIIBszCCAVmgAwIBAgIU\\n-----END CERTIFICATE-----\\n' NOT OVERRIDABLE"
 	if got != want {
 		t.Errorf("collectionAssignments() =\n%s\nwant\n%s", got, want)
+	}
+	if m := s.CredentialsComment(); !strings.HasSuffix(m, "; brokers: b1:9093,b2:9093") {
+		t.Errorf("CredentialsComment() = %q, want the brokers named", m)
 	}
 	// The comment names source and CA, never the password.
 	if m := a.marker(); !strings.HasPrefix(m, "Kafka credentials: s; CA: PEM sha256:") || strings.Contains(m, a.Password) {
@@ -179,5 +187,24 @@ func TestCanonicalPEM(t *testing.T) {
 	a, b := KafkaAuth{CAPEM: testPEM, Source: "s"}, KafkaAuth{CAPEM: strings.TrimSuffix(testPEM, "\n"), Source: "s"}
 	if a.marker() != b.marker() || a.collectionValues()["kafka.ssl_ca_pem"] != b.collectionValues()["kafka.ssl_ca_pem"] {
 		t.Errorf("marker %q and %q, or their collection values, differ for one CA", a.marker(), b.marker())
+	}
+}
+
+func TestDropLegacyBrokerList(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		legacy         bool
+	}{
+		{"first setting", "ENGINE = Kafka(c) SETTINGS kafka_broker_list = 'b:9093', kafka_topic_list = 't' COMMENT 'x'",
+			"ENGINE = Kafka(c) SETTINGS kafka_topic_list = 't' COMMENT 'x'", true},
+		{"last setting, quoted quote", `ENGINE = Kafka(c) SETTINGS kafka_topic_list = 't', kafka_broker_list = 'b\'s:9093'`,
+			"ENGINE = Kafka(c) SETTINGS kafka_topic_list = 't'", true},
+		{"none", "ENGINE = Kafka(c) SETTINGS kafka_topic_list = 't'", "ENGINE = Kafka(c) SETTINGS kafka_topic_list = 't'", false},
+	}
+	for _, tt := range tests {
+		got, legacy := dropLegacyBrokerList(tt.in)
+		if got != tt.want || legacy != tt.legacy {
+			t.Errorf("%s: dropLegacyBrokerList(%q) = %q, %v; want %q, %v", tt.name, tt.in, got, legacy, tt.want, tt.legacy)
+		}
 	}
 }

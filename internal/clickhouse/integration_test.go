@@ -186,7 +186,7 @@ func TestIntegrationApply(t *testing.T) {
 	if d := third.Diffs[0]; !strings.Contains(d.Diff, "\n+    `extra` String\n") || !strings.HasPrefix(d.Diff, "--- ddl "+db+".logs\n+++ server "+db+".logs\n@@ ") {
 		t.Errorf("unified diff of logs =\n%s\nwant the added column as a + line", d.Diff)
 	}
-	if d := third.Diffs[1]; !strings.Contains(d.Diff, "-SETTINGS kafka_broker_list") || !strings.Contains(d.Diff, "another_topic") {
+	if d := third.Diffs[1]; !strings.Contains(d.Diff, "-SETTINGS kafka_topic_list") || !strings.Contains(d.Diff, "another_topic") {
 		t.Errorf("unified diff of logs_queue =\n%s\nwant the changed topic", d.Diff)
 	}
 	// The Result is what the Lambda returns: it must survive JSON.

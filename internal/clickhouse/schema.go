@@ -55,7 +55,7 @@ type Schema struct {
 func (s Schema) Collection() string { return s.Database + "_kafka" }
 
 // CredentialsComment is logs_queue's comment: which credentials it was created with (never the password).
-func (s Schema) CredentialsComment() string { return s.Auth.marker() }
+func (s Schema) CredentialsComment() string { return s.connectionMarker() }
 
 // OnCluster is the ON CLUSTER clause, or "".
 func (s Schema) OnCluster() string {

@@ -33,7 +33,7 @@ func TestStatementsOrderAndNames(t *testing.T) {
 	}
 	queue := sts[3].SQL
 	for _, frag := range []string{
-		"kafka_broker_list = 'b1:9092,b2:9092'", "kafka_topic_list = 'logs_4'", "kafka_group_name = 'logs_consumer'",
+		"ENGINE = Kafka(`KafkaEngine_kafka`)", "kafka_topic_list = 'logs_4'", "kafka_group_name = 'logs_consumer'",
 		"kafka_format = 'JSONEachRow'", "kafka_handle_error_mode = 'stream'", "kafka_num_consumers = 1",
 		"`timestamp` DateTime64(6)", "`level` LowCardinality(String)",
 	} {

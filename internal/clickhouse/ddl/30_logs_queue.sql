@@ -10,7 +10,6 @@ CREATE TABLE {{ident .Database}}.logs_queue{{.OnCluster}}
 )
 ENGINE = Kafka({{ident .Collection}})
 SETTINGS
-    kafka_broker_list = {{str .Brokers}},
     kafka_topic_list = {{str .Topic}},
     kafka_group_name = {{str .ConsumerGroup}},
     kafka_format = 'JSONEachRow',
