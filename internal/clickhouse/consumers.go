@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,9 +47,44 @@ type Assignment struct {
 // KafkaTableStatus is the consumer state of a database's logs_queue and the count of messages that did not
 // parse (logs_errors).
 type KafkaTableStatus struct {
-	Database  string          `json:"database"`
+	Database string `json:"database"`
+	// Topic and Group are the topic logs_queue reads and its consumer group, from its definition ("" when
+	// the table does not exist).
+	Topic     string          `json:"topic,omitempty"`
+	Group     string          `json:"group,omitempty"`
 	Consumers []KafkaConsumer `json:"consumers"`
 	ErrorRows uint64          `json:"errorRows"`
+	// Progress is what the brokers said of the topic and the group, when the caller asked them (the health
+	// check does; KafkaStatus reads ClickHouse only).
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// Progress is what the brokers say about the topic logs_queue reads: each partition's end offset (its high
+// watermark) and the offset logs_queue's consumer group committed in it. A nil map means unknown.
+type Progress struct {
+	End       map[int32]int64 `json:"end,omitempty"`
+	Committed map[int32]int64 `json:"committed,omitempty"`
+}
+
+// CaughtUp reports whether the group has committed every message of the topic: in each partition an
+// offset at its end (a partition never written to, end 0, needs none), and at least one committed offset
+// at all (a group that never committed has shown nothing). The engine commits after writing a block, so
+// then every message is in the table.
+func (p Progress) CaughtUp() bool {
+	if len(p.End) == 0 || p.Committed == nil {
+		return false
+	}
+	committed := false
+	for part, end := range p.End {
+		c, ok := p.Committed[part]
+		if ok {
+			committed = true
+		}
+		if end > 0 && (!ok || c < end) {
+			return false
+		}
+	}
+	return committed
 }
 
 // KafkaStatus reads logs_queue's consumers from system.kafka_consumers and counts logs_errors.
@@ -75,6 +111,13 @@ ORDER BY consumer_id`, Params: map[string]string{"db": db}})
 		return KafkaTableStatus{}, fmt.Errorf("reading the consumers of %s.logs_queue: %w", db, err)
 	}
 	st := KafkaTableStatus{Database: db, Consumers: []KafkaConsumer{}}
+	def, exists, err := storedCreate(ctx, c, db, "logs_queue")
+	if err != nil {
+		return st, err
+	}
+	if exists {
+		st.Topic, st.Group = settingValue(def, "kafka_topic_list"), settingValue(def, "kafka_group_name")
+	}
 	for _, r := range rows {
 		k := KafkaConsumer{ID: r.ID, MessagesRead: r.Read, LastPoll: unixOrZero(r.LastPoll), LastCommit: unixOrZero(r.LastCommit),
 			Assignments: []Assignment{}}
@@ -114,6 +157,18 @@ ORDER BY consumer_id`, Params: map[string]string{"db": db}})
 	return st, nil
 }
 
+// settingValue returns the string value of a Kafka engine setting in a stored CREATE statement, "" when it
+// is not there.
+func settingValue(def, name string) string {
+	m := regexp.MustCompile(regexp.QuoteMeta(name) + ` = '((?:[^'\\]|\\.)*)'`).FindStringSubmatch(def)
+	if m == nil {
+		return ""
+	}
+	return settingUnescaper.Replace(m[1])
+}
+
+var settingUnescaper = strings.NewReplacer(`\\`, `\`, `\'`, `'`)
+
 func unixOrZero(s int64) time.Time {
 	if s <= 0 {
 		return time.Time{}
@@ -124,14 +179,23 @@ func unixOrZero(s int64) time.Time {
 // Check returns an error wrapping ErrKafkaTableStuck when logs_queue is not consuming at now:
 //   - it has no consumer (no view reads it, or the table is detached);
 //   - a consumer's newest exception is younger than staleAfter and no commit followed it;
-//   - no consumer polled within staleAfter while the topic has unread messages. ends holds the topic's end
+//   - no consumer polled within staleAfter while the topic has unread messages. p.End holds the topic's end
 //     offsets by partition (the high watermarks); nil means unknown, and then a stale poll alone counts,
 //     since a healthy Kafka table polls every few seconds even when the topic is idle. A consumer that has
 //     not polled yet (just created) does not count as stale.
-func (st KafkaTableStatus) Check(now time.Time, staleAfter time.Duration, ends map[int32]int64) error {
+//
+// A table whose group has committed up to the topic's end offsets (p.CaughtUp) is healthy whatever its
+// exceptions say: after a broker outage an idle table keeps the outage's exceptions and has nothing to
+// commit, and it would otherwise be reported stuck for staleAfter. A table that cannot read any more shows
+// as soon as a message waits (the group is then behind).
+func (st KafkaTableStatus) Check(now time.Time, staleAfter time.Duration, p Progress) error {
 	if len(st.Consumers) == 0 {
 		return fmt.Errorf("%s.logs_queue has no consumer (is a materialized view attached?): %w", st.Database, ErrKafkaTableStuck)
 	}
+	if p.CaughtUp() {
+		return nil
+	}
+	ends := p.End
 	var lastPoll time.Time
 	for _, k := range st.Consumers {
 		if k.LastException != "" && now.Sub(k.LastExceptionTime) < staleAfter && k.LastCommit.Before(k.LastExceptionTime) {

@@ -116,40 +116,52 @@ func TestKafkaStatusCheck(t *testing.T) {
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	healthy := KafkaConsumer{ID: "c1", LastPoll: ago(2 * time.Second), LastCommit: ago(10 * time.Second),
 		Assignments: []Assignment{{Topic: "logs_4", Partition: 0, Offset: 100}, {Topic: "logs_4", Partition: 1, Offset: 50}}}
+	outage := func() KafkaConsumer { // an idle table after a broker outage: its exceptions, no commit since
+		k := healthy
+		k.LastException, k.LastExceptionTime, k.LastCommit = "1/1 brokers are down", ago(time.Minute), ago(2*time.Minute)
+		return k
+	}
 	tests := []struct {
-		name string
-		cs   []KafkaConsumer
-		ends map[int32]int64
-		want string // "" for healthy, else a fragment of the error
+		name      string
+		cs        []KafkaConsumer
+		ends      map[int32]int64
+		committed map[int32]int64
+		want      string // "" for healthy, else a fragment of the error
 	}{
-		{"healthy", []KafkaConsumer{healthy}, nil, ""},
-		{"no consumer", nil, nil, "no consumer"},
-		{"just created, not polled yet", []KafkaConsumer{{ID: "c1"}}, nil, ""},
+		{"healthy", []KafkaConsumer{healthy}, nil, nil, ""},
+		{"no consumer", nil, nil, nil, "no consumer"},
+		{"just created, not polled yet", []KafkaConsumer{{ID: "c1"}}, nil, nil, ""},
 		{"recent exception, no commit since", []KafkaConsumer{func() KafkaConsumer {
 			k := healthy
 			k.LastException, k.LastExceptionTime = "SASL authentication error", ago(time.Second)
 			k.RecentExceptions = []string{"1/1 brokers are down", "SASL authentication error"}
 			return k
-		}()}, nil, "SASL authentication error"},
+		}()}, nil, nil, "SASL authentication error"},
 		{"old exception, committed since", []KafkaConsumer{func() KafkaConsumer {
 			k := healthy
 			k.LastException, k.LastExceptionTime = "broker down", ago(time.Hour)
 			return k
-		}()}, nil, ""},
+		}()}, nil, nil, ""},
 		{"recent exception, committed after it", []KafkaConsumer{func() KafkaConsumer {
 			k := healthy
 			k.LastException, k.LastExceptionTime = "transient", ago(30*time.Second)
 			return k
-		}()}, nil, ""},
-		{"stale poll, lag unknown", []KafkaConsumer{func() KafkaConsumer { k := healthy; k.LastPoll = ago(10 * time.Minute); return k }()}, nil, "lag unknown"},
+		}()}, nil, nil, ""},
+		{"stale poll, lag unknown", []KafkaConsumer{func() KafkaConsumer { k := healthy; k.LastPoll = ago(10 * time.Minute); return k }()}, nil, nil, "lag unknown"},
 		{"stale poll, topic grew", []KafkaConsumer{func() KafkaConsumer { k := healthy; k.LastPoll = ago(10 * time.Minute); return k }()},
-			map[int32]int64{0: 130, 1: 50}, "30 messages unread"},
+			map[int32]int64{0: 130, 1: 50}, nil, "30 messages unread"},
 		{"stale poll, nothing to read", []KafkaConsumer{func() KafkaConsumer { k := healthy; k.LastPoll = ago(10 * time.Minute); return k }()},
-			map[int32]int64{0: 100, 1: 50}, ""},
+			map[int32]int64{0: 100, 1: 50}, nil, ""},
+		{"after an outage, committed up to the end", []KafkaConsumer{outage()}, map[int32]int64{0: 100, 1: 50}, map[int32]int64{0: 100, 1: 50}, ""},
+		{"after an outage, a partition never written", []KafkaConsumer{outage()}, map[int32]int64{0: 100, 1: 0}, map[int32]int64{0: 100}, ""},
+		{"after an outage, messages waiting", []KafkaConsumer{outage()}, map[int32]int64{0: 130, 1: 50}, map[int32]int64{0: 100, 1: 50}, "brokers are down"},
+		{"after an outage, committed unknown", []KafkaConsumer{outage()}, map[int32]int64{0: 100, 1: 50}, nil, "brokers are down"},
+		{"an empty topic, never committed", []KafkaConsumer{outage()}, map[int32]int64{0: 0, 1: 0}, map[int32]int64{}, "brokers are down"},
+		{"caught up but no consumer", nil, map[int32]int64{0: 100}, map[int32]int64{0: 100}, "no consumer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := KafkaTableStatus{Database: "db", Consumers: tt.cs}.Check(now, 5*time.Minute, tt.ends)
+			err := KafkaTableStatus{Database: "db", Consumers: tt.cs}.Check(now, 5*time.Minute, Progress{End: tt.ends, Committed: tt.committed})
 			if tt.want == "" {
 				if err != nil {
 					t.Errorf("Check() = %v, want healthy", err)

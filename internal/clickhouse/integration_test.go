@@ -762,7 +762,7 @@ func TestIntegrationCredentialsRotation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if stuck = st.Check(time.Now(), 5*time.Minute, nil); stuck != nil && strings.Contains(stuck.Error(), "SASL authentication error") {
+		if stuck = st.Check(time.Now(), 5*time.Minute, clickhouse.Progress{}); stuck != nil && strings.Contains(stuck.Error(), "SASL authentication error") {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)

@@ -117,18 +117,26 @@ func (c *Checker) Run(ctx context.Context) Verdict {
 	if c.cfg.DLQTopic != "" {
 		kafkaChecks = append(kafkaChecks, CheckDLQTopic)
 	}
-	var ends map[int32]int64
+	var (
+		ends  map[int32]int64
+		probe *kafkaout.Probe
+	)
 	if !secret.OK {
 		for _, name := range kafkaChecks {
 			v.Checks = append(v.Checks, skipped(name, CheckSecret))
 		}
 	} else {
-		v.Checks = append(v.Checks, c.runKafka(ctx, creds, &v, &ends)...)
+		var results []Result
+		results, probe = c.runKafka(ctx, creds, &v, &ends)
+		v.Checks = append(v.Checks, results...)
+		if probe != nil {
+			defer probe.Close()
+		}
 	}
 
 	if c.cfg.ClickHouseURL != "" {
 		v.Checks = append(v.Checks, c.timed(ctx, CheckClickHouse, func(ctx context.Context) error {
-			return c.checkClickHouse(ctx, ends, &v)
+			return c.checkClickHouse(ctx, probe, ends, &v)
 		}))
 	}
 
@@ -151,7 +159,10 @@ func (c *Checker) Run(ctx context.Context) Verdict {
 //
 // With the clickhouse check configured, it also reads the topic's end offsets into ends (left nil when they
 // cannot be read), so that check can tell a stalled Kafka table from an idle topic.
-func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict, ends *map[int32]int64) []Result {
+//
+// It returns the probe for the clickhouse check (which asks the brokers for the Kafka table's committed
+// offsets), nil when it could not be built; the caller closes it.
+func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict, ends *map[int32]int64) ([]Result, *kafkaout.Probe) {
 	probe, err := kafkaout.NewProbe(kafkaout.Connection{SecurityProtocol: c.cfg.SecurityProtocol, CAFile: c.cfg.CAFile}.WithCredentials(creds), "log-pipeline-health")
 	if err != nil {
 		out := []Result{failed(CheckBrokers, err)}
@@ -159,9 +170,8 @@ func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict,
 		if c.cfg.DLQTopic != "" {
 			out = append(out, skipped(CheckDLQTopic, CheckBrokers))
 		}
-		return out
+		return out, nil
 	}
-	defer probe.Close()
 
 	brokers := c.timed(ctx, CheckBrokers, probe.Brokers)
 	out := []Result{brokers}
@@ -170,7 +180,7 @@ func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict,
 		if c.cfg.DLQTopic != "" {
 			out = append(out, skipped(CheckDLQTopic, CheckBrokers))
 		}
-		return out
+		return out, probe
 	}
 	out = append(out, c.timed(ctx, CheckTopic, func(ctx context.Context) error {
 		if c.cfg.ClickHouseURL == "" {
@@ -191,12 +201,14 @@ func (c *Checker) runKafka(ctx context.Context, creds secrets.Kafka, v *Verdict,
 			return err
 		}))
 	}
-	return out
+	return out, probe
 }
 
 // checkClickHouse reads the Kafka table's consumer state and fails with clickhouse.ErrKafkaTableStuck when
-// it does not consume; ends are the topic's end offsets, nil when unknown.
-func (c *Checker) checkClickHouse(ctx context.Context, ends map[int32]int64, v *Verdict) error {
+// it does not consume; ends are the topic's end offsets, nil when unknown. With ends known it asks the
+// brokers (probe) for the offsets the table's consumer group committed: a table committed up to the end is
+// healthy, even with the exceptions of a broker outage it has recovered from.
+func (c *Checker) checkClickHouse(ctx context.Context, probe *kafkaout.Probe, ends map[int32]int64, v *Verdict) error {
 	password := ""
 	if c.cfg.ClickHousePasswordSecret != "" {
 		p, err := c.clickhousePassword(ctx, c.cfg.ClickHousePasswordSecret)
@@ -213,8 +225,18 @@ func (c *Checker) checkClickHouse(ctx context.Context, ends map[int32]int64, v *
 	if err != nil {
 		return err
 	}
+	p := clickhouse.Progress{End: ends}
+	if probe != nil && ends != nil && st.Group != "" && st.Topic == c.cfg.Topic {
+		// Unreadable committed offsets (the credentials may not describe the group) leave them unknown.
+		if committed, err := probe.CommittedOffsets(ctx, st.Group, st.Topic); err == nil {
+			p.Committed = committed
+		}
+	}
+	if p.End != nil {
+		st.Progress = &p
+	}
 	v.ClickHouse = &st
-	return st.Check(c.now(), c.cfg.ClickHouseStaleAfter, ends)
+	return st.Check(c.now(), c.cfg.ClickHouseStaleAfter, p)
 }
 
 // timed runs check under the configured timeout and records its outcome and latency.

@@ -184,3 +184,44 @@ func timeoutMs(ctx context.Context) int {
 	}
 	return max(int(d/time.Millisecond), 1)
 }
+
+// CommittedOffsets returns the offsets consumer group group has committed in topic's partitions (the offset
+// of the next message it will read), from the group coordinator; a partition it never committed in is
+// absent. It is what a consumer such as a ClickHouse Kafka table has finished with: the engine commits after
+// it has written a block. Its error wraps ErrAuthentication, ErrTLS or ErrUnreachable when the brokers do.
+func (pr *Probe) CommittedOffsets(ctx context.Context, group, topic string) (map[int32]int64, error) {
+	tm, err := checkTopic(ctx, pr.p, &pr.errs, topic)
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]kafka.TopicPartition, len(tm.Partitions))
+	for i, p := range tm.Partitions {
+		parts[i] = kafka.TopicPartition{Topic: &topic, Partition: p.ID}
+	}
+	admin, err := kafka.NewAdminClientFromProducer(pr.p)
+	if err != nil {
+		return nil, fmt.Errorf("creating an admin client: %w", err)
+	}
+	defer admin.Close()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultCheckTimeout)
+		defer cancel()
+	}
+	res, err := admin.ListConsumerGroupOffsets(ctx, []kafka.ConsumerGroupTopicPartitions{{Group: group, Partitions: parts}})
+	if err != nil {
+		return nil, fmt.Errorf("reading the committed offsets of group %s: %w", group, pr.errs.classify(err))
+	}
+	out := make(map[int32]int64, len(parts))
+	for _, g := range res.ConsumerGroupsTopicPartitions {
+		for _, tp := range g.Partitions {
+			if tp.Error != nil {
+				return nil, fmt.Errorf("reading the committed offset of group %s in %s[%d]: %w", group, topic, tp.Partition, pr.errs.classify(tp.Error))
+			}
+			if tp.Topic != nil && *tp.Topic == topic && tp.Offset >= 0 {
+				out[tp.Partition] = int64(tp.Offset)
+			}
+		}
+	}
+	return out, nil
+}

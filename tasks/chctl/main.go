@@ -222,7 +222,7 @@ func consumers(ctx context.Context, args []string, stdout io.Writer, parse parse
 	} else if err := clickhouse.WriteKafkaStatus(stdout, st); err != nil {
 		return err
 	}
-	return st.Check(time.Now(), *stale, nil)
+	return st.Check(time.Now(), *stale, clickhouse.Progress{})
 }
 
 // duplicates reports raw rows against events in logs for a time range of the events' timestamps. Copies
