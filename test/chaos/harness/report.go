@@ -18,10 +18,28 @@ type Row struct {
 	Notes                                                   string
 }
 
-// Report collects rows from concurrent tests and renders them as a Markdown table.
+// TableRow is one scenario's outcome at the ClickHouse stage: the events on the topic, the rows the logs
+// table stores (copies included) and what users get when they read it the documented way.
+type TableRow struct {
+	Scenario string
+	// Events is how many distinct events the topic holds (the reader's delivered stream).
+	Events uint64
+	Tally  TableTally
+	Notes  string
+}
+
+// Report collects rows from concurrent tests and renders them as Markdown tables.
 type Report struct {
-	mu   sync.Mutex
-	rows []Row
+	mu     sync.Mutex
+	rows   []Row
+	tables []TableRow
+}
+
+// AddTable records a ClickHouse-stage row.
+func (r *Report) AddTable(row TableRow) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tables = append(r.tables, row)
 }
 
 // Add records a row.
@@ -50,6 +68,20 @@ func (r *Report) Markdown(title string) string {
 		}
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %s | %s |\n", row.Scenario, row.Sent, row.Delivered,
 			row.DeadLettered, row.Failed, row.Lost, row.Duplicated, rss, strings.ReplaceAll(row.Notes, "|", "/"))
+	}
+	if len(r.tables) > 0 {
+		b.WriteString("\nAt the ClickHouse stage (the table users query, read the documented way):\n\n")
+		b.WriteString("| scenario | events on the topic | rows stored | rows in the answer | distinct | lost | duplicated | example queries | notes |\n")
+		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n")
+		for _, row := range r.tables {
+			q := "exact"
+			if len(row.Tally.QueryErrors) > 0 {
+				q = strings.Join(row.Tally.QueryErrors, "; ")
+			}
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %s | %s |\n", row.Scenario, row.Events,
+				row.Tally.RawRows, row.Tally.Rows, row.Tally.Distinct, row.Tally.Lost, row.Tally.Duplicated,
+				strings.ReplaceAll(q, "|", "/"), strings.ReplaceAll(row.Notes, "|", "/"))
+		}
 	}
 	return b.String()
 }

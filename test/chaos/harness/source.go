@@ -27,6 +27,9 @@ type SourceOptions struct {
 	Cuts     int
 	// Rate limits the stream to this many lines per second (0: as fast as the socket takes them).
 	Rate int
+	// Start is the timestamp of the first event (default 2026-11-25 10:11:12 UTC). Scenarios that run the
+	// example queries, which look at the last hour or day, start the stream a little before now.
+	Start time.Time
 }
 
 // Source is the log source of connect mode: it listens on loopback and streams Total generated events to
@@ -63,13 +66,16 @@ func NewSource(tb testing.TB, total uint64, opts SourceOptions) *Source {
 	if opts.Seed == 0 {
 		opts.Seed = 1
 	}
+	if opts.Start.IsZero() {
+		opts.Start = time.Date(2026, 11, 25, 10, 11, 12, 0, time.UTC)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("source: listening: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Source{
-		ln: ln, gen: event.NewGenerator(opts.Seed, opts.First, time.Date(2026, 11, 25, 10, 11, 12, 0, time.UTC)),
+		ln: ln, gen: event.NewGenerator(opts.Seed, opts.First, opts.Start),
 		total: total, opts: opts, ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
 	s.wg.Add(1)
