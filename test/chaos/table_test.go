@@ -47,6 +47,7 @@ func runTable(t *testing.T, sc tableScenario) {
 	w := stack.Warehouse(t)
 	ensureWarehouse(t, w)
 	s := w.Bootstrap(t, topic, 1)
+	w.WaitAssigned(t, s.Database, 3*time.Minute)
 
 	// The stream starts half an hour ago (1 ms apart), so every event falls into the example queries'
 	// windows (the last hour, the last day) whatever the scenario's length.

@@ -147,6 +147,27 @@ func (w *Warehouse) WaitRawRows(tb testing.TB, db string, want uint64, d time.Du
 	}
 }
 
+// WaitAssigned waits until the Kafka table of db has been assigned partitions (a new consumer group's
+// first assignment takes seconds), so a scenario's stream is consumed while it runs; it fails tb after d.
+func (w *Warehouse) WaitAssigned(tb testing.TB, db string, d time.Duration) {
+	tb.Helper()
+	c := w.Client(tb, "")
+	deadline := time.Now().Add(d)
+	sql := "SELECT toUInt64(sum(length(assignments.partition_id))) AS v FROM system.kafka_consumers WHERE database = " + clickhouse.QuoteString(db)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		n, err := scalarU64(ctx, c, sql)
+		cancel()
+		if err == nil && n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the Kafka table of %s has no partition assigned after %v (last error %v)", db, d, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 // pid returns the engine's process id, checked against the stack directory (never a recycled pid).
 func (w *Warehouse) pid() (int, error) {
 	if err := w.stack.guard(); err != nil {
@@ -323,8 +344,9 @@ func (w *Warehouse) Reconcile(tb testing.TB, db string, gen *event.Generator, n 
 	return t
 }
 
-// ExactFrom is the FROM clause that reads the logs table the way the documentation tells users to.
-const ExactFrom = "logs"
+// ExactFrom is the FROM clause that reads the logs table the way the documentation tells users to: FINAL
+// collapses the copies a re-consumed Kafka message left (the ReplacingMergeTree key holds its coordinates).
+const ExactFrom = "logs FINAL"
 
 // checkQueries runs the three example queries and compares each with the answer computed from the stream.
 func checkQueries(ctx context.Context, tb testing.TB, c *clickhouse.Client, gen *event.Generator, n uint64) []string {
