@@ -251,14 +251,14 @@ func tableScenarios() []struct {
 		{tableScenario{name: "T5. consumer group rebalance (a consumer joins and leaves)", n: pick[uint64](80_000, 300_000),
 			rate: pick(5_000, 5_000), fault: rebalanced(pick(5*time.Second, 15*time.Second))}, false},
 		{tableScenario{name: "T6. Kafka credentials rotated mid-stream (bootstrap re-run)", n: pick[uint64](80_000, 300_000),
-			rate: pick(5_000, 5_000), fault: rotated}, false},
+			rate: pick(5_000, 5_000), fault: rotated}, true},
 		{tableScenario{name: "T7. 1000 events per message, broker SIGKILLed", n: pick[uint64](100_000, 300_000),
 			rate: pick(8_000, 8_000), eventsPerMessage: 1000, fault: brokerKilled(pick(4*time.Second, 10*time.Second))}, false},
 	}
 }
 
 // TestTableExact runs the ClickHouse-stage matrix: every scenario in the full version (make chaos), the
-// quick subset (a broker kill, a ClickHouse kill) in make test; CHAOS_TABLE=all runs every scenario quick.
+// quick subset (a broker kill, a ClickHouse kill, a rotation) in make test; CHAOS_TABLE=all runs every scenario quick.
 func TestTableExact(t *testing.T) {
 	all := full || os.Getenv("CHAOS_TABLE") == "all"
 	for _, sc := range tableScenarios() {
