@@ -288,6 +288,8 @@ type TableTally struct {
 	Lost, Duplicated uint64
 	// OutOfRange counts answer rows whose eventId is not in the stream.
 	OutOfRange uint64
+	// Gaps says, when events are lost, which Kafka offsets no row came from.
+	Gaps string
 	// QueryErrors lists how each example query's answer differs from the one the stream implies; empty when
 	// all three are exact.
 	QueryErrors []string
@@ -304,8 +306,12 @@ func (t TableTally) String() string {
 	if len(t.QueryErrors) > 0 {
 		q = strings.Join(t.QueryErrors, "; ")
 	}
-	return fmt.Sprintf("stored %d rows (%d distinct); answer %d rows, %d distinct of %d, lost %d, duplicated %d, out of range %d; queries: %s",
+	s := fmt.Sprintf("stored %d rows (%d distinct); answer %d rows, %d distinct of %d, lost %d, duplicated %d, out of range %d; queries: %s",
 		t.RawRows, t.RawDistinct, t.Rows, t.Distinct, t.N, t.Lost, t.Duplicated, t.OutOfRange, q)
+	if t.Gaps != "" {
+		s += "; " + t.Gaps
+	}
+	return s
 }
 
 // Reconcile compares db's logs table with the stream of n events that gen generates (eventIds gen.ID(0) up):
@@ -341,7 +347,33 @@ func (w *Warehouse) Reconcile(tb testing.TB, db string, gen *event.Generator, n 
 	t.OutOfRange = ans.Distinct - ans.InRange
 	t.Duplicated = ans.Rows - ans.Distinct
 	t.QueryErrors = checkQueries(ctx, tb, c, gen, n)
+	if t.Lost > 0 {
+		t.Gaps = offsetGaps(ctx, c)
+	}
 	return t
+}
+
+// offsetGaps describes where a loss sits in the topic: the Kafka offsets, per partition, that no row of logs
+// came from (the first ten gaps), and how many rows logs_errors holds. "" when it cannot tell.
+func offsetGaps(ctx context.Context, c *clickhouse.Client) string {
+	type gap struct {
+		Partition uint64 `json:"p"`
+		From      uint64 `json:"from"`
+		To        uint64 `json:"to"`
+	}
+	gaps, err := clickhouse.QueryRows[gap](ctx, c, clickhouse.Query{SQL: `SELECT p, expected AS from, o - 1 AS to FROM (
+    SELECT p, o, lagInFrame(o + 1, 1, toUInt64(0)) OVER (PARTITION BY p ORDER BY o ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS expected
+    FROM (SELECT DISTINCT toUInt64(kafka_partition) AS p, kafka_offset AS o FROM logs))
+WHERE o != expected ORDER BY p, o LIMIT 10`})
+	if err != nil {
+		return "offsets unknown: " + err.Error()
+	}
+	errRows, _ := scalarU64(ctx, c, "SELECT count() AS v FROM logs_errors")
+	parts := make([]string, len(gaps))
+	for i, g := range gaps {
+		parts[i] = fmt.Sprintf("partition %d offsets %d-%d", g.Partition, g.From, g.To)
+	}
+	return fmt.Sprintf("no rows from %s; logs_errors holds %d rows", strings.Join(parts, ", "), errRows)
 }
 
 // ExactFrom is the FROM clause that reads the logs table the way the documentation tells users to: FINAL
