@@ -14,12 +14,13 @@ import (
 // committed counts whole). Zero means the group has committed everything the topic holds, so nothing it
 // already read will be read again. It asks over PLAINTEXT from bootstrap.
 func GroupLag(ctx context.Context, bootstrap, group, topic string) (int64, error) {
-	a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	// Watermarks come from a consumer: the admin client does not offer them in this client version.
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": "lag-" + group})
 	if err != nil {
-		return 0, fmt.Errorf("creating admin client: %w", err)
+		return 0, fmt.Errorf("creating watermark consumer: %w", err)
 	}
-	defer a.Close()
-	md, err := a.GetMetadata(&topic, false, 10000)
+	defer c.Close()
+	md, err := c.GetMetadata(&topic, false, 10000)
 	if err != nil {
 		return 0, fmt.Errorf("reading metadata of %s: %w", topic, err)
 	}
@@ -27,32 +28,10 @@ func GroupLag(ctx context.Context, bootstrap, group, topic string) (int64, error
 	if !ok || tm.Error.Code() != kafka.ErrNoError {
 		return 0, fmt.Errorf("topic %s not found: %v", topic, tm.Error)
 	}
-	parts := make([]kafka.TopicPartition, len(tm.Partitions))
-	for i, p := range tm.Partitions {
-		parts[i] = kafka.TopicPartition{Topic: &topic, Partition: p.ID}
-	}
-	res, err := a.ListConsumerGroupOffsets(ctx, []kafka.ConsumerGroupTopicPartitions{{Group: group, Partitions: parts}})
+	committed, err := CommittedOffsets(ctx, bootstrap, group, topic, len(tm.Partitions))
 	if err != nil {
-		return 0, fmt.Errorf("listing the offsets of group %s: %w", group, err)
+		return 0, err
 	}
-	if len(res.ConsumerGroupsTopicPartitions) != 1 {
-		return 0, fmt.Errorf("listing the offsets of group %s: %d answers, want 1", group, len(res.ConsumerGroupsTopicPartitions))
-	}
-	committed := make(map[int32]int64)
-	for _, tp := range res.ConsumerGroupsTopicPartitions[0].Partitions {
-		if tp.Error != nil {
-			return 0, fmt.Errorf("offset of group %s on %s/%d: %w", group, topic, tp.Partition, tp.Error)
-		}
-		if tp.Offset >= 0 {
-			committed[tp.Partition] = int64(tp.Offset)
-		}
-	}
-	// Watermarks come from a consumer: the admin client does not offer them in this client version.
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": "lag-" + group})
-	if err != nil {
-		return 0, fmt.Errorf("creating watermark consumer: %w", err)
-	}
-	defer c.Close()
 	var lag int64
 	for _, p := range tm.Partitions {
 		lo, hi, err := c.QueryWatermarkOffsets(topic, p.ID, 10000)

@@ -2,6 +2,7 @@ package kafkatest
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"testing"
 	"time"
@@ -50,34 +51,43 @@ func SetGroupOffsets(tb testing.TB, bootstrap, group, topic string, offsets map[
 }
 
 // GroupOffsets returns group's committed offsets on partitions 0..partitions-1 of topic; a partition
-// without a committed offset is missing from the map.
+// without a committed offset is missing from the map. It fails tb when the broker does not answer.
 func GroupOffsets(tb testing.TB, bootstrap, group, topic string, partitions int) map[int32]int64 {
 	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := CommittedOffsets(ctx, bootstrap, group, topic, partitions)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+// CommittedOffsets is GroupOffsets returning its error, for callers that poll.
+func CommittedOffsets(ctx context.Context, bootstrap, group, topic string, partitions int) (map[int32]int64, error) {
 	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
 	if err != nil {
-		tb.Fatalf("creating admin client: %v", err)
+		return nil, fmt.Errorf("creating admin client: %w", err)
 	}
 	defer admin.Close()
 	parts := make([]kafka.TopicPartition, partitions)
 	for i := range parts {
 		parts[i] = kafka.TopicPartition{Topic: &topic, Partition: int32(i)}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	res, err := admin.ListConsumerGroupOffsets(ctx, []kafka.ConsumerGroupTopicPartitions{{Group: group, Partitions: parts}})
 	if err != nil {
-		tb.Fatalf("reading the offsets of group %s: %v", group, err)
+		return nil, fmt.Errorf("reading the offsets of group %s: %w", group, err)
 	}
 	out := map[int32]int64{}
 	for _, g := range res.ConsumerGroupsTopicPartitions {
 		for _, p := range g.Partitions {
 			if p.Error != nil {
-				tb.Fatalf("reading the offset of group %s on %s/%d: %v", group, topic, p.Partition, p.Error)
+				return nil, fmt.Errorf("reading the offset of group %s on %s/%d: %w", group, topic, p.Partition, p.Error)
 			}
 			if p.Offset >= 0 {
 				out[p.Partition] = int64(p.Offset)
 			}
 		}
 	}
-	return out
+	return out, nil
 }

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"testing"
@@ -230,6 +231,48 @@ func rotated(t *testing.T, f *tableRun) string {
 		time.Since(began).Seconds(), res.Updated)
 }
 
+// commitLost leaves the Kafka table's group in the state a failed offset commit leaves it: its consumers stop
+// (the Kafka table detached), the group's committed offsets go back by rewind messages per partition (what
+// the engine had inserted but, as far as the broker knows, never committed), and the table is attached
+// again, so it reads those messages a second time. A broker fault causes this only when it hits between an
+// insert and its commit; this causes it every time, and checks it did (the offsets really went back).
+func commitLost(rewind int64) func(*testing.T, *tableRun) string {
+	return func(t *testing.T, f *tableRun) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		c := f.w.Client(t, f.schema.Database)
+		if err := c.Exec(ctx, "DETACH TABLE logs_queue SYNC"); err != nil {
+			t.Fatalf("detaching the Kafka table: %v", err)
+		}
+		attached := false
+		t.Cleanup(func() {
+			if !attached {
+				_ = c.Exec(context.Background(), "ATTACH TABLE logs_queue")
+			}
+		})
+		bootstrap := stack.PlaintextBootstrap()
+		committed := kafkatest.GroupOffsets(t, bootstrap, f.schema.Group, f.schema.Topic, 3)
+		rewound := make(map[int32]int64, len(committed))
+		var again int64
+		for p, o := range committed {
+			rewound[p] = max(0, o-rewind)
+			again += o - rewound[p]
+		}
+		if again == 0 {
+			t.Fatalf("the group had committed nothing to rewind (%v)", committed)
+		}
+		kafkatest.SetGroupOffsets(t, bootstrap, f.schema.Group, f.schema.Topic, rewound, 2*time.Minute)
+		if got := kafkatest.GroupOffsets(t, bootstrap, f.schema.Group, f.schema.Topic, 3); !maps.Equal(got, rewound) {
+			t.Fatalf("the group's offsets are %v after the rewind, want %v", got, rewound)
+		}
+		if err := c.Exec(ctx, "ATTACH TABLE logs_queue"); err != nil {
+			t.Fatalf("attaching the Kafka table again: %v", err)
+		}
+		attached = true
+		return fmt.Sprintf("committed offsets %v rewound to %v: %d messages to be read a second time", committed, rewound, again)
+	}
+}
+
 // tableScenarios is the matrix; quick marks the subset make test runs.
 func tableScenarios() []struct {
 	tableScenario
@@ -254,11 +297,13 @@ func tableScenarios() []struct {
 			rate: pick(5_000, 5_000), fault: rotated}, true},
 		{tableScenario{name: "T7. 1000 events per message, broker SIGKILLed", n: pick[uint64](100_000, 300_000),
 			rate: pick(8_000, 8_000), eventsPerMessage: 1000, fault: brokerKilled(pick(4*time.Second, 10*time.Second))}, false},
+		{tableScenario{name: "T8. offset commit lost: the group's offsets rewound mid-stream", n: pick[uint64](60_000, 300_000),
+			rate: pick(5_000, 5_000), fault: commitLost(pick[int64](5_000, 20_000))}, true},
 	}
 }
 
 // TestTableExact runs the ClickHouse-stage matrix: every scenario in the full version (make chaos), the
-// quick subset (a broker kill, a ClickHouse kill, a rotation) in make test; CHAOS_TABLE=all runs every scenario quick.
+// quick subset (a broker kill, a ClickHouse kill, a rotation, a lost commit) in make test; CHAOS_TABLE=all runs every scenario quick.
 func TestTableExact(t *testing.T) {
 	all := full || os.Getenv("CHAOS_TABLE") == "all"
 	for _, sc := range tableScenarios() {
