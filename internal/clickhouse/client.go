@@ -183,3 +183,18 @@ func (c *Client) do(ctx context.Context, sql string, params url.Values) (io.Read
 	code, _ := strconv.Atoi(resp.Header.Get("X-ClickHouse-Exception-Code"))
 	return nil, &ServerError{Status: resp.StatusCode, Code: code, Message: strings.TrimSpace(string(b))}
 }
+
+// Copy runs one statement and copies its answer to w as ClickHouse formats it (format, e.g.
+// PrettyCompactMonoBlock or TSVWithNames, unless the statement names its own FORMAT). A statement that
+// returns no rows writes nothing.
+func (c *Client) Copy(ctx context.Context, w io.Writer, sql, format string) error {
+	body, err := c.do(ctx, sql, url.Values{"default_format": {format}})
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if _, err := io.Copy(w, body); err != nil {
+		return fmt.Errorf("reading the answer: %w", err)
+	}
+	return nil
+}

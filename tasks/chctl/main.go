@@ -1,10 +1,11 @@
 // Command chctl reaches the ClickHouse side of the pipeline from a shell: it runs the bootstrap (the same
 // handler the bootstrap Lambda runs, Kafka credentials read from the MWAA_Secrets secret into a named
-// collection), prints the three example queries, reports the Kafka table's consumers, and counts the copies
-// of events in logs that re-consumed messages left.
+// collection), runs a query, prints the three example queries, reports the Kafka table's consumers, and
+// counts the copies of events in logs that re-consumed messages left.
 //
 //	chctl bootstrap  [--url U] [--user U] [--database D] [--secret-name N] [--brokers B] [--topic T]
 //	                 [--group G] [--num-consumers N] [--ca-file F | --ca-location P] [--cluster C] [--dry-run]
+//	chctl query      [--url U] [--user U] [--database D] [--format F] 'SQL; SQL...' | -
 //	chctl queries    [--url U] [--user U] [--database D]
 //	chctl consumers  [--url U] [--user U] [--database D] [--stale-after D]
 //	chctl duplicates [--url U] [--user U] [--database D] [--since T] [--until T] [--top N] [--json]
@@ -12,6 +13,9 @@
 // The ClickHouse password comes from CLICKHOUSE_PASSWORD only (never a flag, so it stays out of ps); the
 // Kafka credentials only from the secret (Secrets Manager, or the emulator AWS_ENDPOINT_URL_SECRETSMANAGER
 // names). Defaults come from the local stack's variables: CLICKHOUSE_URL, CLICKHOUSE_USER, KAFKA_CA_FILE.
+// Without CLICKHOUSE_PASSWORD, a command that talks to the local stack's ClickHouse (the URL in the stack's
+// env file, .cache/stack/stack.env or STACK_ENV) takes the password from that file, so that
+// `bin/chctl query 'SQL'` works from the repository without sourcing it first.
 package main
 
 import (
@@ -23,12 +27,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
 	"github.com/mwaa-kafka/pipeline/internal/flagenv"
 	"github.com/mwaa-kafka/pipeline/internal/secrets"
+	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
 
 func main() {
@@ -41,7 +48,7 @@ func main() {
 	os.Exit(flagenv.ExitCode(err))
 }
 
-const usage = "usage: chctl bootstrap|queries|consumers|duplicates [flags] (chctl CMD -h for the flags)"
+const usage = "usage: chctl bootstrap|query|queries|consumers|duplicates [flags] (chctl CMD -h for the flags)"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -55,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return flag.ErrHelp
 	case "bootstrap":
 		return bootstrap(ctx, args[1:], stdout, parse)
+	case "query":
+		return query(ctx, args[1:], stdout, parse)
 	case "queries":
 		return queries(ctx, args[1:], stdout, parse)
 	case "consumers":
@@ -84,11 +93,79 @@ func connFlags(fs *flag.FlagSet) *conn {
 }
 
 func (c *conn) client(db string) (*clickhouse.Client, error) {
-	opts := []clickhouse.ClientOption{clickhouse.WithCredentials(c.user, os.Getenv("CLICKHOUSE_PASSWORD"))}
+	opts := []clickhouse.ClientOption{clickhouse.WithCredentials(c.user, c.password())}
 	if db != "" {
 		opts = append(opts, clickhouse.WithDatabase(db))
 	}
 	return clickhouse.NewClient(c.url, opts...)
+}
+
+// password is CLICKHOUSE_PASSWORD; unset, and when the connection goes to the local stack's ClickHouse (the
+// URL its env file names), the stack's password. It is never sent to another URL than the stack's.
+func (c *conn) password() string {
+	if p := os.Getenv("CLICKHOUSE_PASSWORD"); p != "" {
+		return p
+	}
+	path := os.Getenv("STACK_ENV")
+	if path == "" {
+		root, err := stacktest.FindRepoRoot()
+		if err != nil {
+			return ""
+		}
+		path = filepath.Join(root, ".cache", "stack", "stack.env")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	vars, err := stacktest.ParseEnv(f)
+	if err != nil || vars["CLICKHOUSE_URL"] != c.url {
+		return ""
+	}
+	return vars["CLICKHOUSE_PASSWORD"]
+}
+
+// query runs the statements of one SQL argument (or of stdin for "-") in --database, one after the other,
+// and prints each answer as ClickHouse formats it; it stops at the first error.
+func query(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
+	fs := flag.NewFlagSet("query", flag.ContinueOnError)
+	c := connFlags(fs)
+	format := fs.String("format", "PrettyCompactMonoBlock", "ClickHouse output format of the answers (a statement's own FORMAT wins)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: chctl query [flags] 'SQL' (or - to read the SQL from stdin); statements separated by ;")
+		fs.PrintDefaults()
+	}
+	var script string
+	if n := len(args); n > 0 && (args[n-1] == "-" || !strings.HasPrefix(args[n-1], "-")) {
+		script, args = args[n-1], args[:n-1]
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if script == "-" {
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return fmt.Errorf("reading the SQL from stdin: %w", err)
+		}
+		script = string(b)
+	}
+	stmts := clickhouse.SplitStatements(script)
+	if len(stmts) == 0 {
+		return fmt.Errorf("%w: no SQL given (chctl query [flags] 'SQL', the SQL last)", flagenv.ErrUsage)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	cl, err := c.client(c.database)
+	if err != nil {
+		return err
+	}
+	for i, s := range stmts {
+		if err := cl.Copy(ctx, stdout, s, *format); err != nil {
+			return fmt.Errorf("statement %d of %d: %w", i+1, len(stmts), err)
+		}
+	}
+	return nil
 }
 
 func bootstrap(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
@@ -116,7 +193,7 @@ func bootstrap(ctx context.Context, args []string, stdout io.Writer, parse parse
 		s.Auth.CAPEM = string(pem)
 	}
 	s.Database = c.database
-	cfg.URL, cfg.User, cfg.Password, cfg.Timeout = c.url, c.user, os.Getenv("CLICKHOUSE_PASSWORD"), c.timeout
+	cfg.URL, cfg.User, cfg.Password, cfg.Timeout = c.url, c.user, c.password(), c.timeout
 	sm, err := clickhouse.NewSecretsManagerClient(ctx)
 	if err != nil {
 		return err
