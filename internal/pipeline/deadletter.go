@@ -36,8 +36,9 @@ type DeadLetter struct {
 	PossiblyPersisted bool
 }
 
-// DeadLetterSink stores dead letters. Put is called concurrently. A sink that settles asynchronously (Kafka)
-// reports the outcome later through the pipeline's delivery accounting; a synchronous one returns its error.
+// DeadLetterSink stores dead letters. Put is called concurrently. A sink that settles asynchronously reports
+// the outcome later in the ledger (Kafka through the delivery reports, the file when it syncs); a synchronous
+// one returns its error.
 type DeadLetterSink interface {
 	// Put stores dl; async reports whether the outcome arrives later through a delivery report.
 	Put(ctx context.Context, dl DeadLetter) (async bool, err error)
@@ -112,7 +113,8 @@ func newFileSink(path string, counts *Counts, log *slog.Logger) (*fileSink, erro
 
 // fileRecord is one line of the dead-letter file. Line holds the sample when it is valid UTF-8, LineBase64
 // (encoding/json's []byte form) otherwise, so any input survives the round trip.
-// The other fields carry the names of the dead-letter topic's headers (kafkaout.Header*).
+// Reason, Detail, Source, LineBytes and PossiblyPersisted carry the names of the dead-letter topic's headers
+// (kafkaout.Header*); Time is its received_at.
 type fileRecord struct {
 	Time              time.Time `json:"time"`
 	Reason            string    `json:"reason"`
