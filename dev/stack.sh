@@ -51,7 +51,8 @@ CLUSTER_ID=bXdhYS1rYWZrYS1sb2NhbA # base64 of the 16 bytes "mwaa-kafka-local": f
 SASL_USERNAME=pipeline
 SASL_TEST_USERNAME=tester
 SECRET_NAME=MWAA_Secrets
-TOPICS=("logs_4:3" "logs_4_dlq:1")
+# logs_walkthrough(_dlq): the README's by-hand reader run writes there, away from the topic ClickHouse consumes.
+TOPICS=("logs_4:3" "logs_4_dlq:1" "logs_walkthrough:1" "logs_walkthrough_dlq:1")
 
 log() { printf 'stack: %s\n' "$*" >&2; }
 die() {
