@@ -91,6 +91,11 @@ def put_secret(sm: Any, name: str, value: str) -> None:
     except ClientError as e:
         if e.response["Error"]["Code"] != "ResourceExistsException":
             raise
+        # Only a changed value is a new version: every put is one, and the ClickHouse bootstrap takes a new
+        # version for rotated credentials and recreates the Kafka table (its consumers then wait for a new
+        # partition assignment). A restart with the same credentials must change nothing.
+        if json.loads(sm.get_secret_value(SecretId=name)["SecretString"]) == json.loads(value):
+            return
         sm.put_secret_value(SecretId=name, SecretString=value)
 
 
