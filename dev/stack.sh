@@ -17,6 +17,7 @@
 # log apart), KAFKA_PLAINTEXT_PORT (19092), KAFKA_SASL_PORT (19093),
 # KAFKA_CONTROLLER_PORT (19094), MOTO_PORT (15000), MOTO_IAM_AUTH (on|off, default on), KAFKA_HEAP (1g, each broker),
 # KAFKA_HEAP_MIN (the heap the broker starts with, 256m; the benchmark starts its broker at the full heap),
+# KAFKA_BROKER_SESSION_TIMEOUT_MS (9000, Kafka's default; the chaos suites, which freeze the broker, raise it),
 # STACK_UP_TIMEOUT (seconds, 120), STACK_STOP_TIMEOUT (seconds, 20), STACK_CLICKHOUSE (on|off, default on: off
 # leaves ClickHouse out, for a stack that only needs Kafka). Two stacks can run side by side with
 # different ports and STACK_DIRs. Downloads (jars, the emulator's venv) are cached under .cache/ and shared.
@@ -38,6 +39,7 @@ MOTO_IAM_AUTH=${MOTO_IAM_AUTH:-on}
 STACK_CLICKHOUSE=${STACK_CLICKHOUSE:-on}
 KAFKA_HEAP=${KAFKA_HEAP:-1g}
 KAFKA_HEAP_MIN=${KAFKA_HEAP_MIN:-256m}
+KAFKA_BROKER_SESSION_TIMEOUT_MS=${KAFKA_BROKER_SESSION_TIMEOUT_MS:-9000}
 PORTS_CHANGED=""
 UP_TIMEOUT=${STACK_UP_TIMEOUT:-120}
 STOP_TIMEOUT=${STACK_STOP_TIMEOUT:-20}
@@ -239,6 +241,7 @@ kafka_prepare() {
     -e "s#@SASL_TEST_PASSWORD@#$(<"$KAFKA_HOME/sasl-test-password")#g" \
     -e "s#@TLS_DIR@#$KAFKA_TLS#g" \
     -e "s#@DATA_DIR@#$B_DATA#g" \
+    -e "s#@BROKER_SESSION_TIMEOUT_MS@#$KAFKA_BROKER_SESSION_TIMEOUT_MS#g" \
     "$ROOT/dev/kafka/server.properties.in" | write_private "$B_CONFIG"
   if [[ ! -f $B_DATA/meta.properties ]]; then
     log "formatting $(kafka_name)'s storage (cluster id $CLUSTER_ID)"
