@@ -324,9 +324,11 @@ func TestMinimumProgress(t *testing.T) {
 						t.Fatal(err)
 					}
 					defer fast.Close()
-					// A 10-byte line every interval/3 on each slow connection (about 100 bytes per interval, a
-					// tenth of the minimum), a 1000-byte line as often on the fast one, for 8 intervals.
-					big := strings.Repeat("f", 999) + "\n"
+					// A 9-byte line every interval/3 on each slow connection (about 30 bytes per interval, a
+					// thirtieth of the minimum), a 5000-byte line as often on the fast one (five times the
+					// minimum in each write, so a loaded machine's late wake-ups cannot make it slow), for 8
+					// intervals.
+					big := strings.Repeat("f", 4999) + "\n"
 					for i := 0; i < 24; i++ {
 						for _, c := range slow {
 							c.Write([]byte("slowline\n"))
