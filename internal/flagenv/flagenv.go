@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 )
 
@@ -48,8 +49,8 @@ func Overlay(fs *flag.FlagSet, prefix string, getenv func(string) string) error 
 }
 
 // Parse parses args into fs and, with a non-empty prefix, overlays the environment (see Overlay). For -h or --help it writes fs's
-// usage to stdout and returns flag.ErrHelp; for a mistake it writes the usage to stderr and returns an error
-// that wraps ErrUsage and names the flag (the caller prints it once). fs should be created with
+// usage to stdout and returns flag.ErrHelp; for a mistake it writes one line to stderr saying how to get the
+// help and returns an error that wraps ErrUsage and names the flag (the caller prints it once). fs should be created with
 // flag.ContinueOnError.
 func Parse(fs *flag.FlagSet, args []string, prefix string, getenv func(string) string, stdout, stderr io.Writer) error {
 	usage := fs.Usage
@@ -68,6 +69,7 @@ func Parse(fs *flag.FlagSet, args []string, prefix string, getenv func(string) s
 	fs.Usage = usage
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+		showChoiceDefaults(fs)
 		fs.SetOutput(stdout)
 		fs.Usage()
 		return err
@@ -80,9 +82,31 @@ func Parse(fs *flag.FlagSet, args []string, prefix string, getenv func(string) s
 	}
 	fs.SetOutput(stderr)
 	if err != nil {
-		fs.Usage()
+		// Not the whole usage (a hundred lines that push the mistake off the screen): where to find it.
+		hint := fs.Name() + " --help lists the flags"
+		if prefix != "" {
+			hint += " (each can also be set as " + prefix + "<NAME>)"
+		}
+		fmt.Fprintln(stderr, hint)
 	}
 	return err
+}
+
+// showChoiceDefaults adds "(default X)" to the usage of flags whose own flag.Value type prints its zero
+// value as the default (choice flags such as --source-mode, whose zero value means their default): the flag
+// package takes such a default for a zero value and leaves it out of the help. Its own types (bool, string,
+// int ...) keep its rule.
+func showChoiceDefaults(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ := reflect.TypeOf(f.Value)
+		if f.DefValue == "" || typ.Kind() != reflect.Pointer || typ.Elem().PkgPath() == "flag" || strings.Contains(f.Usage, "(default ") {
+			return
+		}
+		zero, ok := reflect.New(typ.Elem()).Interface().(flag.Value)
+		if ok && zero.String() == f.DefValue {
+			f.Usage += " (default " + f.DefValue + ")"
+		}
+	})
 }
 
 // dashes rewrites the flag package's "-name" in its messages into the "--name" form the help and the docs

@@ -56,8 +56,8 @@ func TestParse(t *testing.T) {
 				if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Parse(%q) error = %v, want ErrUsage mentioning %q", tt.args, err, tt.wantErr)
 				}
-				if stdout.Len() != 0 || !strings.Contains(stderr.String(), "-source-addr") {
-					t.Errorf("stdout = %q, stderr = %q; want the usage on stderr only", stdout.String(), stderr.String())
+				if want := "cmd --help lists the flags (each can also be set as CMD_<NAME>)\n"; stdout.Len() != 0 || stderr.String() != want {
+					t.Errorf("stdout = %q, stderr = %q; want only %q on stderr, not the whole usage", stdout.String(), stderr.String(), want)
 				}
 				return
 			}
@@ -105,5 +105,33 @@ func TestEnvName(t *testing.T) {
 func TestExitCode(t *testing.T) {
 	if got := ExitCode(errors.New("broker down")); got != 1 {
 		t.Errorf("ExitCode(other) = %d, want 1", got)
+	}
+}
+
+// mode is a choice flag whose zero value prints as its default, as the commands' choice flags do.
+type mode string
+
+func (m mode) String() string {
+	if m == "" {
+		return "connect"
+	}
+	return string(m)
+}
+func (m *mode) Set(v string) error { *m = mode(v); return nil }
+
+func TestParseHelpShowsChoiceDefaults(t *testing.T) {
+	var s settings
+	fs := newFlags(&s)
+	m := mode("connect")
+	fs.Var(&m, "source-mode", "connect or listen")
+	var stdout, stderr strings.Builder
+	if err := Parse(fs, []string{"--help"}, "", nil, &stdout, &stderr); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("Parse(--help) = %v, want flag.ErrHelp", err)
+	}
+	if !strings.Contains(stdout.String(), "connect or listen (default connect)") {
+		t.Errorf("help = %q, want --source-mode's default shown", stdout.String())
+	}
+	if strings.Contains(stdout.String(), "(default false)") {
+		t.Errorf("help = %q, want a false bool's default left out as the flag package does", stdout.String())
 	}
 }

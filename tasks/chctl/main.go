@@ -129,7 +129,7 @@ func (c *conn) password() string {
 // query runs the statements of one SQL argument (or of stdin for "-") in --database, one after the other,
 // and prints each answer as ClickHouse formats it; it stops at the first error.
 func query(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
-	fs := flag.NewFlagSet("query", flag.ContinueOnError)
+	fs := flag.NewFlagSet("chctl query", flag.ContinueOnError)
 	c := connFlags(fs)
 	format := fs.String("format", "PrettyCompactMonoBlock", "ClickHouse output format of the answers (a statement's own FORMAT wins)")
 	fs.Usage = func() {
@@ -169,7 +169,7 @@ func query(ctx context.Context, args []string, stdout io.Writer, parse parseFunc
 }
 
 func bootstrap(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
-	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
+	fs := flag.NewFlagSet("chctl bootstrap", flag.ContinueOnError)
 	c := connFlags(fs)
 	cfg := clickhouse.BootstrapConfig{Schema: clickhouse.NewSchema("")}
 	s := &cfg.Schema
@@ -215,7 +215,7 @@ func bootstrap(ctx context.Context, args []string, stdout io.Writer, parse parse
 }
 
 func queries(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
-	fs := flag.NewFlagSet("queries", flag.ContinueOnError)
+	fs := flag.NewFlagSet("chctl queries", flag.ContinueOnError)
 	c := connFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -273,7 +273,7 @@ func envOr(k, def string) string {
 }
 
 func consumers(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
-	fs := flag.NewFlagSet("consumers", flag.ContinueOnError)
+	fs := flag.NewFlagSet("chctl consumers", flag.ContinueOnError)
 	c := connFlags(fs)
 	stale := fs.Duration("stale-after", 5*time.Minute, "a consumer with no poll for this long, or an exception this recent with no commit since, is stuck")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
@@ -305,7 +305,7 @@ func consumers(ctx context.Context, args []string, stdout io.Writer, parse parse
 // duplicates reports raw rows against events in logs for a time range of the events' timestamps. Copies
 // are not an error (reads with FINAL count each event once): it exits 0 whatever it finds.
 func duplicates(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
-	fs := flag.NewFlagSet("duplicates", flag.ContinueOnError)
+	fs := flag.NewFlagSet("chctl duplicates", flag.ContinueOnError)
 	c := connFlags(fs)
 	since := fs.String("since", "24h", "start of the range (events' timestamp, inclusive): a time (2006-01-02 15:04:05 in UTC, or RFC 3339) or a duration before --until")
 	until := fs.String("until", "", "end of the range (exclusive): a time as --since takes it; default now")
