@@ -107,3 +107,24 @@ func TestRenderings(t *testing.T) {
 		t.Errorf("Chart: %v, %.80q", err, svg.String())
 	}
 }
+
+// In quick mode (make test) the targets are information, not a verdict: a missed one must not read as a
+// failure of a passing run.
+func TestTableQuickModeTargetsAreInformation(t *testing.T) {
+	for _, quick := range []bool{false, true} {
+		r := sample()
+		r.Quick = quick
+		r.CheckTargets()
+		var b bytes.Buffer
+		Table(&b, r)
+		out := b.String()
+		if quick {
+			if strings.Contains(out, "MISSED") || !strings.Contains(out, "info: missed") ||
+				!strings.Contains(out, "Targets (information only in quick mode") {
+				t.Errorf("quick Table = %s\nwant the targets labelled as information, no MISSED", out)
+			}
+		} else if !strings.Contains(out, "MISSED") {
+			t.Errorf("full Table = %s\nwant MISSED for a missed target", out)
+		}
+	}
+}
