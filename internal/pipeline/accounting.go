@@ -16,8 +16,39 @@ type Counts struct {
 	delivered    atomic.Uint64
 	deadLettered atomic.Uint64
 	failed       atomic.Uint64
+	// owed counts the lines abandon counted failed while they were still in flight. The Kafka client's close
+	// may go on past the deadline and report on them after all; such a late line turns from failed into
+	// what it became (see settle), so no line is counted twice.
+	owed atomic.Uint64
 
 	reasons tally // lines sent to the dead-letter path, by reason
+}
+
+// addDelivered, addDeadLettered and addFailed settle n lines in the ledger.
+func (c *Counts) addDelivered(n uint64)    { c.settle(&c.delivered, n) }
+func (c *Counts) addDeadLettered(n uint64) { c.settle(&c.deadLettered, n) }
+func (c *Counts) addFailed(n uint64)       { c.settle(&c.failed, n) }
+
+// settle adds n to the counter to, first paying back lines abandon already counted as failed.
+func (c *Counts) settle(to *atomic.Uint64, n uint64) {
+	for {
+		owed := c.owed.Load()
+		k := min(owed, n)
+		if k == 0 {
+			to.Add(n)
+			return
+		}
+		if !c.owed.CompareAndSwap(owed, owed-k) {
+			continue
+		}
+		if to == &c.failed {
+			to.Add(n - k) // k of them are counted failed already
+			return
+		}
+		to.Add(n)
+		c.failed.Add(^(k - 1)) // subtracts k
+		return
+	}
 }
 
 // deadLetterAttempt counts a line sent to the dead-letter path for reason (whether or not it gets there).
@@ -27,6 +58,7 @@ func (c *Counts) deadLetterAttempt(reason string) { c.reasons.add(reason) }
 // passed before the Kafka client reported on them.
 func (c *Counts) abandon() uint64 {
 	n := c.Snapshot().InFlight
+	c.owed.Add(n)
 	c.failed.Add(n)
 	return n
 }

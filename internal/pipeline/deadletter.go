@@ -217,7 +217,7 @@ func (s *fileSink) failLocked(n uint64, err error) {
 	if n == 0 {
 		return
 	}
-	s.counts.failed.Add(n)
+	s.counts.addFailed(n)
 	if !s.failing {
 		s.failing, s.lost = true, 0
 		s.log.Error("dead-letter file failing: lines that cannot be stored are counted failed (lost) until writes succeed again",
@@ -246,7 +246,7 @@ func (s *fileSink) sync() {
 		s.failLocked(n, fmt.Errorf("syncing dead-letter file %s: %w", s.path, err))
 		return
 	}
-	s.counts.deadLettered.Add(n)
+	s.counts.addDeadLettered(n)
 }
 
 func (s *fileSink) syncLoop(ctx context.Context) {

@@ -142,13 +142,13 @@ func (h *handler) putDeadLetter(ctx context.Context, src tcpin.Source, line []by
 	async, err := h.dlq.Put(ctx, dl)
 	switch {
 	case err != nil:
-		h.counts.failed.Add(1)
+		h.counts.addFailed(1)
 		if !h.logClientDown(err, "dead-lettering failed: the kafka client is down; every line it cannot take from now is counted failed",
 			"reason", reason, "err", err) {
 			h.log.Error("dead-lettering a line failed: line lost", "reason", reason, "source", src.Remote, "err", err)
 		}
 	case !async:
-		h.counts.deadLettered.Add(1)
+		h.counts.addDeadLettered(1)
 	}
 }
 
@@ -156,13 +156,13 @@ func (h *handler) putDeadLetter(ctx context.Context, src tcpin.Source, line []by
 func (h *handler) delivered(topic string, value []byte, err error) {
 	if topic != h.topic { // the dead-letter topic
 		if err != nil {
-			h.counts.failed.Add(1)
+			h.counts.addFailed(1)
 			if !h.logClientDown(err, "dead-letter deliveries failed: the kafka client is down; they are counted failed", "topic", topic, "err", err) {
 				h.log.Error("dead-letter delivery failed: line lost", "topic", topic, "err", err)
 			}
 			return
 		}
-		h.counts.deadLettered.Add(1)
+		h.counts.addDeadLettered(1)
 		return
 	}
 	events := 1
@@ -170,7 +170,7 @@ func (h *handler) delivered(topic string, value []byte, err error) {
 		events = bytes.Count(value, []byte{'\n'}) + 1
 	}
 	if err == nil {
-		h.counts.delivered.Add(uint64(events))
+		h.counts.addDelivered(uint64(events))
 		return
 	}
 	// Kafka gave up on these lines. This runs on the producer's event goroutine, which must not block (it
