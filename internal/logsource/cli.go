@@ -39,6 +39,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		timeMode                    string
 		sendTimes, logLevel         string
 		tlsCert, tlsKey             string
+		file                        string
 		firstID                     uint
 	)
 	fs.StringVar(&listen, "listen", "", "serve readers that connect to this address, e.g. 127.0.0.1:7000 (port 0 picks one; the log says which)")
@@ -61,6 +62,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&cfg.SendTimesEvery, "send-times-every", DefaultSendTimesEvery, "record the send time of every K-th event")
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 0, "connect mode: give up connecting after this long (0: retry until interrupted)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&file, "file", "", "replay this file's lines as they are (- for stdin) to one reader instead of generated events; --rate in lines per second (0: as fast as the reader takes them)")
 	if err := flagenv.Parse(fs, args, envPrefix, os.Getenv, stdout, stderr); err != nil {
 		return err
 	}
@@ -106,20 +108,18 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cfg.SendTimes = f
 	}
 
+	if file != "" {
+		if cfg.Count > 0 || cfg.Duration > 0 || bad != "" || sendTimes != "" || start != "" {
+			return fmt.Errorf("--file replays the file as it is: --count, --duration, --bad, --send-times and --start do not apply: %w", ErrUsage)
+		}
+		return replayFile(ctx, file, listen, connect, tlsCert, tlsKey, cfg, stdout)
+	}
 	var stats Stats
 	var runErr error
 	if listen != "" {
-		ln, err := net.Listen("tcp", listen)
+		ln, err := listener(listen, tlsCert, tlsKey)
 		if err != nil {
-			return fmt.Errorf("listening on %s: %w", listen, err)
-		}
-		if tlsCert != "" {
-			cert, err := tls.LoadX509KeyPair(tlsCert, tlsKey)
-			if err != nil {
-				ln.Close()
-				return fmt.Errorf("--tls-cert and --tls-key: %w", err)
-			}
-			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+			return err
 		}
 		cfg.Log.Info("listening", "addr", ln.Addr().String(), "count", cfg.Count, "duration", cfg.Duration.String(), "rate", cfg.Rate)
 		stats, runErr = Serve(ctx, ln, cfg)
@@ -137,6 +137,57 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err := f.Close(); err != nil {
 			runErr = errors.Join(runErr, fmt.Errorf("closing --send-times file: %w", err))
 		}
+	}
+	if runErr != nil {
+		cfg.Log.Error("log source failed", "error", runErr.Error())
+	}
+	return runErr
+}
+
+// listener listens on addr, serving TLS with the certificate and key when given.
+func listener(addr, tlsCert, tlsKey string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	if tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(tlsCert, tlsKey)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("--tls-cert and --tls-key: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	return ln, nil
+}
+
+// replayFile runs --file: the file (or stdin for "-") to one reader, in either mode; the summary to stdout.
+func replayFile(ctx context.Context, file, listen, connect, tlsCert, tlsKey string, cfg Config, stdout io.Writer) error {
+	in := io.Reader(os.Stdin)
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return fmt.Errorf("opening --file: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	var ln net.Listener
+	if listen != "" {
+		var err error
+		if ln, err = listener(listen, tlsCert, tlsKey); err != nil {
+			return err
+		}
+		defer ln.Close()
+		cfg.Log.Info("listening", "addr", ln.Addr().String(), "file", file, "rate", cfg.Rate)
+	}
+	st, runErr := ReplayTo(ctx, ln, connect, cfg.ConnectTimeout, in, cfg.Rate)
+	line, err := json.Marshal(st)
+	if err != nil {
+		return errors.Join(runErr, fmt.Errorf("encoding the summary: %w", err))
+	}
+	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("printing the summary: %w", err))
 	}
 	if runErr != nil {
 		cfg.Log.Error("log source failed", "error", runErr.Error())
