@@ -57,7 +57,8 @@ type watcher struct {
 	stall        *stall
 	probeErr     error // the last readiness probe's error; nil once a probe passed
 	probed       bool
-	notReadyAt   time.Time // when the reader last stopped being ready, while it is not
+	cancelProbe  context.CancelFunc // calls off the probe under way, if any
+	notReadyAt   time.Time          // when the reader last stopped being ready, while it is not
 	deadLetters  burst
 	refusals     burst
 	lastReasons  map[string]uint64
@@ -119,6 +120,11 @@ func (w *watcher) setPhase(phase string, err error) {
 	if phase == phaseReading {
 		// The topics were just checked by the start-up wait.
 		w.probed, w.probeErr = true, nil
+	}
+	if phase == phaseStopped && w.cancelProbe != nil {
+		// A probe waiting for a broker that is gone would overlap the Kafka client's close and hold up the
+		// end of the shutdown.
+		w.cancelProbe()
 	}
 }
 
@@ -234,16 +240,30 @@ func (w *watcher) probeLoop(ctx context.Context) {
 			return
 		case <-time.After(next):
 		}
+		pctx, cancel := context.WithCancel(ctx)
 		w.mu.Lock()
 		reading := w.phase == phaseReading
+		if reading {
+			w.cancelProbe = cancel
+		}
 		w.mu.Unlock()
 		if !reading {
+			cancel()
 			next = w.tick
 			continue
 		}
-		err := w.probe(ctx)
+		err := w.probe(pctx)
+		w.mu.Lock()
+		w.cancelProbe = nil
+		w.mu.Unlock()
+		calledOff := pctx.Err() != nil
+		cancel()
 		if ctx.Err() != nil {
 			return
+		}
+		if calledOff { // reading stopped: no verdict
+			next = w.tick
+			continue
 		}
 		w.recordProbe(err)
 		next = w.probeEvery

@@ -28,6 +28,7 @@ type fakeKafka struct {
 	errAt    time.Time
 	err      error
 	checkErr error
+	check    func(ctx context.Context) error // when set, CheckTopic calls it
 }
 
 func (f *fakeKafka) Fatal() error                        { f.mu.Lock(); defer f.mu.Unlock(); return f.fatal }
@@ -36,7 +37,10 @@ func (f *fakeKafka) QueuedBytes() int64                  { return f.bytes }
 func (f *fakeKafka) Waiting() int                        { return f.waiting }
 func (f *fakeKafka) LastClientError() (time.Time, error) { return f.errAt, f.err }
 func (f *fakeKafka) EventLoopRunning() bool              { return true }
-func (f *fakeKafka) CheckTopic(context.Context, string) error {
+func (f *fakeKafka) CheckTopic(ctx context.Context, _ string) error {
+	if f.check != nil {
+		return f.check(ctx)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.checkErr
@@ -311,6 +315,46 @@ func TestWatcherClosesEpisodesAtShutdown(t *testing.T) {
 				tt.check(t, recs)
 			}
 		})
+	}
+}
+
+// TestWatcherProbeEndsWhenReadingStops: a readiness probe still waiting for a broker when reading stops is
+// called off at once, so it neither overlaps the Kafka client's close nor delays the end of the shutdown (a
+// metadata request to a broker that is gone waits out its whole timeout).
+func TestWatcherProbeEndsWhenReadingStops(t *testing.T) {
+	f := newWatchFixture()
+	f.w.tick = 10 * time.Millisecond
+	f.w.probeTimeout = time.Minute
+	started, ended := make(chan struct{}, 1), make(chan struct{}, 1)
+	f.kafka.check = func(ctx context.Context) error {
+		started <- struct{}{}
+		<-ctx.Done()
+		ended <- struct{}{}
+		return ctx.Err()
+	}
+	f.w.setPhase(phaseReading, nil)
+	stop := startOps(context.Background(), Config{Ops: f.w.cfg}, f.w, f.counts, f.kafka, io.Discard, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no readiness probe within 10 s")
+	}
+	f.w.setPhase(phaseStopped, nil)
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the readiness probe still waits 5 s after reading stopped")
+	}
+	stopped = true
+	stop()
+	if got := msgs(logRecords(t, f.logs)); strings.Contains(got, "not ready") {
+		t.Errorf("log = %s: a probe called off is no readiness verdict", got)
 	}
 }
 
