@@ -1130,3 +1130,63 @@ func TestIntegrationMigrateSeedLogs(t *testing.T) {
 		t.Errorf("Apply after the migration = %+v, %v; want everything kept", again, err)
 	}
 }
+
+// TestIntegrationMigrationResumes: a migration cut off leaves one of two states, and the next bootstrap
+// finishes from either without losing a row: a partial copy in logs_migration (copied again), or the
+// exchange done but not the rename (logs_migration is the seed-style table: renamed to the backup name).
+func TestIntegrationMigrationResumes(t *testing.T) {
+	e := loadEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := e.client(t, "")
+	s := freshSchema(t, e, c, "it_resume", 1)
+	db := s.Database
+	if _, err := clickhouse.Apply(ctx, c, s); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	seedRows := "INSERT INTO " + db + ".logs SELECT toUInt32(number % 700), 'Info', 's', now64(6) - toIntervalSecond(number), 'c', 'u', 'm' FROM numbers(1000)"
+	for _, q := range []string{
+		"DROP VIEW " + db + ".logs_mv SYNC", "DROP VIEW " + db + ".logs_errors_mv SYNC", "DROP TABLE " + db + ".logs SYNC",
+		fmt.Sprintf(seedLogsSQL, db), seedRows,
+		// A copy cut off after 100 rows.
+		strings.Replace(mustStatement(t, s, "logs"), db+"`.logs", db+"`.logs_migration", 1),
+		"INSERT INTO " + db + ".logs_migration (eventId, kafka_partition, kafka_offset) SELECT number, 4294967295, number FROM numbers(100)",
+	} {
+		if err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	res, err := clickhouse.Apply(ctx, c, s)
+	if err != nil || res.Migration == nil || res.Migration.Rows != 1000 {
+		t.Fatalf("Apply over a partial copy = %+v, %v; want 1000 rows migrated", res, err)
+	}
+	dc := e.client(t, db)
+	if n := scalar[int](t, ctx, dc, "SELECT count() AS v FROM logs FINAL"); n != 1000 {
+		t.Errorf("logs FINAL after the resumed migration = %d rows, want 1000", n)
+	}
+
+	// The exchange done, the rename not: logs is the DDL's, logs_migration the seed-style table.
+	for _, q := range []string{
+		"RENAME TABLE " + db + ".logs TO " + db + ".logs_tmp",
+		"RENAME TABLE " + res.Migration.Backup + " TO " + db + ".logs_migration",
+		"RENAME TABLE " + db + ".logs_tmp TO " + db + ".logs",
+	} {
+		if err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	dry, err := clickhouse.DryRun(ctx, c, s)
+	if err != nil || dry.Migration == nil || len(dry.Migration.Steps) != 1 || !strings.HasPrefix(dry.Migration.Steps[0], "rename ") {
+		t.Fatalf("DryRun with the rename left = %+v, %v; want the rename as the one step", dry, err)
+	}
+	res, err = clickhouse.Apply(ctx, c, s)
+	if err != nil || res.Migration == nil || res.Migration.Rows != 1000 {
+		t.Fatalf("Apply with the rename left = %+v, %v; want the backup renamed", res, err)
+	}
+	if n := scalar[int](t, ctx, c, "SELECT count() AS v FROM "+res.Migration.Backup); n != 1000 {
+		t.Errorf("the backup %s holds %d rows, want 1000", res.Migration.Backup, n)
+	}
+	if n := scalar[int](t, ctx, c, "SELECT count() AS v FROM system.tables WHERE database = '"+db+"' AND name = 'logs_migration'"); n != 0 {
+		t.Errorf("logs_migration is left")
+	}
+}

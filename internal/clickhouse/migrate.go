@@ -110,9 +110,9 @@ func planMigration(ctx context.Context, c *Client, s Schema, queueExists bool, v
 
 // migrate builds the new logs beside the seed-style one, copies every row, and exchanges the two; the
 // views over the Kafka table are dropped already (nothing writes to logs). A leftover of an interrupted run
-// is dropped first when it holds the new definition and no copy into it is running; when the leftover is
-// the seed-style table itself (the run stopped between the exchange and the rename), logs is new already
-// and only the rename is left, which apply handles before calling migrate.
+// is used when it holds every row, else copied again, unless a copy into it is still running; when the
+// leftover is the seed-style table itself (the run stopped between the exchange and the rename), logs is
+// new already and only the rename is left, which apply does instead of calling migrate.
 func migrate(ctx context.Context, c *Client, s Schema, logs Statement, m *Migration) error {
 	db := QuoteIdent(s.Database)
 	from, into := db+".logs", db+"."+migrationTable
@@ -123,24 +123,28 @@ func migrate(ctx context.Context, c *Client, s Schema, logs Statement, m *Migrat
 	if running {
 		return fmt.Errorf("a copy into %s.%s is still running (query %q): run the bootstrap again once it ends: %w", s.Database, migrationTable, migrationQueryID(s), ErrMigrationRunning)
 	}
-	if err := c.Exec(ctx, "DROP TABLE IF EXISTS "+into+s.OnCluster()+" SYNC"); err != nil {
-		return fmt.Errorf("dropping the leftover %s: %w", into, err)
-	}
-	prefix := "CREATE TABLE " + from
-	if !strings.HasPrefix(logs.SQL, prefix) {
-		return fmt.Errorf("the DDL of logs does not start with %q", prefix)
-	}
-	if err := c.Exec(ctx, "CREATE TABLE "+into+strings.TrimPrefix(logs.SQL, prefix)); err != nil {
-		return fmt.Errorf("creating %s: %w", into, err)
-	}
 	before, err := countRows(ctx, c, s.Database, "logs")
 	if err != nil {
 		return err
 	}
-	copySQL := "INSERT INTO " + into + " (eventId, level, source, timestamp, computer, user, message, kafka_partition, kafka_offset) " +
-		"SELECT eventId, level, source, timestamp, computer, user, message, " + strconv.FormatUint(MigratedPartition, 10) + ", rowNumberInAllBlocks() FROM " + from
-	if err := execWithID(ctx, c, copySQL, migrationQueryID(s)); err != nil {
-		return fmt.Errorf("copying %s into %s (if the copy runs on in the server, run the bootstrap again once it ends): %w", from, into, err)
+	// A leftover holding as many rows as logs is a finished copy whose exchange did not happen (nothing
+	// writes to logs meanwhile: the views are gone); anything else is dropped and copied again.
+	_, leftover, err := storedCreate(ctx, c, s.Database, migrationTable)
+	if err != nil {
+		return err
+	}
+	done := false
+	if leftover {
+		n, err := countRows(ctx, c, s.Database, migrationTable)
+		if err != nil {
+			return err
+		}
+		done = n == before
+	}
+	if !done {
+		if err := copyLogs(ctx, c, s, logs); err != nil {
+			return err
+		}
 	}
 	after, err := countRows(ctx, c, s.Database, migrationTable)
 	if err != nil {
@@ -154,6 +158,30 @@ func migrate(ctx context.Context, c *Client, s Schema, logs Statement, m *Migrat
 		return fmt.Errorf("exchanging %s and %s: %w", from, into, err)
 	}
 	return renameBackup(ctx, c, s, m.Backup)
+}
+
+// copyLogs (re)creates logs_migration with the DDL of logs and copies every row of logs into it, each with
+// kafka_partition MigratedPartition and its number in the copy as kafka_offset. The copy is one statement
+// under the query id migrationQueryID.
+func copyLogs(ctx context.Context, c *Client, s Schema, logs Statement) error {
+	db := QuoteIdent(s.Database)
+	from, into := db+".logs", db+"."+migrationTable
+	if err := c.Exec(ctx, "DROP TABLE IF EXISTS "+into+s.OnCluster()+" SYNC"); err != nil {
+		return fmt.Errorf("dropping the leftover %s: %w", into, err)
+	}
+	prefix := "CREATE TABLE " + from
+	if !strings.HasPrefix(logs.SQL, prefix) {
+		return fmt.Errorf("the DDL of logs does not start with %q", prefix)
+	}
+	if err := c.Exec(ctx, "CREATE TABLE "+into+strings.TrimPrefix(logs.SQL, prefix)); err != nil {
+		return fmt.Errorf("creating %s: %w", into, err)
+	}
+	copySQL := "INSERT INTO " + into + " (eventId, level, source, timestamp, computer, user, message, kafka_partition, kafka_offset) " +
+		"SELECT eventId, level, source, timestamp, computer, user, message, " + strconv.FormatUint(MigratedPartition, 10) + ", rowNumberInAllBlocks() FROM " + from
+	if err := execWithID(ctx, c, copySQL, migrationQueryID(s)); err != nil {
+		return fmt.Errorf("copying %s into %s (logs is unchanged and nothing consumes until the bootstrap runs again; a large table needs a longer timeout): %w", from, into, err)
+	}
+	return nil
 }
 
 // renameBackup gives the seed-style table, which the exchange left as logs_migration, its backup name.

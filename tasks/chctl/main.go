@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -198,7 +199,9 @@ func bootstrap(ctx context.Context, args []string, stdout io.Writer, parse parse
 	if err != nil {
 		return err
 	}
-	resp, err := clickhouse.BootstrapHandler{Config: cfg, Secrets: sm}.Handle(ctx, clickhouse.BootstrapEvent{DryRun: *dryRun})
+	// No per-request limit: a migration's copy of a large logs is one long statement; --timeout bounds
+	// the whole command.
+	resp, err := clickhouse.BootstrapHandler{Config: cfg, Secrets: sm, HTTP: &http.Client{}}.Handle(ctx, clickhouse.BootstrapEvent{DryRun: *dryRun})
 	var notOK *clickhouse.BootstrapError
 	if errors.As(err, &notOK) {
 		// Drift: the report (with the diffs) still goes to stdout; the error (the summary) makes the exit 1.
