@@ -185,7 +185,7 @@ func apply(ctx context.Context, c *Client, s Schema, dry bool) (Result, error) {
 	}
 	if rotate {
 		for _, v := range views {
-			if o := objs[v]; o.exists && !o.same && !(migrateLogs && v == "logs_mv") {
+			if o := objs[v]; o.exists && !o.same && (!migrateLogs || v != "logs_mv") {
 				rotate = false
 			}
 		}

@@ -241,7 +241,7 @@ func TestStickyForgetsTheCountWhenALookupFails(t *testing.T) {
 	s := newSticky(l.lookup, 100)
 	defer s.close()
 	waitKnown(t, s, "logs")
-	gone := error(ErrTopicNotFound)
+	gone := ErrTopicNotFound
 	l.err.Store(&gone)
 	s.refresh("logs")
 	waitView(t, s, "logs", refreshGap+2*time.Second, "the count forgotten", func(v topicView) bool { return v.partitions == 0 })

@@ -26,7 +26,7 @@ func GroupLag(ctx context.Context, bootstrap, group, topic string) (int64, error
 	}
 	tm, ok := md.Topics[topic]
 	if !ok || tm.Error.Code() != kafka.ErrNoError {
-		return 0, fmt.Errorf("topic %s not found: %v", topic, tm.Error)
+		return 0, fmt.Errorf("topic %s not found: %w", topic, tm.Error)
 	}
 	committed, err := CommittedOffsets(ctx, bootstrap, group, topic, len(tm.Partitions))
 	if err != nil {

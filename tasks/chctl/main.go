@@ -321,7 +321,7 @@ func duplicates(ctx context.Context, args []string, stdout io.Writer, parse pars
 	if *until != "" {
 		t, err := parseTime(*until)
 		if err != nil {
-			return fmt.Errorf("%w: --until: %v", flagenv.ErrUsage, err)
+			return fmt.Errorf("%w: --until: %w", flagenv.ErrUsage, err)
 		}
 		end = t
 	}
@@ -330,7 +330,7 @@ func duplicates(ctx context.Context, args []string, stdout io.Writer, parse pars
 		start, err = end.Add(-d), nil
 	}
 	if err != nil {
-		return fmt.Errorf("%w: --since: %v", flagenv.ErrUsage, err)
+		return fmt.Errorf("%w: --since: %w", flagenv.ErrUsage, err)
 	}
 	if !start.Before(end) {
 		return fmt.Errorf("%w: --since %s is not before --until %s", flagenv.ErrUsage, start.Format(time.RFC3339), end.Format(time.RFC3339))
