@@ -14,11 +14,12 @@ import (
 // app synthesizes (see lambdaCode). Both run in the private subnets, reaching Kafka, ClickHouse
 // and Secrets Manager through the NAT gateway, and the reader's health endpoint directly.
 func newLambdas(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.PolicyStatement) {
-	sg := awsec2.NewSecurityGroup(s, jsii.String("FunctionsSecurityGroup"), &awsec2.SecurityGroupProps{
+	p.FunctionsSecurityGroup = awsec2.NewSecurityGroup(s, jsii.String("FunctionsSecurityGroup"), &awsec2.SecurityGroupProps{
 		Vpc:              p.Vpc,
 		Description:      jsii.String("Lambdas: outbound to Kafka, ClickHouse, Secrets Manager and the reader"),
 		AllowAllOutbound: jsii.Bool(true),
 	})
+	sg := p.FunctionsSecurityGroup
 	if props.ReaderHealthURL != "" {
 		p.TaskSecurityGroup.AddIngressRule(sg, awsec2.Port_Tcp(jsii.Number(MetricsPort)),
 			jsii.String("health Lambda reads /healthz"), nil)

@@ -48,6 +48,19 @@ type Props struct {
 	// VpcID names an existing VPC to deploy into (vpcId). Empty creates a small VPC: two AZs, public and
 	// private subnets, one NAT gateway.
 	VpcID string
+	// NatGatewayPerAZ gives the VPC the stack creates one NAT gateway per availability zone instead of one
+	// for both (natGatewayPerAz; default false; the production environment sets it): outbound traffic then
+	// survives the loss of a zone and crosses no zone boundary. An existing VPC (vpcId) keeps its own NAT.
+	NatGatewayPerAZ bool
+	// VpcEndpoints adds interface endpoints for Secrets Manager, ECR (API and Docker), CloudWatch Logs and
+	// CloudWatch metrics, and an S3 gateway endpoint (ECR's image layers), in the private subnets
+	// (vpcEndpoints; default false): the reader and the Lambdas then reach those AWS APIs without the NAT
+	// gateway. In an existing VPC it needs that the VPC has no such endpoints with private DNS yet.
+	VpcEndpoints bool
+	// CreateEcsServiceLinkedRole creates ECS's service-linked role AWSServiceRoleForECS, which a first ECS
+	// deploy in an account otherwise races against (createEcsServiceLinkedRole; default false). Only for an
+	// account that has none yet: CloudFormation refuses to create it twice. The stack keeps it on destroy.
+	CreateEcsServiceLinkedRole bool
 	// SourceMode is connect (default: the reader dials SourceAddr) or listen (sources dial the reader).
 	SourceMode string
 	// SourceAddr is the log source to dial in connect mode, or the address to listen on in listen mode
@@ -180,6 +193,15 @@ func FromContext(ctx Context) (Props, error) {
 		return p, err
 	}
 	if p.SourceTLSMutual, err = parseBool("sourceTlsMutual", str("sourceTlsMutual")); err != nil {
+		return p, err
+	}
+	if p.NatGatewayPerAZ, err = parseBool("natGatewayPerAz", str("natGatewayPerAz")); err != nil {
+		return p, err
+	}
+	if p.VpcEndpoints, err = parseBool("vpcEndpoints", str("vpcEndpoints")); err != nil {
+		return p, err
+	}
+	if p.CreateEcsServiceLinkedRole, err = parseBool("createEcsServiceLinkedRole", str("createEcsServiceLinkedRole")); err != nil {
 		return p, err
 	}
 	p.ReaderDesiredCount = -1

@@ -26,6 +26,7 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 		Vpc:                 p.Vpc,
 		ContainerInsightsV2: awsecs.ContainerInsights_ENABLED,
 	})
+	newEcsServiceLinkedRole(s, p, props)
 
 	p.TaskDefinition = awsecs.NewFargateTaskDefinition(s, jsii.String("ReaderTask"), &awsecs.FargateTaskDefinitionProps{
 		Cpu:            jsii.Number(512),

@@ -34,6 +34,8 @@ type Pipeline struct {
 	Cluster           awsecs.Cluster
 	TaskDefinition    awsecs.FargateTaskDefinition
 	TaskSecurityGroup awsec2.SecurityGroup
+	// FunctionsSecurityGroup is both Lambdas'.
+	FunctionsSecurityGroup awsec2.SecurityGroup
 	// LoadBalancerSecurityGroup is the Network Load Balancer's (nil without one).
 	LoadBalancerSecurityGroup awsec2.SecurityGroup
 	ReaderLogs                awslogs.LogGroup
@@ -67,6 +69,7 @@ func NewPipelineStack(scope constructs.Construct, id string, props Props) *Pipel
 
 	newReader(s, p, props, readSecret)
 	newLambdas(s, p, props, readSecret)
+	newVpcEndpoints(s, p, props)
 	newSchedules(s, p, props)
 	newAlarms(s, p)
 	newMonitoring(s, p, props)
@@ -87,14 +90,21 @@ func secretArnPattern(s awscdk.Stack, name string) string {
 	})
 }
 
+// vpcZones is how many availability zones the VPC the stack creates spans.
+const vpcZones = 2
+
 func newVpc(s awscdk.Stack, props Props) awsec2.IVpc {
 	if props.VpcID != "" {
 		return awsec2.Vpc_FromLookup(s, jsii.String("Vpc"), &awsec2.VpcLookupOptions{VpcId: jsii.String(props.VpcID)})
 	}
 	flowLogs := logGroup(s, "VpcFlowLogs", props)
+	nats := 1
+	if props.NatGatewayPerAZ {
+		nats = vpcZones
+	}
 	return awsec2.NewVpc(s, jsii.String("Vpc"), &awsec2.VpcProps{
-		MaxAzs:      jsii.Number(2),
-		NatGateways: jsii.Number(1),
+		MaxAzs:      jsii.Number(vpcZones),
+		NatGateways: jsii.Number(float64(nats)),
 		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
 			{Name: jsii.String("public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
 			{Name: jsii.String("private"), SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS, CidrMask: jsii.Number(24)},

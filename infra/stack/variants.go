@@ -29,7 +29,8 @@ func ExampleVpcLookup() (key string, value map[string]any) {
 }
 
 // Variants lists the stack's shapes that make test synthesizes and lints: connect mode (the default), listen
-// mode behind a load balancer (also with the production profile), scheduled bounded runs, and an existing VPC.
+// mode behind a load balancer (also with the production profile: a NAT gateway per zone, VPC endpoints),
+// scheduled bounded runs (creating ECS's service-linked role), and an existing VPC (with VPC endpoints).
 func Variants() []Variant {
 	key, lookup := ExampleVpcLookup()
 	return []Variant{
@@ -37,9 +38,12 @@ func Variants() []Variant {
 		{Name: "listen-nlb", Context: map[string]any{"sourceMode": SourceListen, "sourceAddr": "0.0.0.0:5170",
 			"loadBalancer": "true", "readerHealthUrl": "http://reader.internal:9108/healthz"}},
 		{Name: "production-listen-nlb", Context: map[string]any{"sourceMode": SourceListen, "sourceAddr": "0.0.0.0:5170",
-			"loadBalancer": "true", "retainLogs": "true", "deletionProtection": "true", "logRetentionDays": "365"}},
-		{Name: "scheduled", Context: map[string]any{"sourceAddr": "logs.example.internal:5170", "scheduledReader": "true"}},
+			"loadBalancer": "true", "retainLogs": "true", "deletionProtection": "true", "logRetentionDays": "365",
+			"natGatewayPerAz": "true", "vpcEndpoints": "true"}},
+		{Name: "scheduled", Context: map[string]any{"sourceAddr": "logs.example.internal:5170", "scheduledReader": "true",
+			"createEcsServiceLinkedRole": "true"}},
 		{Name: "existing-vpc", Context: map[string]any{"sourceAddr": "logs.example.internal:5170", "vpcId": ExampleVpcID, key: lookup,
+			"vpcEndpoints":  "true",
 			"clickhouseUrl": "https://ch.example.com:8443", "kafkaBrokers": "b1.example.com:9092", "clickhousePasswordSecret": "clickhouse/ingest"}},
 	}
 }
