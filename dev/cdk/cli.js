@@ -42,9 +42,11 @@ function install() {
     fs.copyFileSync(path.join(__dirname, f), path.join(tmp, f));
   }
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  // npm's own output (its "added 3 packages" summary goes to stdout) goes to stderr: stdout carries only
+  // what the CDK CLI prints, e.g. the template of `cdk synth`.
   const r = spawnSync(npm, ['ci', '--no-audit', '--no-fund', '--loglevel=error'], {
     cwd: tmp,
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', process.stderr, 'inherit'],
     shell: process.platform === 'win32',
   });
   if (r.error || r.status !== 0) {

@@ -9,6 +9,7 @@ import (
 	cwactions "github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	subs "github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -160,9 +161,13 @@ func newMonitoring(s awscdk.Stack, p *Pipeline, props Props) {
 		EvaluationPeriods:  jsii.Number(1),
 		TreatMissingData:   cw.TreatMissingData_NOT_BREACHING,
 	})
-	for id, fn := range map[string]interface {
-		MetricErrors(*cw.MetricOptions) cw.Metric
-	}{AlarmHealthFunctionErrors: p.Health, AlarmBootstrapFunctionErrors: p.Bootstrap} {
+	// In a fixed order (not a map's): the construct order is the template's, and a synth that shuffled it
+	// would show the topic policy as changed in every diff.
+	for _, f := range []struct {
+		id string
+		fn awslambda.Function
+	}{{AlarmHealthFunctionErrors, p.Health}, {AlarmBootstrapFunctionErrors, p.Bootstrap}} {
+		id, fn := f.id, f.fn
 		cw.NewAlarm(s, jsii.String(id), &cw.AlarmProps{
 			AlarmDescription: jsii.String("The function's invocations failed (Errors > 0 in 5 minutes)"),
 			Metric: fn.MetricErrors(&cw.MetricOptions{
@@ -237,8 +242,14 @@ func newDashboard(s awscdk.Stack, p *Pipeline) {
 	healthCheck := func(name, check string) cw.Metric {
 		return p.metric(name, "Maximum", awscdk.Duration_Minutes(jsii.Number(5)), map[string]string{"Check": check})
 	}
+	// Named like the stack (LogPipeline, LogPipeline-<env>), so that the runbook can name it and two
+	// environments' dashboards stand apart in the console.
 	dash := cw.NewDashboard(s, jsii.String("Dashboard"), &cw.DashboardProps{
+		DashboardName:   s.StackName(),
 		DefaultInterval: awscdk.Duration_Hours(jsii.Number(3)),
+	})
+	awscdk.NewCfnOutput(s, jsii.String("DashboardName"), &awscdk.CfnOutputProps{
+		Value: s.StackName(), Description: jsii.String("CloudWatch dashboard of the pipeline: flow, lag and errors"),
 	})
 	dash.AddWidgets(cw.NewTextWidget(&cw.TextWidgetProps{
 		Markdown: jsii.String("## Log pipeline: TCP → reader → Kafka → ClickHouse\n" +

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -190,6 +191,11 @@ func assertDashboard(t *testing.T, tmpl assertions.Template) {
 		t.Fatalf("%d dashboards, want 1", len(dashes))
 	}
 	for _, d := range dashes {
+		// The runbook names it: the stack's name.
+		if name := props(d)["DashboardName"]; name != "LogPipeline" {
+			t.Errorf("DashboardName = %v, want the stack's name LogPipeline", name)
+		}
+		tmpl.HasOutput(jsii.String("DashboardName"), map[string]any{"Value": "LogPipeline"})
 		b, _ := json.Marshal(props(d)["DashboardBody"])
 		body := string(b)
 		for _, want := range []string{"1. TCP: lines received", "2. Kafka: events delivered", "3. ClickHouse: messages consumed",
@@ -336,5 +342,39 @@ func TestAlarmTopicPolicy(t *testing.T) {
 				t.Errorf("Allow's aws:SourceArn = %v, want exactly this stack's alarms %v", gotArns, wantArns)
 			}
 		}
+	}
+}
+
+// alarmCost matches the cost table's alarm line of infra/README.md: "| CloudWatch alarms (N, over M metrics".
+var alarmCost = regexp.MustCompile(`\| CloudWatch alarms \((\d+), over (\d+) metrics`)
+
+// TestReadmeCostCountsAlarms checks that the cost section of infra/README.md counts the alarms the default
+// stack has, and the metrics they are billed by (each metric of a metric-math alarm counts).
+func TestReadmeCostCountsAlarms(t *testing.T) {
+	_, tmpl := synth(t, nil)
+	alarms := resources(tmpl, "AWS::CloudWatch::Alarm")
+	metrics := 0
+	for _, a := range alarms {
+		pr := props(a)
+		if pr["MetricName"] != nil {
+			metrics++
+		}
+		ms, _ := pr["Metrics"].([]any)
+		for _, m := range ms {
+			if _, ok := m.(map[string]any)["MetricStat"]; ok {
+				metrics++
+			}
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(stacktest.RepoRoot(t), "infra", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := alarmCost.FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatal("infra/README.md's cost section has no line \"| CloudWatch alarms (N, over M metrics\"")
+	}
+	if m[1] != fmt.Sprint(len(alarms)) || m[2] != fmt.Sprint(metrics) {
+		t.Errorf("infra/README.md prices %s alarms over %s metrics; the default stack has %d over %d", m[1], m[2], len(alarms), metrics)
 	}
 }

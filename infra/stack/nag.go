@@ -48,14 +48,16 @@ func (p *Pipeline) Suppressions(props Props) []Suppression {
 				"permissions; image pulls and log writes are scoped to the image repository and the log group.",
 		},
 	}
+	// A stack pinned to a region has its partition as a literal (@aws-cdk/core:enablePartitionLiterals).
+	partition := nagToken(p.Stack.Partition(), "<AWS::Partition>")
 	where := nagToken(p.Stack.Region(), "<AWS::Region>") + ":" + nagToken(p.Stack.Account(), "<AWS::AccountId>")
 	out = append(out, Suppression{
 		Path: MwaaPolicyID, ID: "AwsSolutions-IAM5",
 		AppliesTo: []string{
-			"Resource::arn:<AWS::Partition>:ecs:" + where + ":task-definition/" + *p.TaskDefinition.Family() + ":*",
-			"Resource::arn:<AWS::Partition>:ecs:" + where + ":task/<" + p.clusterLogicalID() + ">/*",
+			"Resource::arn:" + partition + ":ecs:" + where + ":task-definition/" + *p.TaskDefinition.Family() + ":*",
+			"Resource::arn:" + partition + ":ecs:" + where + ":task/<" + p.clusterLogicalID() + ">/*",
 			"Resource::*",
-			"Resource::arn:<AWS::Partition>:logs:" + where + ":log-group:<" + p.logicalID(p.ReaderLogs) +
+			"Resource::arn:" + partition + ":logs:" + where + ":log-group:<" + p.logicalID(p.ReaderLogs) +
 				">:log-stream:" + ContainerName + "/*",
 		},
 		Reason: "The MWAA policy runs any revision of the reader's task definition family (each deploy adds one), " +

@@ -29,7 +29,7 @@ func ExampleVpcLookup() (key string, value map[string]any) {
 }
 
 // Variants lists the stack's shapes that make test synthesizes and lints: connect mode (the default), listen
-// mode behind a load balancer (also with the production profile: a NAT gateway per zone, VPC endpoints),
+// mode behind a load balancer (also with TLS on the balancer, and with the production profile: a NAT gateway per zone, VPC endpoints),
 // scheduled bounded runs (creating ECS's service-linked role), and an existing VPC (with VPC endpoints).
 func Variants() []Variant {
 	key, lookup := ExampleVpcLookup()
@@ -37,6 +37,9 @@ func Variants() []Variant {
 		{Name: "connect", Context: map[string]any{"sourceAddr": "logs.example.internal:5170"}},
 		{Name: "listen-nlb", Context: map[string]any{"sourceMode": SourceListen, "sourceAddr": "0.0.0.0:5170",
 			"loadBalancer": "true", "readerHealthUrl": "http://reader.internal:9108/healthz"}},
+		{Name: "listen-nlb-tls", Context: map[string]any{"sourceMode": SourceListen, "sourceAddr": "0.0.0.0:5170",
+			"loadBalancer": "true", "sourceTls": SourceTLSLoadBalancer,
+			"loadBalancerCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"}},
 		{Name: "production-listen-nlb", Context: map[string]any{"sourceMode": SourceListen, "sourceAddr": "0.0.0.0:5170",
 			"loadBalancer": "true", "retainLogs": "true", "deletionProtection": "true", "logRetentionDays": "365",
 			"natGatewayPerAz": "true", "vpcEndpoints": "true"}},
