@@ -12,8 +12,8 @@
 # The tables go to .cache/chaos/report-full.md and report-full-abuse.md (or report-quick*.md). Environment: CHAOS_STACK_DIR (default
 # .cache/chaos/stack); CHAOS_KAFKA_PLAINTEXT_PORT (26092), CHAOS_KAFKA_SASL_PORT (26093),
 # CHAOS_KAFKA_CONTROLLER_PORT (26094), CHAOS_MOTO_PORT (26000), CHAOS_CLICKHOUSE_HTTP_PORT (26123);
-# CHAOS_KAFKA_HEAP (768m); CHAOS_KAFKA_BROKER_SESSION_TIMEOUT_MS (60000: longer than any freeze of the
-# suite, see dev/kafka/server.properties.in); CHAOS_TIMEOUT (go test -timeout, default 20m quick, 90m full).
+# CHAOS_KAFKA_HEAP (768m); CHAOS_KAFKA_BROKER_SESSION_TIMEOUT_MS (40000: longer than any freeze of the
+# suite, shorter than the 60 s a restarted broker has to register, see dev/kafka/server.properties.in); CHAOS_TIMEOUT (go test -timeout, default 20m quick, 90m full).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -55,7 +55,7 @@ STACK_DIR=$(cd "$STACK_DIR" && pwd)
 stack_env=(
   STACK_DIR="$STACK_DIR"
   KAFKA_HEAP="${CHAOS_KAFKA_HEAP:-768m}"
-  KAFKA_BROKER_SESSION_TIMEOUT_MS="${CHAOS_KAFKA_BROKER_SESSION_TIMEOUT_MS:-60000}"
+  KAFKA_BROKER_SESSION_TIMEOUT_MS="${CHAOS_KAFKA_BROKER_SESSION_TIMEOUT_MS:-40000}"
   KAFKA_PLAINTEXT_PORT="${CHAOS_KAFKA_PLAINTEXT_PORT:-26092}"
   KAFKA_SASL_PORT="${CHAOS_KAFKA_SASL_PORT:-26093}"
   KAFKA_CONTROLLER_PORT="${CHAOS_KAFKA_CONTROLLER_PORT:-26094}"

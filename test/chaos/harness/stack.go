@@ -121,9 +121,10 @@ const stackUpTimeout = "300"
 func stackEnv(dir string) []string {
 	env := append(os.Environ(), "STACK_DIR="+dir, "KAFKA_HEAP="+getenv("CHAOS_KAFKA_HEAP", "768m"),
 		"STACK_UP_TIMEOUT="+getenv("CHAOS_STACK_UP_TIMEOUT", stackUpTimeout),
-		// Longer than any freeze of the suite: the controller, frozen in the same process, must not fence
-		// its own broker at SIGCONT (see dev/kafka/server.properties.in).
-		"KAFKA_BROKER_SESSION_TIMEOUT_MS="+getenv("CHAOS_KAFKA_BROKER_SESSION_TIMEOUT_MS", "60000"))
+		// Longer than any freeze of the suite (the controller, frozen in the same process, must not fence its
+		// own broker at SIGCONT) and shorter than the 60 s a SIGKILLed broker has to register again (see
+		// dev/kafka/server.properties.in).
+		"KAFKA_BROKER_SESSION_TIMEOUT_MS="+getenv("CHAOS_KAFKA_BROKER_SESSION_TIMEOUT_MS", "40000"))
 	for _, p := range chaosPorts {
 		env = append(env, p.name+"="+getenv("CHAOS_"+p.name, p.def))
 	}
