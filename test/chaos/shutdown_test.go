@@ -73,9 +73,9 @@ func TestReaderSIGTERMBrokerDown(t *testing.T) {
 		DeadLettered: uint64(len(dls)), Failed: sum.Failed, Lost: uint64(max(notDelivered, 0)), Duplicated: tally.Duplicated,
 		PeakRSS: r.PeakRSS(),
 		Notes: fmt.Sprintf("broker SIGKILLed at %d written; source held back at %d; %.0f lines in flight at SIGTERM; "+
-			"exit %d %.1fs after SIGTERM (--drain-timeout %s); summary balanced %v, %d failed (%d of them reached the topic before the kill)",
+			"exit %d %.1fs after SIGTERM (--drain-timeout %s); summary balanced %v, %d failed (%d of them reached the topic before the kill, %.0f abandoned at the deadline)",
 			writtenAtKill, held, m["logreader_lines_in_flight"], code, exitAfter.Seconds(), drain, sum.Balanced(), sum.Failed,
-			tally.Unique-min(tally.Unique, sum.Delivered))})
+			tally.Unique-min(tally.Unique, sum.Delivered), abandonedAt(r))})
 	t.Logf("%s; summary %+v; exit %d after %v", tally, sum, code, exitAfter.Round(time.Millisecond))
 
 	// 2 s of slack for the process's own exit; the task definition leaves 10 s after the drain timeout.
@@ -99,15 +99,27 @@ func TestReaderSIGTERMBrokerDown(t *testing.T) {
 	}
 
 	// Nothing is only in the summary: the purge's dead-letter attempts are a burst with its WARN and its end,
-	// and the stall is closed.
+	// and the stall is closed. Lines the close had not reported on by the deadline (a loaded machine, a short
+	// drain timeout) are counted failed without a dead-letter attempt, and say so once.
+	abandoned := abandonedAt(r)
 	start, end := logRecords(r, "lines dead-lettered"), logRecords(r, "dead-lettering stopped")
 	if len(start) != 1 || len(end) != 1 || end[0]["at_shutdown"] != true {
 		t.Errorf("%d 'lines dead-lettered' and %d 'dead-lettering stopped' records (%v), want one each, the end at shutdown", len(start), len(end), end)
-	} else if got := num(end[0], "count"); got < float64(sum.Failed) {
-		t.Errorf("the burst's end counts %v lines, want at least the %d failed", got, sum.Failed)
+	} else if got := num(end[0], "count"); got+abandoned < float64(sum.Failed) {
+		t.Errorf("the burst's end counts %v lines and %v were abandoned at the deadline, want at least the %d failed", got, abandoned, sum.Failed)
 	}
-	if len(logRecords(r, "delivery stalled")) != 1 || len(logRecords(r, "delivery stalled until shutdown")) != 1 {
-		t.Errorf("want one 'delivery stalled' and one 'delivery stalled until shutdown' record")
+	// A loaded machine may also stall (and recover) before the kill; the last stall record must be its end
+	// at shutdown, not a recovery.
+	var last string
+	for _, line := range strings.Split(string(r.Stderr()), "\n") {
+		for _, msg := range []string{`"msg":"delivery stalled"`, `"msg":"delivery recovered"`, `"msg":"delivery stalled until shutdown"`} {
+			if strings.Contains(line, msg) {
+				last = msg
+			}
+		}
+	}
+	if n := len(logRecords(r, "delivery stalled until shutdown")); n != 1 || last != `"msg":"delivery stalled until shutdown"` {
+		t.Errorf("%d 'delivery stalled until shutdown' records, the last stall record %s: want one, the last", n, last)
 	}
 }
 
@@ -127,4 +139,14 @@ func waitHeldBack(t *testing.T, src *harness.Source, d time.Duration) uint64 {
 			t.Fatalf("the source still writes %v after the broker went down (written %d): the reader did not stop reading", d, now)
 		}
 	}
+}
+
+// abandonedAt returns how many lines the reader counted failed because its Kafka client had not closed by the
+// shutdown deadline.
+func abandonedAt(r *harness.Reader) float64 {
+	var n float64
+	for _, rec := range logRecords(r, "the kafka client did not close by the shutdown deadline; the lines it still held are counted failed") {
+		n += num(rec, "lines")
+	}
+	return n
 }
