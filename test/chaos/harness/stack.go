@@ -183,22 +183,26 @@ func (s *Stack) StopBroker(ctx context.Context) error {
 }
 
 // BrokerPID returns the pid of the suite's broker.
-func (s *Stack) BrokerPID() (int, error) {
+func (s *Stack) BrokerPID() (int, error) { return s.processPID("KAFKA_PID_FILE", "broker", s.Dir) }
+
+// processPID reads the pid file the stack env names under pidKey and returns the pid when the process's
+// command line holds marker (its stack directory): never a recycled pid of something else. what names the
+// process in errors.
+func (s *Stack) processPID(pidKey, what, marker string) (int, error) {
 	if err := s.guard(); err != nil {
 		return 0, err
 	}
-	b, err := os.ReadFile(s.vars["KAFKA_PID_FILE"])
+	b, err := os.ReadFile(s.vars[pidKey])
 	if err != nil {
-		return 0, fmt.Errorf("reading broker pid: %w", err)
+		return 0, fmt.Errorf("reading the %s pid: %w", what, err)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
-		return 0, fmt.Errorf("reading broker pid: %w", err)
+		return 0, fmt.Errorf("reading the %s pid: %w", what, err)
 	}
-	// The pid must be the broker of this stack directory, never a recycled pid of something else.
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !strings.Contains(string(cmdline), s.Dir) {
-		return 0, fmt.Errorf("broker pid %d is not the broker of %s", pid, s.Dir)
+	if err != nil || !strings.Contains(string(cmdline), marker) {
+		return 0, fmt.Errorf("%s pid %d is not the %s of %s", what, pid, what, s.Dir)
 	}
 	return pid, nil
 }

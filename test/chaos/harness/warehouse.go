@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,22 +169,7 @@ func (w *Warehouse) WaitAssigned(tb testing.TB, db string, d time.Duration) {
 
 // pid returns the engine's process id, checked against the stack directory (never a recycled pid).
 func (w *Warehouse) pid() (int, error) {
-	if err := w.stack.guard(); err != nil {
-		return 0, err
-	}
-	b, err := os.ReadFile(w.stack.Get("CLICKHOUSE_PID_FILE"))
-	if err != nil {
-		return 0, fmt.Errorf("reading the ClickHouse pid: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, fmt.Errorf("reading the ClickHouse pid: %w", err)
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !strings.Contains(string(cmdline), w.stack.Dir+string(filepath.Separator)) {
-		return 0, fmt.Errorf("ClickHouse pid %d is not the engine of %s", pid, w.stack.Dir)
-	}
-	return pid, nil
+	return w.stack.processPID("CLICKHOUSE_PID_FILE", "ClickHouse", w.stack.Dir+string(filepath.Separator))
 }
 
 // Kill SIGKILLs the engine (no shutdown: no flush, no offset commit) and waits until its process is gone.
