@@ -41,6 +41,11 @@ type Producer struct {
 	// when the last client error arrived, and whether the event loop still runs.
 	queuedBytes atomic.Int64
 	waiting     atomic.Int64
+	// unreported counts messages from their Produce call to the end of their DeliveryFunc: librdkafka's own
+	// count (what its Flush waits for) drops to zero as soon as the last report is taken off the events
+	// channel, before the DeliveryFunc has run, so a Flush that trusted it could return while a report was
+	// still being counted.
+	unreported atomic.Int64
 	lastErrAt   atomic.Int64 // unix nanoseconds
 	eventsDone  chan struct{}
 	// topic is the topic of the last Produce, kept so the message can point at it: taking the address of
@@ -93,6 +98,7 @@ func (pr *Producer) events() {
 		switch e := ev.(type) {
 		case *kafka.Message:
 			pr.delivered(e)
+			pr.unreported.Add(-1)
 			select {
 			case pr.space <- struct{}{}:
 			default:
@@ -228,10 +234,12 @@ func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, hea
 		if reserved {
 			// Counted before the call: the delivery report that subtracts it may arrive before Produce returns.
 			pr.queuedBytes.Add(int64(len(value)))
+			pr.unreported.Add(1)
 			err := pr.p.Produce(&msg, nil)
 			if err == nil {
 				return nil
 			}
+			pr.unreported.Add(-1)
 			pr.queuedBytes.Add(-int64(len(value)))
 			if isFatalCode(err) {
 				// librdkafka failed before its error event reached this producer.
@@ -304,15 +312,24 @@ func (pr *Producer) partitions(ctx context.Context, topic string) (topicView, er
 	return viewOf(md, tm), nil
 }
 
-// InFlight returns how many messages librdkafka holds (queued or awaiting acknowledgement).
-func (pr *Producer) InFlight() int { return pr.p.Len() }
+// InFlight returns how many messages are produced and not yet reported on (queued, awaiting
+// acknowledgement, or with their report being handled).
+func (pr *Producer) InFlight() int { return int(pr.unreported.Load()) }
 
-// Flush waits until every message is acknowledged or failed, or ctx is done, and returns how many remain.
+// Flush waits until every message is acknowledged or failed and its DeliveryFunc has returned, or ctx is
+// done, and returns how many remain.
 func (pr *Producer) Flush(ctx context.Context) int {
 	for {
 		n := pr.p.Flush(100)
+		if u := int(pr.unreported.Load()); u > n {
+			n = u
+		}
 		if n == 0 || ctx.Err() != nil {
 			return n
+		}
+		if pr.p.Len() == 0 {
+			// librdkafka is done; the last reports are still in the DeliveryFunc.
+			time.Sleep(time.Millisecond)
 		}
 	}
 }
