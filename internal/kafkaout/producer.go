@@ -46,8 +46,8 @@ type Producer struct {
 	// channel, before the DeliveryFunc has run, so a Flush that trusted it could return while a report was
 	// still being counted.
 	unreported atomic.Int64
-	lastErrAt   atomic.Int64 // unix nanoseconds
-	eventsDone  chan struct{}
+	lastErrAt  atomic.Int64 // unix nanoseconds
+	eventsDone chan struct{}
 	// topic is the topic of the last Produce, kept so the message can point at it: taking the address of
 	// Produce's own topic parameter would move it to the heap on every call.
 	topic atomic.Pointer[string]
