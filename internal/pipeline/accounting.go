@@ -22,6 +22,9 @@ type Counts struct {
 	owed atomic.Uint64
 
 	reasons tally // lines sent to the dead-letter path, by reason
+	// deliveryErrors counts the lines Kafka gave up on (their delivery reports' errors), by error: the
+	// watcher logs them as episodes, not line by line.
+	deliveryErrors tally
 }
 
 // addDelivered, addDeadLettered and addFailed settle n lines in the ledger.
@@ -63,6 +66,12 @@ func (c *Counts) abandon() uint64 {
 	return n
 }
 
+// deliveryFailed counts n lines whose delivery report carried err.
+func (c *Counts) deliveryFailed(err error, n uint64) { c.deliveryErrors.addN(err.Error(), n) }
+
+// DeliveryErrors returns a copy of the counts of lines Kafka gave up on, by error.
+func (c *Counts) DeliveryErrors() map[string]uint64 { return c.deliveryErrors.snapshot() }
+
 // Reasons returns a copy of the dead-letter counts by reason.
 func (c *Counts) Reasons() map[string]uint64 { return c.reasons.snapshot() }
 
@@ -72,12 +81,14 @@ type tally struct {
 	counts map[string]uint64
 }
 
-func (t *tally) add(key string) {
+func (t *tally) add(key string) { t.addN(key, 1) }
+
+func (t *tally) addN(key string, n uint64) {
 	t.mu.Lock()
 	if t.counts == nil {
 		t.counts = make(map[string]uint64)
 	}
-	t.counts[key]++
+	t.counts[key] += n
 	t.mu.Unlock()
 }
 

@@ -174,9 +174,11 @@ func (h *handler) delivered(topic string, value []byte, err error) {
 		return
 	}
 	// Kafka gave up on these lines. This runs on the producer's event goroutine, which must not block (it
-	// is what frees the queue), so the dead-letter attempt may not wait for queue space.
+	// is what frees the queue), so the dead-letter attempt may not wait for queue space. A timeout or a
+	// purge hits thousands of lines at once: they are counted by error here and logged as one episode by
+	// the watcher (deliveries failed ... delivery failures stopped), never line by line.
 	if !h.logClientDown(err, "deliveries failed: the kafka client is down; the lines it held are dead-lettered", "topic", topic, "err", err) {
-		h.log.Warn("delivery failed; dead-lettering", "topic", topic, "events", events, "err", err)
+		h.counts.deliveryFailed(err, uint64(events))
 	}
 	src := tcpin.Source{Remote: "delivery-report"}
 	persisted := kafkaout.PossiblyPersisted(err)

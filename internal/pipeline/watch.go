@@ -31,7 +31,8 @@ const (
 
 // watcher turns the ledger and the producer's state into the answers of /healthz and /readyz, and into the
 // log lines an operator acts on: one WARN when delivery stalls and one INFO when it recovers, the same for
-// bursts of dead letters and of refused connections, with rate-limited repeats while they last. It polls
+// bursts of dead letters, of lines Kafka gave up on (by error) and of refused connections, with
+// rate-limited repeats while they last. It polls
 // (the counters, the producer, the dead-letter reasons) rather than hooking the hot path, so watching costs
 // the reader nothing per line.
 type watcher struct {
@@ -60,8 +61,10 @@ type watcher struct {
 	cancelProbe  context.CancelFunc // calls off the probe under way, if any
 	notReadyAt   time.Time          // when the reader last stopped being ready, while it is not
 	deadLetters  burst
+	failures     burst
 	refusals     burst
 	lastReasons  map[string]uint64
+	lastFailures map[string]uint64
 	lastRefused  map[string]uint64
 }
 
@@ -82,6 +85,8 @@ func newWatcher(cfg OpsConfig, counts *Counts, kafka kafkaStatus, reasons func()
 		phase: phaseStarting,
 		deadLetters: burst{msgStart: "lines dead-lettered", msgRepeat: "lines still being dead-lettered",
 			msgEnd: "dead-lettering stopped"},
+		failures: burst{msgStart: "deliveries failed", msgRepeat: "deliveries still failing",
+			msgEnd: "delivery failures stopped", key: "errors"},
 		refusals: burst{msgStart: "connections refused", msgRepeat: "connections still being refused",
 			msgEnd: "connection refusals stopped"},
 	}
@@ -131,7 +136,7 @@ func (w *watcher) setPhase(phase string, err error) {
 // observe is one look at the counters: stall detection and the dead-letter and refusal bursts.
 func (w *watcher) observe(now time.Time) {
 	s := w.counts.Snapshot()
-	reasons := w.reasons()
+	reasons, failures := w.reasons(), w.counts.DeliveryErrors()
 	var refused map[string]uint64
 	if w.refused != nil {
 		refused = w.refused.snapshot()
@@ -140,7 +145,7 @@ func (w *watcher) observe(now time.Time) {
 	defer w.mu.Unlock()
 	w.lastTick = now
 	w.observeStall(now, s)
-	w.observeBursts(now, reasons, refused)
+	w.observeBursts(now, reasons, failures, refused)
 }
 
 // observeStall opens, repeats and closes the stall episode. w.mu is held.
@@ -172,10 +177,13 @@ func (w *watcher) observeStall(now time.Time, s Summary) {
 	}
 }
 
-// observeBursts feeds what grew since the last look to the dead-letter and refusal bursts. w.mu is held.
-func (w *watcher) observeBursts(now time.Time, reasons, refused map[string]uint64) {
+// observeBursts feeds what grew since the last look to the dead-letter, delivery-failure and refusal bursts.
+// w.mu is held.
+func (w *watcher) observeBursts(now time.Time, reasons, failures, refused map[string]uint64) {
 	w.deadLetters.observe(w.log, now, diff(reasons, w.lastReasons), w.cfg.LogInterval)
 	w.lastReasons = reasons
+	w.failures.observe(w.log, now, diff(failures, w.lastFailures), w.cfg.LogInterval)
+	w.lastFailures = failures
 	w.refusals.observe(w.log, now, diff(refused, w.lastRefused), w.cfg.LogInterval)
 	w.lastRefused = refused
 }
@@ -185,7 +193,7 @@ func (w *watcher) observeBursts(now time.Time, reasons, refused map[string]uint6
 // burst that lasted until the end gets its closing line (with at_shutdown set).
 func (w *watcher) finish(now time.Time) {
 	s := w.counts.Snapshot()
-	reasons := w.reasons()
+	reasons, failures := w.reasons(), w.counts.DeliveryErrors()
 	var refused map[string]uint64
 	if w.refused != nil {
 		refused = w.refused.snapshot()
@@ -200,8 +208,9 @@ func (w *watcher) finish(now time.Time) {
 			"delayed_lines", st.inFlightAtStart+(s.Received-st.receivedAtStart), "failed_lines", s.Failed-st.failedAtStart,
 			"in_flight", s.InFlight, "at_shutdown", true)
 	}
-	w.observeBursts(now, reasons, refused)
+	w.observeBursts(now, reasons, failures, refused)
 	w.deadLetters.close(w.log, now)
+	w.failures.close(w.log, now)
 	w.refusals.close(w.log, now)
 }
 
@@ -415,6 +424,8 @@ func writeJSON(rw http.ResponseWriter, code int, v any) {
 // when an interval passes without any.
 type burst struct {
 	msgStart, msgRepeat, msgEnd string
+	// key names the counts' field in the log records: "reasons" unless set.
+	key string
 
 	open                    bool
 	start, lastSeen, lastAt time.Time
@@ -429,7 +440,7 @@ func (b *burst) observe(log *slog.Logger, now time.Time, delta map[string]uint64
 			b.total, b.interval = map[string]uint64{}, map[string]uint64{}
 			addTo(b.total, delta)
 			b.lastSeen = now
-			log.Warn(b.msgStart, "reasons", delta, "count", n)
+			log.Warn(b.msgStart, b.countsKey(), delta, "count", n)
 			return
 		}
 		b.lastSeen = now
@@ -442,9 +453,9 @@ func (b *burst) observe(log *slog.Logger, now time.Time, delta map[string]uint64
 	switch {
 	case n == 0 && now.Sub(b.lastSeen) >= every:
 		b.open = false
-		log.Info(b.msgEnd, "lasted_seconds", seconds(b.lastSeen.Sub(b.start)), "reasons", b.total, "count", sum(b.total))
+		log.Info(b.msgEnd, "lasted_seconds", seconds(b.lastSeen.Sub(b.start)), b.countsKey(), b.total, "count", sum(b.total))
 	case now.Sub(b.lastAt) >= every && sum(b.interval) > 0:
-		log.Warn(b.msgRepeat, "reasons", b.interval, "count", sum(b.interval), "interval_seconds", seconds(now.Sub(b.lastAt)),
+		log.Warn(b.msgRepeat, b.countsKey(), b.interval, "count", sum(b.interval), "interval_seconds", seconds(now.Sub(b.lastAt)),
 			"total", sum(b.total), "since_seconds", seconds(now.Sub(b.start)))
 		b.lastAt, b.interval = now, map[string]uint64{}
 	}
@@ -456,8 +467,15 @@ func (b *burst) close(log *slog.Logger, now time.Time) {
 		return
 	}
 	b.open = false
-	log.Info(b.msgEnd, "lasted_seconds", seconds(b.lastSeen.Sub(b.start)), "reasons", b.total, "count", sum(b.total),
+	log.Info(b.msgEnd, "lasted_seconds", seconds(b.lastSeen.Sub(b.start)), b.countsKey(), b.total, "count", sum(b.total),
 		"at_shutdown", true)
+}
+
+func (b *burst) countsKey() string {
+	if b.key == "" {
+		return "reasons"
+	}
+	return b.key
 }
 
 // refusals counts connections refused at accept (the connection limit), by reason, for the burst log.

@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
 	"github.com/mwaa-kafka/pipeline/internal/cwmetric"
 	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
+	"github.com/mwaa-kafka/pipeline/internal/tcpin"
 )
 
 // fakeKafka stands in for the producer's status in the watcher's unit tests; the integration tests and the
@@ -491,4 +494,55 @@ func parseEMF(t *testing.T, b []byte) []map[string]any {
 		out = append(out, rec)
 	}
 	return out
+}
+
+// TestDeliveryFailuresLoggedAsEpisodes: lines Kafka gives up on (a message timeout hits every line in flight
+// at once, thousands with a frozen broker) are one WARN per episode with counts by error, one repeat per
+// interval while it lasts and one INFO at its end: never a WARN per line.
+func TestDeliveryFailuresLoggedAsEpisodes(t *testing.T) {
+	f := newWatchFixture()
+	f.w.setPhase(phaseReading, nil)
+	h, prod, _ := newTestHandler(t, 1)
+	h.counts, h.log = f.counts, f.w.log
+	f.w.reasons = f.counts.Reasons
+	timedOut := kafka.NewError(kafka.ErrMsgTimedOut, "Local: Message timed out", false)
+	replicas := kafka.NewError(kafka.ErrNotEnoughReplicas, "Broker: Not enough in-sync replicas", false)
+	send := func(first, n int, err error) {
+		lines := make([][]byte, n)
+		for i := range lines {
+			lines[i] = validLine(t, first+i)
+		}
+		h.HandleLines(context.Background(), tcpin.Source{Remote: "test"}, lines)
+		settle(h, prod, map[string]error{mainTopic: err}) // Kafka gives up on them
+		settle(h, prod, nil)                              // their dead letters are stored
+	}
+	send(0, 2000, timedOut)
+	f.step(time.Second)
+	send(2000, 500, timedOut)
+	send(2500, 10, replicas)
+	f.step(30 * time.Second) // the repeat carries the interval's counts
+	f.step(45 * time.Second) // quiet for a whole interval: over
+	recs := logRecords(t, f.logs)
+	want := "WARN lines dead-lettered; WARN deliveries failed; WARN lines still being dead-lettered; " +
+		"WARN deliveries still failing; INFO dead-lettering stopped; INFO delivery failures stopped"
+	if got := msgs(recs); got != want {
+		if len(got) > 300 {
+			got = got[:300] + "..."
+		}
+		t.Fatalf("%d log records: %s\nwant %s", len(recs), got, want)
+	}
+	first, repeat, end := recs[1], recs[3], recs[5]
+	if errs := first["errors"].(map[string]any); first["count"] != 2000.0 || errs[timedOut.Error()] != 2000.0 {
+		t.Errorf("first record = %v, want 2000 lines timed out", first)
+	}
+	if errs := repeat["errors"].(map[string]any); repeat["count"] != 510.0 || errs[timedOut.Error()] != 500.0 ||
+		errs[replicas.Error()] != 10.0 || repeat["total"] != 2510.0 {
+		t.Errorf("repeat record = %v, want the interval's 500 timed out and 10 refused, 2510 in all", repeat)
+	}
+	if errs := end["errors"].(map[string]any); end["count"] != 2510.0 || errs[timedOut.Error()] != 2500.0 {
+		t.Errorf("end record = %v, want 2510 in all", end)
+	}
+	if s := f.counts.Snapshot(); s.DeadLettered != 2510 || s.Failed != 0 || s.InFlight != 0 {
+		t.Errorf("ledger = %+v, want 2510 dead-lettered", s)
+	}
 }

@@ -189,6 +189,12 @@ func TestMessageTimeoutWhileFrozen(t *testing.T) {
 		}
 	}
 	inTopic := checkMarks(t, dls, before)
+	// Thousands of timeouts are one episode in the log, with its count, not a WARN per line.
+	if start, end := logRecords(r, "deliveries failed"), logRecords(r, "delivery failures stopped"); len(start) != 1 || len(end) != 1 ||
+		num(end[0], "count") != float64(sum.DeadLettered) {
+		t.Errorf("%d 'deliveries failed' and %d 'delivery failures stopped' records (%v): want one each, the end counting the %d dead letters",
+			len(start), len(end), end, sum.DeadLettered)
+	}
 	// Whose copies are the extra ones: lines the reader dead-lettered, or lines it counted delivered.
 	copies := map[uint32]int{}
 	kafkatest.ReadToEnd(t, stack.PlaintextBootstrap(), topic, func(m kafkatest.Record) {
