@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -20,14 +21,53 @@ import (
 	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
 
+// synthesized memoizes synth by its context: a synthesis costs seconds of the jsii runtime, most tests read
+// the default stack, and none changes what it gets (templates and annotations are read-only).
+var synthesized = struct {
+	sync.Mutex
+	dir  string
+	byCx map[string]synthResult
+}{byCx: map[string]synthResult{}}
+
+type synthResult struct {
+	p    *stack.Pipeline
+	tmpl assertions.Template
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if synthesized.dir != "" {
+		os.RemoveAll(synthesized.dir)
+	}
+	os.Exit(code)
+}
+
 // synth builds the stack from context values as `cdk synth -c` would, over cdk.json's context (feature
-// flags, Lambda architecture, environments), with cdk-nag attached.
+// flags, Lambda architecture, environments), with cdk-nag attached. Equal contexts share one synthesis.
 func synth(t *testing.T, context map[string]any) (*stack.Pipeline, assertions.Template) {
 	t.Helper()
+	key, err := json.Marshal(context) // map keys are sorted: equal contexts give equal keys
+	if err != nil {
+		t.Fatal(err)
+	}
+	synthesized.Lock()
+	defer synthesized.Unlock()
+	if r, ok := synthesized.byCx[string(key)]; ok {
+		return r.p, r.tmpl
+	}
+	if synthesized.dir == "" {
+		if synthesized.dir, err = os.MkdirTemp("", "stack-test-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir, err := os.MkdirTemp(synthesized.dir, "synth-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := cdkJSONContext(t)
 	for k, v := range map[string]any{
 		"sourceAddr": "logs.example.internal:5170",
-		"lambdaDir":  fakeLambdas(t),
+		"lambdaDir":  fakeLambdas(t, dir),
 		"repoRoot":   stacktest.RepoRoot(t),
 	} {
 		ctx[k] = v
@@ -35,7 +75,7 @@ func synth(t *testing.T, context map[string]any) (*stack.Pipeline, assertions.Te
 	for k, v := range context {
 		ctx[k] = v
 	}
-	app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(t.TempDir())})
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(filepath.Join(dir, "out"))})
 	props, err := stack.FromContext(app.Node())
 	if err != nil {
 		t.Fatalf("FromContext(%v) = %v", ctx, err)
@@ -45,7 +85,9 @@ func synth(t *testing.T, context map[string]any) (*stack.Pipeline, assertions.Te
 	}
 	p := stack.NewPipelineStack(app, "LogPipeline", props)
 	stack.CheckWithNag(app)
-	return p, assertions.Template_FromStack(p.Stack, nil)
+	r := synthResult{p, assertions.Template_FromStack(p.Stack, nil)}
+	synthesized.byCx[string(key)] = r
+	return r.p, r.tmpl
 }
 
 // cdkJSONContext is the repository's cdk.json context, as the CDK CLI passes it to the app.
@@ -60,9 +102,9 @@ func cdkJSONContext(t *testing.T) map[string]any {
 
 // fakeLambdas stands in for the Lambdas' build (lambdaDir): the template only records the assets' hashes.
 // TestLambdasBuiltAtSynth and the emulator tests cover the real build.
-func fakeLambdas(t *testing.T) string {
+func fakeLambdas(t *testing.T, parent string) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir := filepath.Join(parent, "lambdas")
 	for _, name := range []string{"health", "bootstrap"} {
 		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
 			t.Fatal(err)
