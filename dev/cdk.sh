@@ -17,7 +17,7 @@ export CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1
 die() { printf 'dev/cdk.sh: %s\n' "$*" >&2; exit 1; }
 step() { printf '==> %s\n' "$*" >&2; }
 
-command -v node >/dev/null && command -v npm >/dev/null ||
+{ command -v node >/dev/null && command -v npm >/dev/null; } ||
   die "node or npm not found: install Node.js and npm (npm installs the AWS CDK CLI and the Node.js it runs on)"
 cdk() { node dev/cdk/cli.js "$@"; }
 

@@ -74,6 +74,7 @@ else
   env "${stack_env[@]}" dev/stack.sh up >&2
   started=1
 fi
+# shellcheck disable=SC2317 # reached through the EXIT trap below, which shellcheck does not follow
 cleanup() {
   local rc=$?
   if ((started)); then

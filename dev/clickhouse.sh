@@ -106,6 +106,7 @@ EOF
   rm -f "$CH_HOME/config.d/kafka.xml"
   KAFKA_BROKERS=""
   if [[ -f $STACK_DIR/kafka.env ]]; then
+    # shellcheck source=/dev/null # kafka.env is written by dev/stack.sh up at run time
     KAFKA_BROKERS=$(. "$STACK_DIR/kafka.env" && echo "$KAFKA_BOOTSTRAP_SERVER")
   fi
 }

@@ -267,7 +267,7 @@ kafka_launch() {
   local pid
   LAUNCHED=""
   if pid=$(running_pid "$B_PID" "$B_CONFIG"); then
-    port_open "$B_PLAINTEXT_PORT" && port_open "$B_SASL_PORT" ||
+    { port_open "$B_PLAINTEXT_PORT" && port_open "$B_SASL_PORT"; } ||
       die "$(kafka_name) runs (pid $pid) but does not answer on ports $B_PLAINTEXT_PORT/$B_SASL_PORT; run dev/stack.sh down first"
     log "$(kafka_name) already running (pid $pid)"
     return
@@ -338,7 +338,7 @@ kafka_stop() {
 # (a deleted topic's directories are renamed away, so it is created again), which saves two JVM starts
 # on a warm up.
 kafka_topics() {
-  local spec name parts pids=() rc=0 i
+  local spec name parts creates=() rc=0 i
   for spec in "${TOPICS[@]}"; do
     name=${spec%%:*} parts=${spec##*:}
     if ((KAFKA_BROKERS_COUNT == 1)); then # with more, the partitions' directories spread over the brokers
@@ -348,9 +348,9 @@ kafka_topics() {
     kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap_list 127.0.0.1 P)" \
       --create --if-not-exists --topic "$name" --partitions "$parts" --replication-factor 1 \
       >>"$KAFKA_LOG" 2>&1 &
-    pids+=($!)
+    creates+=("$!")
   done
-  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  for pid in "${creates[@]}"; do wait "$pid" || rc=1; done
   ((rc == 0)) || die "creating topics ${TOPICS[*]} failed; see $KAFKA_LOG"
 }
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Process helpers shared by dev/stack.sh and dev/clickhouse.sh, which source this file. The sourcing script
 # defines log, die and STOP_TIMEOUT (seconds).
 
