@@ -20,7 +20,7 @@ demo: ## Run the pipeline on the local stack: log source -> reader -> Kafka -> C
 	dev/demo.sh
 
 .PHONY: test
-test: ## Every check, fastest first: build + vet, Go unit and integration tests (real Kafka/moto/ClickHouse), golangci-lint + govulncheck, DAG under real Airflow, CDK synth, the Lambda artifacts under the runtime interface emulator, cfn-lint on every variant, quick fault-injection/abuse suites, quick benchmark harness. Starts and stops a local stack if none runs.
+test: ## Every check, fastest first: large files + shellcheck, build + vet, Go unit and integration tests (real Kafka/moto/ClickHouse), golangci-lint + govulncheck, DAG under real Airflow, CDK synth, the Lambda artifacts under the runtime interface emulator, cfn-lint on every variant, quick fault-injection/abuse suites, quick benchmark harness. Starts and stops a local stack if none runs.
 	dev/test.sh
 
 .PHONY: prereqs
@@ -49,7 +49,7 @@ synth: ## Synthesize the CDK app offline (installs the pinned CDK CLI; cdk-nag r
 	dev/cdk.sh synth
 
 .PHONY: lint
-lint: ## go vet, golangci-lint (pinned) and govulncheck (database built locally from golang.org/x/vulndb).
+lint: ## go vet, no tracked file over 1 MiB unless dev/large-files.txt says why, shellcheck on every shell script, golangci-lint (pinned) and govulncheck (database built locally from golang.org/x/vulndb).
 	dev/lint.sh
 
 .PHONY: chaos

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Static checks of the Go code: go vet, golangci-lint (pinned version, .golangci.yml) and govulncheck.
+# Static checks: go vet, golangci-lint (pinned version, .golangci.yml) and govulncheck on the Go code; no
+# tracked file over 1 MiB unless dev/large-files.txt lists it with a reason; shellcheck on every shell script.
 #
-#   dev/lint.sh               all three; exit 1 if any fails (each runs even when an earlier one failed)
-#   dev/lint.sh vet|lint|vuln one of them
+#   dev/lint.sh               all five; exit 1 if any fails (each runs even when an earlier one failed)
+#   dev/lint.sh vet|lint|vuln|size|shell  some of them
 #   dev/lint.sh tools         only install the tools and the vulnerability database (make test does this in
 #                             the background at its start, so a cold cache builds them while tests run)
 #
@@ -13,6 +14,9 @@
 # -db file://. VULNDB_VERSION picks the snapshot of the reports (pinned, so a run is repeatable;
 # VULNDB_VERSION=latest takes the newest); the database lives in .cache/vulndb and is rebuilt only when the
 # version changes.
+#
+# The shellcheck run is Debian's package: the one on PATH, else the package fetched with apt-get download and unpacked
+# under .cache/shellcheck (never installed machine-wide), again only when apt's candidate version changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -69,6 +73,107 @@ ensure_vulndb() {
 
 run_vet() { go vet ./...; }
 
+# run_size: a tracked file over MAX_FILE_BYTES (1 MiB) is an error unless dev/large-files.txt lists its path
+# with a reason ("path  reason" lines; # starts a comment). A committed binary or data dump is what this
+# catches; an entry whose path is no longer tracked is an error too, so the list stays true.
+MAX_FILE_BYTES=$((1024 * 1024))
+LARGE_FILES=dev/large-files.txt
+run_size() {
+  local -A allowed=()
+  local path reason size bad=0 n=0
+  if [[ -f $LARGE_FILES ]]; then
+    while read -r path reason; do
+      [[ -z $path || $path == '#'* ]] && continue
+      [[ -n $reason ]] || { log "$LARGE_FILES: '$path' has no reason"; bad=1; }
+      allowed[$path]=1
+    done <"$LARGE_FILES"
+  fi
+  # The index's blobs: what a commit would hold, whether or not the work tree has the file.
+  local entry i paths=() shas=() sizes=()
+  while IFS= read -r -d '' entry; do
+    paths+=("${entry#*$'\t'}")
+    read -r _ entry _ <<<"${entry%%$'\t'*}"
+    shas+=("$entry")
+  done < <(git ls-files -s -z)
+  ((${#paths[@]})) || die "git ls-files listed no tracked file"
+  mapfile -t sizes < <(printf '%s\n' "${shas[@]}" | git cat-file --batch-check='%(objectsize)')
+  ((${#sizes[@]} == ${#paths[@]})) || die "git cat-file gave ${#sizes[@]} sizes for ${#paths[@]} files"
+  for i in "${!paths[@]}"; do
+    path=${paths[i]} size=${sizes[i]}
+    n=$((n + 1))
+    if ((size > MAX_FILE_BYTES)) && [[ -z ${allowed[$path]:-} ]]; then
+      log "$path is $size bytes, over $MAX_FILE_BYTES: remove it (and ignore it in .gitignore) or list it with a reason in $LARGE_FILES"
+      bad=1
+    fi
+  done
+  for path in "${!allowed[@]}"; do
+    [[ -n $(git ls-files -- ":(literal)$path") ]] || { log "$LARGE_FILES lists '$path', which is not tracked"; bad=1; }
+  done
+  ((bad == 0)) || return 1
+  log "$n tracked files, none over $MAX_FILE_BYTES bytes unless listed in $LARGE_FILES"
+}
+
+SHELLCHECK_DIR="$ROOT/.cache/shellcheck"
+# ensure_shellcheck: prints the shellcheck to run: the one on PATH, else Debian's package unpacked under
+# .cache/shellcheck (apt-get download needs no root; apt-get update, when apt has no candidate, does).
+ensure_shellcheck() {
+  local want deb
+  if command -v shellcheck >/dev/null; then
+    command -v shellcheck
+    return
+  fi
+  want=$(apt-cache policy shellcheck 2>/dev/null | awk '/^ *Candidate:/ {print $2}') || true
+  if [[ -z $want || $want == "(none)" ]] && [[ -x $SHELLCHECK_DIR/usr/bin/shellcheck ]]; then
+    echo "$SHELLCHECK_DIR/usr/bin/shellcheck" # offline reuse: apt's lists are gone, the unpacked one is there
+    return
+  fi
+  if [[ -x $SHELLCHECK_DIR/usr/bin/shellcheck && -f $SHELLCHECK_DIR/.version && $(<"$SHELLCHECK_DIR/.version") == "$want" ]]; then
+    echo "$SHELLCHECK_DIR/usr/bin/shellcheck"
+    return
+  fi
+  command -v apt-get >/dev/null || die "shellcheck is not on PATH and apt-get is missing: install Debian's (or your system's) shellcheck package"
+  if [[ -z $want || $want == "(none)" ]]; then
+    [[ $(id -u) == 0 ]] || die "shellcheck is not on PATH and apt has no candidate for it: as root, apt-get update (or apt-get install shellcheck)"
+    log "updating the package lists (apt-get update) to find shellcheck"
+    apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null || die "apt-get update failed"
+    want=$(apt-cache policy shellcheck 2>/dev/null | awk '/^ *Candidate:/ {print $2}')
+    [[ -n $want && $want != "(none)" ]] || die "apt has no candidate for shellcheck after apt-get update"
+  fi
+  log "fetching Debian's shellcheck $want (apt-get download) and unpacking it into ${SHELLCHECK_DIR#"$ROOT/"}"
+  rm -rf "$SHELLCHECK_DIR"
+  mkdir -p "$SHELLCHECK_DIR/debs"
+  # The download runs as the invoking user into our cache, not as apt's sandbox user.
+  (cd "$SHELLCHECK_DIR/debs" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" "shellcheck=$want" >/dev/null) ||
+    die "apt-get download shellcheck=$want into $SHELLCHECK_DIR/debs failed"
+  for deb in "$SHELLCHECK_DIR"/debs/*.deb; do
+    dpkg-deb -x "$deb" "$SHELLCHECK_DIR" || die "unpacking $deb into $SHELLCHECK_DIR failed"
+  done
+  "$SHELLCHECK_DIR/usr/bin/shellcheck" --version >/dev/null ||
+    die "$SHELLCHECK_DIR/usr/bin/shellcheck does not run (a missing shared library? try: ldd $SHELLCHECK_DIR/usr/bin/shellcheck)"
+  echo "$want" >"$SHELLCHECK_DIR/.version"
+  echo "$SHELLCHECK_DIR/usr/bin/shellcheck"
+}
+
+# shell_scripts: every tracked file named *.sh or starting with a sh or bash shebang.
+shell_scripts() {
+  local f
+  while IFS= read -r -d '' f; do
+    [[ -f $f ]] || continue
+    if [[ $f == *.sh ]] || head -n1 "$f" | grep -qE '^#!.*[/ ](ba)?sh( |$)'; then echo "$f"; fi
+  done < <(git ls-files -z)
+}
+
+# run_shell: shellcheck on every shell script, following what they source (-x). A finding is fixed, or its
+# check disabled on that line with a comment saying why.
+run_shell() {
+  local sc scripts
+  sc=$(ensure_shellcheck)
+  mapfile -t scripts < <(shell_scripts)
+  ((${#scripts[@]})) || die "no shell scripts found (git ls-files)"
+  log "$("$sc" --version | sed -n 's/^version: /shellcheck /p') on ${#scripts[@]} scripts"
+  "$sc" -x "${scripts[@]}"
+}
+
 run_tools() {
   ensure_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_LINT_VERSION"
   ensure_tool govulncheck golang.org/x/vuln/cmd/govulncheck "$GOVULNCHECK_VERSION"
@@ -88,12 +193,12 @@ run_vuln() {
   "$BIN/govulncheck" -db "file://$VULNDB" ./...
 }
 
-checks=("${@:-vet lint vuln}")
+checks=("${@:-vet size shell lint vuln}")
 read -r -a checks <<<"${checks[*]}"
 failed=()
 for c in "${checks[@]}"; do
   case $c in
-  vet | lint | vuln | tools) ;;
+  vet | size | shell | lint | vuln | tools) ;;
   *)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2

@@ -106,6 +106,11 @@ wait_for_prebuild() {
 # they run on their own below, not beside the packages that share the main stack.
 mapfile -t pkgs < <(go list ./... | grep -v '/test/')
 
+# Seconds, and no Go build: no tracked file over 1 MiB unless dev/large-files.txt says why; shellcheck
+# (Debian's, unpacked under .cache/shellcheck when not on PATH) on every shell script.
+phase "large files and shellcheck"
+dev/lint.sh size shell
+
 phase "build and go vet"
 mkdir -p bin
 go build ./...
