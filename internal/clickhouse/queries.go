@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The original description's example queries, read the exact way: FROM logs FINAL. logs is a
+// The three example queries (README.md, "The example queries"), read the exact way: FROM logs FINAL. logs is a
 // ReplacingMergeTree in which a message the Kafka engine consumed twice is two copies of the same rows (same
 // eventId, Kafka coordinates and content) until a background merge collapses them, at a time nobody
 // controls; FINAL collapses them at read time, so every answer counts each event once. FINAL merges within

@@ -1,8 +1,9 @@
-// Package clickhouse holds the ClickHouse side of the pipeline: the DDL of the original description as
-// embedded files (database, the logs MergeTree table, the logs_queue Kafka engine table, the logs_mv
-// materialized view, plus logs_errors and logs_errors_mv for messages that do not parse), an idempotent
-// applier that talks to ClickHouse's HTTP(S) interface, the <kafka> section of config.xml built from the
-// Kafka secret, and the description's three example queries.
+// Package clickhouse holds the ClickHouse side of the pipeline: the DDL as embedded files (database, the logs
+// ReplacingMergeTree table, the logs_queue Kafka engine table, the logs_mv materialized view, plus logs_errors
+// and logs_errors_mv for messages that do not parse), an idempotent applier that talks to ClickHouse's
+// HTTP(S) interface and puts the Kafka secret's broker list and credentials into a named collection (never
+// into the server's configuration files), the consumer status of the Kafka table, and the three example
+// queries.
 package clickhouse
 
 import (
@@ -16,7 +17,7 @@ import (
 	"text/template"
 )
 
-// Defaults of Schema, as the original description names them.
+// Defaults of Schema: the names the deployment uses (the reader produces to DefaultTopic).
 const (
 	DefaultDatabase     = "KafkaEngine"
 	DefaultTopic        = "logs_4"
