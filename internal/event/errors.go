@@ -28,6 +28,18 @@ const (
 	ReasonTooDeep      Reason = "too_deep"              // nesting deeper than MaxDepth
 )
 
+// The reasons a syslog frame can be rejected for (--source-format syslog), set by the reader's syslog
+// framing and header parsing before validation.
+const (
+	ReasonSyslogCountOverLimit Reason = "syslog_count_over_limit" // an octet count above the line limit
+	ReasonSyslogBadCount       Reason = "syslog_bad_count"        // an octet count that is not a number (non-digits, too long, 0)
+	ReasonSyslogCountMismatch  Reason = "syslog_count_mismatch"   // an octet count that disagrees with the data
+	ReasonSyslogTruncatedFrame Reason = "syslog_truncated_frame"  // a frame cut by a disconnect or the reader stopping
+	ReasonSyslogBadHeader      Reason = "syslog_bad_header"       // a header that is neither RFC 5424 nor RFC 3164
+	ReasonSyslogMsgNotJSON     Reason = "syslog_msg_not_json"     // an MSG that is not a JSON object
+	ReasonSyslogNoEventID      Reason = "syslog_missing_event_id" // a JSON event in MSG without a top-level eventId
+)
+
 // Error describes why a line was rejected. Field names the offending top-level key when there is one; Detail
 // is short and never quotes more than a bounded sample of the input (sampleBytes), so it is safe to log.
 type Error struct {

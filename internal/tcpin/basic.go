@@ -128,6 +128,13 @@ func (r *TCPLogReader) consume(ctx context.Context, queue <-chan queued) {
 }
 
 func (r *TCPLogReader) serve(ctx context.Context, conn net.Conn, src Source, queue chan<- queued) error {
+	if r.cfg.Format == Syslog {
+		// Octet-counted frames need not end in LF, so syslog is framed in place (as HighPerfTCPReader does)
+		// and the events are then queued like lines.
+		q := &queuer{r: r, queue: queue}
+		defer q.flush()
+		return readFramed(ctx, context.WithoutCancel(ctx), r.cfg, conn, src, newFramerFor(r.cfg), q)
+	}
 	br := bufio.NewReaderSize(conn, bufioBytes)
 	d := newDeadliner(ctx, conn, r.cfg)
 	defer d.stop()
@@ -271,4 +278,53 @@ func sampleOf(a, b []byte) []byte {
 		s = append(s[:len(s):len(s)], b[:n]...)
 	}
 	return s
+}
+
+// queuer is the Handler through which a connection framed in place puts its lines and rejects on the queue,
+// with the same bounds as the bufio path: each line's bytes are taken from the queue's semaphore before
+// they are copied into a batch.
+type queuer struct {
+	r     *TCPLogReader
+	queue chan<- queued
+	batch *lineBatch
+	src   Source
+}
+
+func (q *queuer) take(n int) int64 {
+	if t, ok := q.r.sem.tryAcquire(int64(n)); ok {
+		return t
+	}
+	q.flush()
+	return q.r.sem.acquire(int64(n))
+}
+
+func (q *queuer) flush() {
+	if q.batch != nil && len(q.batch.lines) > 0 {
+		q.queue <- queued{src: q.src, batch: q.batch}
+		q.batch = nil
+	}
+}
+
+func (q *queuer) HandleLines(_ context.Context, src Source, lines [][]byte) {
+	q.src = src
+	for _, line := range lines {
+		taken := q.take(len(line))
+		if q.batch == nil {
+			q.batch = q.r.newBatch()
+		}
+		q.batch.add(line)
+		q.batch.taken += taken
+		if len(q.batch.lines) >= batchLines || len(q.batch.buf) >= batchBytes {
+			q.flush()
+		}
+	}
+	// Called once per read: what was read goes downstream now, as the bufio path does when its buffer is empty.
+	q.flush()
+}
+
+func (q *queuer) HandleReject(_ context.Context, src Source, sample []byte, reason event.Reason, detail string) {
+	q.src = src
+	q.flush()
+	taken := q.take(len(sample))
+	q.queue <- queued{src: src, line: bytes.Clone(sample), taken: taken, reason: reason, detail: detail}
 }

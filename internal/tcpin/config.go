@@ -53,6 +53,8 @@ const DefaultAddr = "127.0.0.1:9000"
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Mode, "source-mode", "connect: dial the log source (reconnecting with backoff); listen: accept sources")
 	fs.StringVar(&c.Addr, "source-addr", DefaultAddr, "the log source to dial, or the address to listen on")
+	fs.Var(&c.Format, "source-format", "ndjson: one JSON event per line; syslog: RFC 5424 or RFC 3164 headers around the JSON event, framed by RFC 6587 octet counting or LF (each detected per frame)")
+	fs.BoolVar(&c.SyslogFill, "syslog-fill", false, "syslog: fill the timestamp, computer, source and level an event lacks from its syslog header")
 	fs.IntVar(&c.MaxLineBytes, "max-line-bytes", DefaultMaxLineBytes, "longest line accepted; longer lines are dead-lettered")
 	fs.IntVar(&c.MaxConns, "max-conns", DefaultMaxConns, "listen mode: most simultaneous source connections")
 	fs.IntVar(&c.MaxConnsPerAddr, "max-conns-per-addr", DefaultMaxConnsPerAddr, "listen mode: most simultaneous connections from one source address")
@@ -95,6 +97,11 @@ type Config struct {
 	Mode Mode
 	// Addr is the source to dial (Connect) or the address to listen on (Listen).
 	Addr string
+	// Format is what the sources send (default NDJSON).
+	Format Format
+	// SyslogFill (Format Syslog) fills the fields an event lacks from its syslog header (see syslog.Event);
+	// off by default, so what reaches Kafka is the bytes of MSG.
+	SyslogFill bool
 	// MaxLineBytes is the longest line accepted, terminator excluded (default 1 MiB). Longer lines are
 	// rejected with a bounded sample and skipped up to the next newline.
 	MaxLineBytes int

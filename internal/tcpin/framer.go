@@ -30,6 +30,8 @@ type framer struct {
 	// overBudget holds the reject of a line it refused, handed on by the next split or finish.
 	budget     *budget
 	overBudget *rejected
+	// sys, when not nil, frames syslog (Format Syslog) instead of lines.
+	sys *syslogFrames
 }
 
 type rejected struct {
@@ -103,6 +105,10 @@ func (f *framer) release() {
 // line stays in the buffer unless it is already over the limit, in which case it is rejected with a sample and
 // the rest of it is skipped up to the next newline.
 func (f *framer) split(ctx context.Context, h Handler, src Source) {
+	if f.sys != nil {
+		f.splitSyslog(ctx, h, src, false, "")
+		return
+	}
 	f.handOverBudget(ctx, h, src)
 	f.lines = f.lines[:0]
 	for f.start < f.end {
@@ -149,6 +155,10 @@ func (f *framer) flush(ctx context.Context, h Handler, src Source) {
 
 // finish rejects a partial line left when the stream ends; cause says why it ended.
 func (f *framer) finish(ctx context.Context, h Handler, src Source, cause string) {
+	if f.sys != nil {
+		f.splitSyslog(ctx, h, src, true, cause)
+		return
+	}
 	f.handOverBudget(ctx, h, src)
 	if !f.discarding && f.end > f.start {
 		partial := f.buf[f.start:f.end]

@@ -1,7 +1,6 @@
 package tcpin
 
 import (
-	"bytes"
 	"context"
 	"net"
 )
@@ -49,32 +48,5 @@ func (r *HighPerfTCPReader) serve(ctx context.Context, conn net.Conn, src Source
 		defer st.close() // after it, every line read has been handled: Reader's contract
 		h = st
 	}
-	f := newFramer(r.cfg.ReadBufferBytes, r.cfg.MaxLineBytes)
-	f.budget = r.cfg.shared.partial
-	defer f.release()
-	d := newDeadliner(ctx, conn, r.cfg)
-	defer d.stop()
-	defer d.closing(src)
-	for {
-		d.arm(ctx)
-		n, err := f.fill(conn)
-		if n > 0 {
-			r.cfg.Observer.BytesRead(n)
-			// Only a read that ends a line extends the idle deadline and counts as progress: a source that
-			// trickles a line a byte at a time (slowloris), or streams one endless line, is closed after
-			// IdleTimeout like a silent one. TCPLogReader behaves the same.
-			if i := bytes.LastIndexByte(f.buf[f.end-n:f.end], '\n'); i >= 0 {
-				d.lines(i + 1)
-			}
-			f.split(hctx, h, src)
-		}
-		if err != nil {
-			if d.again(ctx, err) {
-				continue
-			}
-			cause, rerr := d.endCause(ctx, err)
-			f.finish(hctx, h, src, cause)
-			return rerr
-		}
-	}
+	return readFramed(ctx, hctx, r.cfg, conn, src, newFramerFor(r.cfg), h)
 }
