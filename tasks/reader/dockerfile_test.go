@@ -241,3 +241,53 @@ func TestDockerfileBuildsTheTestedBinary(t *testing.T) {
 		t.Errorf("Dockerfile USER %q: want a numeric non-root gid", d.user)
 	}
 }
+
+// withoutOutput returns args without -o and its value: where the binary is written is not how it is built.
+func withoutOutput(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		switch a := strings.TrimPrefix(args[i], "-"); {
+		case a == "-o" || a == "o":
+			i++
+		case strings.HasPrefix(a, "-o=") || strings.HasPrefix(a, "o="):
+		default:
+			out = append(out, args[i])
+		}
+	}
+	return out
+}
+
+// TestImageScriptBuildsAsTheDockerfile: dev/image.sh, which builds the image here without a registry, builds
+// the reader with the Dockerfile's command, flag for flag and with the same cgo setting (its toolchain is
+// go.mod's too, through GOTOOLCHAIN=auto; the image test reads the built binary's build information).
+func TestImageScriptBuildsAsTheDockerfile(t *testing.T) {
+	root := stacktest.RepoRoot(t)
+	d := readDockerfile(t, filepath.Join(root, "tasks/reader/Dockerfile"))
+	b, err := os.ReadFile(filepath.Join(root, "dev/image.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var builds []goBuild
+	for _, line := range strings.Split(string(b), "\n") {
+		if g, ok := parseGoBuild("dev/image.sh", strings.TrimSpace(line)); ok {
+			builds = append(builds, g)
+		}
+	}
+	if len(builds) != 1 {
+		t.Fatalf("dev/image.sh has %d go builds, want 1 (the reader's)", len(builds))
+	}
+	g := builds[0]
+	if got, want := withoutOutput(g.args), withoutOutput(d.build.args); !slices.Equal(got, want) {
+		t.Errorf("dev/image.sh builds with %q, the Dockerfile with %q (-o aside)", got, want)
+	}
+	cgo := d.buildEnv["CGO_ENABLED"]
+	if v, ok := d.build.env["CGO_ENABLED"]; ok {
+		cgo = v
+	}
+	if g.env["CGO_ENABLED"] != cgo {
+		t.Errorf("dev/image.sh builds with CGO_ENABLED=%q on its command line, the Dockerfile with %q", g.env["CGO_ENABLED"], cgo)
+	}
+	if !strings.Contains(string(b), "GOTOOLCHAIN=${GOTOOLCHAIN_OVERRIDE:-auto}") {
+		t.Error("dev/image.sh does not build with GOTOOLCHAIN=auto (go.mod's toolchain, the Dockerfile's golang tag)")
+	}
+}
