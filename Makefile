@@ -48,6 +48,10 @@ stack-status: ## Show what of the local stack is running (the target succeeds ev
 synth: ## Synthesize the CDK app offline (installs the pinned CDK CLI; cdk-nag runs on every synth).
 	dev/cdk.sh synth
 
+.PHONY: image
+image: ## Build the reader's image without a registry (podman, a base of Debian packages made by mmdebstrap; needs root) and run it as the synthesized task definition says against the local stack: health check, events delivered, SIGTERM drain.
+	dev/image.sh
+
 .PHONY: lint
 lint: ## go vet, no tracked file over 1 MiB unless dev/large-files.txt says why, shellcheck on every shell script, golangci-lint (pinned) and govulncheck (database built locally from golang.org/x/vulndb).
 	dev/lint.sh

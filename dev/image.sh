@@ -132,8 +132,9 @@ build_image() {
     podman import -q "$CACHE/base-$key/base.tar" "$base" >/dev/null || die "podman import failed"
   fi
 
+  # The context is kept between runs: go build leaves an up-to-date binary alone, and podman then reuses
+  # its layers.
   ctx=$CACHE/context
-  rm -rf "$ctx"
   mkdir -p "$ctx/build/bin" "$ctx/build/out"
   cp "$CACHE/base-$key/build/bin/busybox" "$ctx/build/bin/busybox"
   step "building the reader as the Dockerfile does"
@@ -143,7 +144,13 @@ build_image() {
   containerfile "$base" >"$ctx/Containerfile"
   step "building $IMAGE from the Dockerfile's runtime stage (go build took $(($(date +%s) - t0))s)"
   # Docker's image format keeps HEALTHCHECK (the OCI format has no field for it).
+  local old
+  old=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
   podman build -q --format docker -f "$ctx/Containerfile" -t "$IMAGE" "$ctx" >/dev/null || die "podman build failed"
+  # The image this build replaced, untagged now, is not kept.
+  if [[ -n $old && $old != $(podman image inspect --format '{{.Id}}' "$IMAGE") ]]; then
+    podman rmi "$old" >/dev/null 2>&1 || true
+  fi
   step "$IMAGE: $(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.1f MB", $1 / 1e6}')"
 }
 

@@ -148,6 +148,11 @@ dev/cdk.sh synth
 phase "Lambda artifacts under the runtime interface emulator"
 dev/lambda-emulator.sh
 
+# The reader's image, built with podman from a base of Debian packages (no registry here) and run as the
+# template's task definition says: read-only, uid 65532, its environment; health check, delivery, SIGTERM drain.
+phase "the reader's image under podman (task definition's settings, local stack)"
+dev/image.sh
+
 phase "cfn-lint on every synthesized variant (cdk-nag on each)"
 dev/cfnlint.sh
 

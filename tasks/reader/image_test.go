@@ -6,9 +6,12 @@ import (
 	"bytes"
 	"context"
 	"debug/buildinfo"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,21 +58,23 @@ type containerDefinition struct {
 }
 
 // readContainerDefinition finds the one task definition in the cloud assembly's templates and returns its
-// reader container.
-func readContainerDefinition(t *testing.T, cdkOut string) containerDefinition {
+// reader container and the template's parameters with their defaults (nil for none).
+func readContainerDefinition(t *testing.T, cdkOut string) (containerDefinition, map[string]any) {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(cdkOut, "*.template.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no templates in %s (%v): synthesize first (dev/cdk.sh synth)", cdkOut, err)
 	}
 	var found []containerDefinition
+	params := map[string]any{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var tmpl struct {
-			Resources map[string]struct {
+			Parameters map[string]struct{ Default any }
+			Resources  map[string]struct {
 				Type       string
 				Properties struct{ ContainerDefinitions []containerDefinition }
 			}
@@ -77,6 +82,7 @@ func readContainerDefinition(t *testing.T, cdkOut string) containerDefinition {
 		if err := json.Unmarshal(b, &tmpl); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
+		n := len(found)
 		for _, r := range tmpl.Resources {
 			if r.Type != "AWS::ECS::TaskDefinition" {
 				continue
@@ -87,29 +93,46 @@ func readContainerDefinition(t *testing.T, cdkOut string) containerDefinition {
 				}
 			}
 		}
+		if len(found) > n {
+			for name, p := range tmpl.Parameters {
+				params[name] = p.Default
+			}
+		}
 	}
 	if len(found) != 1 {
 		t.Fatalf("%d reader containers in the templates of %s, want 1", len(found), cdkOut)
 	}
-	return found[0]
+	return found[0], params
 }
 
-// taskEnv returns the container's environment, with the deploy-time region token replaced by region.
-func taskEnv(t *testing.T, cd containerDefinition, region string) map[string]string {
+// taskEnv returns the container's environment as CloudFormation resolves it: the region token is region, a
+// reference to a parameter is its default; the variables that take a parameter without a default (given at
+// deploy time) are returned in deployTime, for the test to set.
+func taskEnv(t *testing.T, cd containerDefinition, params map[string]any, region string) (env map[string]string, deployTime []string) {
 	t.Helper()
-	env := map[string]string{}
+	env = map[string]string{}
 	for _, e := range cd.Environment {
 		switch v := e.Value.(type) {
 		case string:
 			env[e.Name] = v
-		default:
-			if fmt.Sprint(v) != "map[Ref:AWS::Region]" {
+		case map[string]any:
+			ref, _ := v["Ref"].(string)
+			def, isParam := params[ref]
+			switch {
+			case len(v) == 1 && ref == "AWS::Region":
+				env[e.Name] = region
+			case len(v) == 1 && isParam && def == nil:
+				deployTime = append(deployTime, e.Name)
+			case len(v) == 1 && isParam:
+				env[e.Name] = fmt.Sprint(def)
+			default:
 				t.Fatalf("%s = %v: a token this test cannot stand in for", e.Name, v)
 			}
-			env[e.Name] = region
+		default:
+			t.Fatalf("%s = %v: want a string or a reference", e.Name, v)
 		}
 	}
-	return env
+	return env, deployTime
 }
 
 // imageOverrides are the variables set here that differ from the task definition, with the reason for
@@ -147,8 +170,8 @@ func TestImageRunsAsTheTaskDefinition(t *testing.T) {
 	}
 	st := stacktest.Load(t)
 	root := stacktest.RepoRoot(t)
-	cd := readContainerDefinition(t, cdkOut)
-	env := taskEnv(t, cd, st.Get(t, "AWS_REGION"))
+	cd, params := readContainerDefinition(t, cdkOut)
+	env, deployTime := taskEnv(t, cd, params, st.Get(t, "AWS_REGION"))
 	if len(cd.Secrets) > 0 {
 		t.Fatalf("the task definition takes %d variables from secrets, which this test does not feed", len(cd.Secrets))
 	}
@@ -205,6 +228,11 @@ func TestImageRunsAsTheTaskDefinition(t *testing.T) {
 		names = append(names, k)
 	}
 	sort.Strings(names)
+	for _, v := range deployTime {
+		if _, ok := overrides[v]; !ok {
+			t.Fatalf("%s takes a template parameter without a default, which this test does not set", v)
+		}
+	}
 	t.Logf("the task definition's environment, with %v set here (see imageOverrides)", names)
 	// An env file, not -e flags: the secret access key stays off the command line.
 	envFile := filepath.Join(t.TempDir(), "reader.env")
@@ -284,15 +312,32 @@ func TestImageRunsAsTheTaskDefinition(t *testing.T) {
 		t.Errorf("%d records in the dead-letter topic, want 0", dead)
 	}
 
-	// SIGTERM (podman stop, as ECS stops a task): the reader drains and exits 0 with its summary inside the
-	// stop timeout. An exit by SIGKILL at the timeout would be 137.
-	// The service's reader has no bound: it runs until stopped, so an exit here is the stop's.
+	// A second stream, paced, is still flowing when the stop comes, so the drain has lines in flight. The
+	// source listens at the same address again; the reader dials it again by itself.
+	ln2, err := net.Listen("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamCtx, stopStream := context.WithCancel(ctx)
+	defer stopStream()
+	second := make(chan served, 1)
+	go func() {
+		s, err := logsource.Serve(streamCtx, ln2, logsource.Config{Seed: 24, FirstID: imageEvents + 1, Rate: 5000})
+		second <- served{s, err}
+	}()
+	const more = 5000
+	waitReceived(t, name, "http://127.0.0.1:"+metricsPort+"/metrics", imageEvents+more, time.Minute)
+
+	// SIGTERM (podman stop, as ECS stops a task): the reader stops reading, drains what it has read and exits
+	// 0 with its summary inside the stop timeout. An exit by SIGKILL at the timeout would be 137.
 	if r := strings.TrimSpace(podman(t, "inspect", "--format", "{{.State.Running}}", name)); r != "true" {
 		t.Fatalf("the reader is not running before the stop (running %s):\n%s", r, containerLogs(name))
 	}
 	stopStart := time.Now()
 	podman(t, "stop", "-t", strconv.Itoa(int(cd.StopTimeout)), name)
 	drain := time.Since(stopStart)
+	stopStream()
+	src2 := <-second
 	state := strings.Fields(podman(t, "inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", name))
 	stdout, stderr := containerOutput(t, name)
 	logs := stdout + stderr
@@ -302,14 +347,69 @@ func TestImageRunsAsTheTaskDefinition(t *testing.T) {
 	if drain >= stopTimeout {
 		t.Fatalf("the reader took %v to stop, the stop timeout is %v", drain, stopTimeout)
 	}
-	if !strings.Contains(logs, `"msg":"draining"`) || !strings.Contains(logs, `"msg":"reader finished"`) {
+	drainLog, finishLog := logTime(logs, "draining"), logTime(logs, "reader finished")
+	if drainLog.IsZero() || finishLog.IsZero() {
 		t.Errorf("the reader's log does not show the drain and the finish after SIGTERM:\n%s", logs)
 	}
 	sum := summaryLine(t, logs)
-	if sum.Received != imageEvents || sum.Delivered != imageEvents || sum.DeadLettered != 0 || sum.Failed != 0 || sum.InFlight != 0 || sum.Error != "" {
-		t.Fatalf("summary %+v, want %d received and delivered, nothing else", sum, imageEvents)
+	if sum.Received < imageEvents+more || sum.Delivered != sum.Received || sum.DeadLettered != 0 || sum.Failed != 0 || sum.InFlight != 0 || sum.Error != "" {
+		t.Fatalf("summary %+v, want at least %d received, every one delivered, nothing else", sum, imageEvents+more)
 	}
-	t.Logf("SIGTERM: the reader drained and exited 0 in %v (stop timeout %v); summary %+v", drain.Round(time.Millisecond), stopTimeout, sum)
+
+	// Everything the reader took in is in the topic once: the first stream and what it read of the second.
+	records = kafkatest.ReadAll(t, bootstrap, topic, int(sum.Delivered), 2*time.Minute)
+	ids = map[uint32]int{}
+	for _, r := range records {
+		var e struct{ EventID uint32 }
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			t.Fatalf("record %s: %v", r.Value, err)
+		}
+		if e.EventID < 1 || e.EventID > src2.stats.LastEventID {
+			t.Fatalf("eventId %d in the topic, the sources sent 1..%d", e.EventID, src2.stats.LastEventID)
+		}
+		ids[e.EventID]++
+	}
+	if uint64(len(records)) != sum.Delivered || uint64(len(ids)) != sum.Delivered {
+		t.Fatalf("topic holds %d records, %d distinct eventIds; the summary says %d delivered", len(records), len(ids), sum.Delivered)
+	}
+	t.Logf("SIGTERM during a stream (%d more sent): podman stop returned after %v (stop timeout %v); the reader logged its drain to its finish in %v; summary %+v; %d records in the topic, each once",
+		src2.stats.Sent, drain.Round(time.Millisecond), stopTimeout, finishLog.Sub(drainLog).Round(time.Millisecond), sum, len(records))
+}
+
+// waitReceived polls the reader's metrics until it has received want lines.
+func waitReceived(t *testing.T, name, url string, want uint64, timeout time.Duration) {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^\w*lines_received_total (\S+)$`)
+	var got float64
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get(url)
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if m := re.FindSubmatch(b); m != nil {
+			got, _ = strconv.ParseFloat(string(m[1]), 64)
+			if uint64(got) >= want {
+				return
+			}
+		}
+	}
+	t.Fatalf("the reader received %v lines within %v, want %d\nlogs:\n%s", got, timeout, want, containerLogs(name))
+}
+
+// logTime returns the time of the reader's first log line with msg, or the zero time.
+func logTime(logs, msg string) time.Time {
+	for _, line := range strings.Split(logs, "\n") {
+		var l struct {
+			Time time.Time `json:"time"`
+			Msg  string    `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == msg {
+			return l.Time
+		}
+	}
+	return time.Time{}
 }
 
 // ulimits sets the open-file limit ECS gives a Fargate task (65535), or this machine's hard limit where that
@@ -396,17 +496,33 @@ func assertImageBinary(t *testing.T, root, image string) {
 	if v, _, _ := strings.Cut(tag, "-"); info.GoVersion != "go"+v {
 		t.Errorf("the image's reader was built by %s, the Dockerfile's by %s", info.GoVersion, d.buildImage)
 	}
-	ldflags, _ := d.build.flag("ldflags")
 	tags, _ := d.build.flag("tags")
-	want := map[string]string{"CGO_ENABLED": d.buildEnv["CGO_ENABLED"], "-trimpath": "true", "-ldflags": ldflags, "-tags": tags}
+	want := map[string]string{"CGO_ENABLED": d.buildEnv["CGO_ENABLED"], "-trimpath": "true", "-tags": tags}
 	for k, v := range want {
 		if settings[k] != v {
 			t.Errorf("the image's reader has %s=%q, the Dockerfile's build %q", k, settings[k], v)
 		}
 	}
+	// With -trimpath the go command does not record -ldflags (they may hold paths), so the stripping they
+	// ask for is read from the binary: -s drops the symbol table, -w the DWARF sections.
+	ldflags, _ := d.build.flag("ldflags")
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var symtab, dwarf bool
+	for _, sec := range f.Sections {
+		symtab = symtab || sec.Name == ".symtab"
+		dwarf = dwarf || strings.HasPrefix(sec.Name, ".debug_") || strings.HasPrefix(sec.Name, ".zdebug_")
+	}
+	fl := strings.Fields(ldflags)
+	if slices.Contains(fl, "-s") == symtab || slices.Contains(fl, "-w") == dwarf {
+		t.Errorf("the image's reader has a symbol table %v, DWARF %v; the Dockerfile links with -ldflags %q", symtab, dwarf, ldflags)
+	}
 	if !regexp.MustCompile(`^go1\.`).MatchString(info.GoVersion) || !slices.Contains([]string{"amd64", "arm64"}, settings["GOARCH"]) {
 		t.Errorf("the image's reader: Go %s, GOARCH %q", info.GoVersion, settings["GOARCH"])
 	}
-	t.Logf("the image's reader: %s, CGO_ENABLED=%s -trimpath=%s -ldflags=%q -tags=%q", info.GoVersion,
-		settings["CGO_ENABLED"], settings["-trimpath"], settings["-ldflags"], settings["-tags"])
+	t.Logf("the image's reader: %s, CGO_ENABLED=%s -trimpath=%s -tags=%q, symbol table %v, DWARF %v", info.GoVersion,
+		settings["CGO_ENABLED"], settings["-trimpath"], settings["-tags"], symtab, dwarf)
 }
