@@ -33,9 +33,9 @@ type handler struct {
 	stopReading context.CancelFunc
 
 	bufs sync.Pool
-	// clientDown limits to one each the logs of failures that hit every line alike once the Kafka client
-	// failed or closed (see logClientDown); the summary and the metrics count every line.
-	clientDown [2]atomic.Bool
+	// clientDown limits to one the logs of failures that hit every line alike once the Kafka client failed
+	// or closed (see logClientDown); the summary and the metrics count every line.
+	clientDown atomic.Bool
 }
 
 var _ tcpin.Handler = (*handler)(nil)
@@ -189,18 +189,14 @@ func (h *handler) delivered(topic string, value []byte, err error) {
 
 // logClientDown reports whether err means the Kafka client failed (ErrFatal) or was closed (ErrClosed: the
 // purge at the end of the drain). Such an error hits every line still held, possibly tens of thousands at
-// once, so only the first of each kind is logged (with msg and args); the others are counted, not logged.
+// once, so only the first is logged (with msg and args); the others are counted, not logged. A client that
+// failed is closed after the drain, so a fatal error is often followed by ErrClosed on the same paths: that
+// is the same episode and is not logged again.
 func (h *handler) logClientDown(err error, msg string, args ...any) bool {
-	var kind int
-	switch {
-	case errors.Is(err, kafkaout.ErrFatal):
-		kind = 0
-	case errors.Is(err, kafkaout.ErrClosed):
-		kind = 1
-	default:
+	if !errors.Is(err, kafkaout.ErrFatal) && !errors.Is(err, kafkaout.ErrClosed) {
 		return false
 	}
-	if !h.clientDown[kind].Swap(true) {
+	if !h.clientDown.Swap(true) {
 		h.log.Error(msg, args...)
 	}
 	return true

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -273,5 +274,39 @@ func TestBoundedRunStopsAtMaxEvents(t *testing.T) {
 	h.HandleReject(context.Background(), src, []byte("x"), event.ReasonTruncated, "")
 	if stopped == 0 {
 		t.Fatalf("did not stop reading at 3 lines (a rejected line counts too)")
+	}
+}
+
+// TestClientDownLoggedOnce: once the Kafka client failed, every line it cannot take fails alike, and the
+// close that follows the failure purges the rest with "producer closed": each message saying the client is
+// down is logged once for the run, whichever of the two errors came first (the fatal-error test saw the
+// same ERROR twice, once per error, when a dead-letter attempt met the closing client).
+func TestClientDownLoggedOnce(t *testing.T) {
+	h, prod, _ := newTestHandler(t, 1)
+	var logs bytes.Buffer
+	h.log = slog.New(slog.NewJSONHandler(&logs, nil))
+	fatal := fmt.Errorf("%w: %w", kafkaout.ErrFatal, errors.New("Broker: Broker received an out of order sequence number"))
+	closed := fmt.Errorf("%w: %w", kafkaout.ErrClosed, errors.New("Local: Purged in flight"))
+	src := tcpin.Source{Remote: "test"}
+	for i, err := range []error{fatal, fatal, closed, closed} {
+		prod.fail[mainTopic], prod.fail[dlqTopic] = err, err
+		h.HandleLines(context.Background(), src, [][]byte{validLine(t, 2*i+1), []byte("nope")})
+		delete(prod.fail, mainTopic)
+		delete(prod.fail, dlqTopic)
+		h.HandleLines(context.Background(), src, [][]byte{validLine(t, 2*i+2)})
+		settle(h, prod, map[string]error{mainTopic: err, dlqTopic: err})
+		settle(h, prod, map[string]error{dlqTopic: err})
+	}
+	counts := map[string]int{}
+	for _, rec := range logRecords(t, &logs) {
+		counts[rec["level"].(string)+" "+rec["msg"].(string)]++
+	}
+	if len(counts) == 0 {
+		t.Fatal("nothing logged: the client's failure must be logged")
+	}
+	for msg, n := range counts {
+		if n != 1 {
+			t.Errorf("logged %d times: %s (all: %v)", n, msg, counts)
+		}
 	}
 }
