@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -236,5 +237,113 @@ func TestMessageTimeoutWhileFrozen(t *testing.T) {
 	}
 	if again := runReplay(t, "--dlq-file", dlqFile, "--topic", topic); again.Replayed != 0 {
 		t.Errorf("a second replay sent %d lines, want 0 (%+v)", again.Replayed, again)
+	}
+}
+
+// TestPurgedInFlightAtClose: the reader is stopped (SIGTERM) while the broker is frozen, with lines in flight
+// (checked), so the drain's deadline passes and the Kafka client's close purges what it still holds: the
+// messages sent and unanswered (purged in flight: the broker may append them when it resumes) and those still
+// queued. Every purged line is dead-lettered as delivery_failed (to a file: the dead-letter topic is on the
+// frozen broker), the ones purged in flight marked possibly_persisted, and nothing vanishes: received =
+// delivered + dead-lettered + failed, and every line read is in the topic, among the dead letters or counted
+// failed.
+func TestPurgedInFlightAtClose(t *testing.T) {
+	const n = 5_000_000 // more than is read before SIGTERM: the stream runs throughout
+	drain := 8 * time.Second
+	f := startFrozen(t, n, 5000, 500, "--drain-timeout", drain.String())
+	src, r := f.src, f.r
+	// The fault took hold: lines wait for the frozen broker, and the stream still runs.
+	m := waitMetric(t, r, time.Minute, "lines in flight to the frozen broker", func(m map[string]float64) bool {
+		return m["logreader_lines_in_flight"] >= 1000
+	})
+	if w := src.Written(); w >= n {
+		t.Fatalf("the source wrote the whole stream (%d) before SIGTERM", w)
+	}
+	termAt := time.Now()
+	r.Signal(syscall.SIGTERM)
+	code, sum := r.Wait(drain + time.Minute)
+	exitAfter := time.Since(termAt)
+	if err := stack.ResumeBroker(); err != nil {
+		t.Fatal(err)
+	}
+	// The broker appends what it had received before it froze once it runs again: read until the topic
+	// stops growing.
+	tally := harness.ReadEvents(t, stack.PlaintextBootstrap(), f.topic, 1, n)
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		time.Sleep(2 * time.Second)
+		again := harness.ReadEvents(t, stack.PlaintextBootstrap(), f.topic, 1, n)
+		grew := again.Messages != tally.Messages
+		tally = again
+		if !grew {
+			break
+		}
+	}
+	dls := readDLQFile(t, f.dlqFile)
+
+	// Every line read is accounted for: in the topic, dead-lettered, or counted failed.
+	var purged, marked, truncated, both uint64
+	dead := map[uint32]bool{}
+	for _, d := range dls {
+		switch d.Reason {
+		case "delivery_failed":
+			purged++
+			if d.PossiblyPersisted {
+				marked++
+			}
+			if id, ok := lineEventID(d.Line); ok {
+				dead[id] = true
+				if tally.Seen(uint64(id - 1)) {
+					both++
+				}
+			}
+		case "truncated_line": // the line being read at SIGTERM
+			truncated++
+		default:
+			t.Errorf("dead letter %+v: want delivery_failed (purged) or truncated_line (cut at SIGTERM)", d)
+		}
+	}
+	read := sum.Received - truncated // the stream's first lines, in order, on one connection
+	var vanished uint64
+	for id := uint32(1); uint64(id) <= read; id++ {
+		if !tally.Seen(uint64(id-1)) && !dead[id] {
+			vanished++
+		}
+	}
+	inTopic := checkMarks(t, dls, tally)
+	report.Add(harness.Row{Scenario: "12. messages purged in flight at Close (broker frozen, reader SIGTERMed)", Sent: src.Written(),
+		Delivered: tally.Unique, DeadLettered: uint64(len(dls)), Failed: sum.Failed, Lost: vanished - min(vanished, sum.Failed),
+		Duplicated: tally.Duplicated, PeakRSS: r.PeakRSS(),
+		Notes: fmt.Sprintf("frozen at %d written; %.0f lines in flight at SIGTERM; exit %d %.1fs after SIGTERM (--drain-timeout %s); "+
+			"summary: received %d, delivered %d, dead-lettered %d, failed %d; %d purged lines dead-lettered, %d of them marked "+
+			"possibly_persisted (purged in flight), %d of those in the topic after the broker resumed; %d truncated_line; "+
+			"%d lines read neither in the topic nor dead-lettered (counted failed: %d)",
+			f.writtenAtFreeze, m["logreader_lines_in_flight"], code, exitAfter.Seconds(), drain, sum.Received, sum.Delivered,
+			sum.DeadLettered, sum.Failed, purged, marked, inTopic, truncated, vanished, sum.Failed)})
+	t.Logf("%s; summary %+v; exit %d after %v; %d dead letters (%d purged, %d marked, %d also in the topic)",
+		tally, sum, code, exitAfter.Round(time.Millisecond), len(dls), purged, marked, both)
+
+	if !sum.Balanced() || sum.Received == 0 {
+		t.Errorf("summary %+v: want received = delivered + dead-lettered + failed, none in flight", sum)
+	}
+	if uint64(len(dls)) != sum.DeadLettered {
+		t.Errorf("the dead-letter file holds %d records, the summary says %d dead-lettered", len(dls), sum.DeadLettered)
+	}
+	if marked == 0 {
+		t.Errorf("none of the %d purged lines is marked possibly_persisted: no message was purged in flight, the scenario proved nothing", purged)
+	}
+	if vanished > sum.Failed {
+		t.Errorf("%d lines read are neither in the topic nor dead-lettered, and only %d are counted failed (first missing %v)",
+			vanished, sum.Failed, tally.Missing(read, 10))
+	}
+	if tally.Unique < sum.Delivered || tally.Duplicated != 0 || tally.Invalid != 0 || tally.Unique+uint64(len(dead))-both > read {
+		t.Errorf("the topic holds %d distinct events (%d duplicated, %d invalid), %d dead-lettered (%d of them also in the topic); "+
+			"the summary says %d delivered of %d read", tally.Unique, tally.Duplicated, tally.Invalid, len(dead), both, sum.Delivered, read)
+	}
+	if (code == 0) != (sum.Failed == 0) {
+		t.Errorf("exit %d with %d lines failed: want 0 exactly when none failed", code, sum.Failed)
+	}
+	// 2 s of slack for the process's own exit, as in scenario 9.
+	if exitAfter > drain+2*time.Second {
+		t.Errorf("the reader exited %v after SIGTERM, want within --drain-timeout %v", exitAfter.Round(time.Millisecond), drain)
 	}
 }

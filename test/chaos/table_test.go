@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -320,5 +321,79 @@ func TestTableExact(t *testing.T) {
 			continue
 		}
 		t.Run(sc.name[:2], func(t *testing.T) { runTable(t, sc.tableScenario) })
+	}
+}
+
+// TestTableCopiesAfterMessageTimeouts measures what the table users query holds after the reader's producer
+// wrote copies of its own (messages timing out in flight, as in scenario 11, `reader replay` run after): each
+// copy sits at a new offset, and logs' key (eventId, Kafka partition and offset, row hash) keeps rows from
+// different offsets apart, so FINAL does not collapse it. The test requires every event in the table (lost 0)
+// and the table to hold exactly the topic's copies: FINAL neither collapses them nor adds any. Runs with the
+// rest of the matrix's full set (CHAOS_FULL=1 or CHAOS_TABLE=all), not in make test.
+func TestTableCopiesAfterMessageTimeouts(t *testing.T) {
+	if !full && os.Getenv("CHAOS_TABLE") != "all" {
+		t.Skip("part of the full ClickHouse-stage matrix: CHAOS_FULL=1 or CHAOS_TABLE=all")
+	}
+	n := pick[uint64](40_000, 200_000)
+	topic, dlq := topics(t)
+	ensureBroker(t)
+	w := stack.Warehouse(t)
+	ensureWarehouse(t, w)
+	s := w.Bootstrap(t, topic, 1)
+	w.WaitAssigned(t, s.Database, 3*time.Minute)
+
+	start := time.Now().UTC().Add(-30 * time.Minute).Truncate(time.Second)
+	src := harness.NewSource(t, n, harness.SourceOptions{Rate: pick(2000, 4000), Start: start})
+	gen := event.NewGenerator(1, 1, start)
+	dlqFile := filepath.Join(t.TempDir(), "dlq.jsonl")
+	r := harness.StartReader(t, readerBin, envCreds(), readerArgs(src.Addr(), topic, dlq, "--dlq-file", dlqFile,
+		"--max-events", itoa(n), "--drain-timeout", "3m", "--kafka-property", "message.timeout.ms=4000")...)
+	if err := src.WaitWritten(n/8, 3*time.Minute); err != nil {
+		t.Fatalf("waiting for an eighth of the stream: %v (written %d)", err, src.Written())
+	}
+	if err := stack.PauseBroker(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stack.ResumeBroker() })
+	frozenAt, writtenAtFreeze := time.Now(), src.Written()
+	// The fault took hold when the reader dead-letters lines Kafka did not acknowledge in time.
+	waitMetric(t, r, time.Minute, "timed-out lines dead-lettered", func(m map[string]float64) bool {
+		return m["logreader_lines_dead_lettered_total"] > 0
+	})
+	if w := src.Written(); w >= n {
+		t.Fatalf("the source wrote the whole stream (%d) before the timeouts: the fault came too late", w)
+	}
+	frozen := time.Since(frozenAt)
+	if err := stack.ResumeBroker(); err != nil {
+		t.Fatal(err)
+	}
+	code, sum := r.Wait(5 * time.Minute)
+	if code != 0 || sum.Received != n || !sum.Balanced() || sum.Failed != 0 {
+		t.Errorf("reader exit %d, summary %+v; want 0, %d received, balanced, none failed", code, sum, n)
+	}
+	rs := runReplay(t, "--dlq-file", dlqFile, "--topic", topic)
+	topicTally := harness.ReadEvents(t, stack.PlaintextBootstrap(), topic, 1, n)
+	t.Logf("reader summary %+v; replay %+v; %s", sum, rs, topicTally)
+	if lost := topicTally.Lost(n); lost != 0 || topicTally.Invalid != 0 || topicTally.OutOfRange != 0 {
+		t.Fatalf("after the replay the topic lacks %d events (%d invalid, %d out of range): %s", lost, topicTally.Invalid,
+			topicTally.OutOfRange, topicTally)
+	}
+
+	w.Settle(t, s, 6*time.Minute)
+	tt := w.Reconcile(t, s.Database, gen, n)
+	t.Logf("ClickHouse %s: %s", s.Database, tt)
+	report.AddTable(harness.TableRow{Scenario: "T9. messages time out in flight (broker frozen, message.timeout.ms 4000), reader replay",
+		Events: topicTally.Unique, Tally: tt,
+		Notes: fmt.Sprintf("frozen at %d of %d written for %.1fs; reader: delivered %d, dead-lettered %d (possibly_persisted), failed %d; "+
+			"replay found %d in the topic, sent %d; the topic holds %d messages for %d events: %d copies written by the producer itself "+
+			"(new offsets); the table keeps each of them as a row under FINAL",
+			writtenAtFreeze, n, frozen.Seconds(), sum.Delivered, sum.DeadLettered, sum.Failed, rs.AlreadyInTopic, rs.Replayed,
+			topicTally.Lines, topicTally.Unique, topicTally.Duplicated)})
+	if tt.Lost != 0 || tt.OutOfRange != 0 {
+		t.Errorf("the table lost %d events (%d out of range): %s", tt.Lost, tt.OutOfRange, tt)
+	}
+	if tt.Duplicated != topicTally.Duplicated {
+		t.Errorf("under FINAL the table returns %d rows (%d extra), the topic holds %d lines with %d copies: want the topic's copies, no more and no fewer",
+			tt.Rows, tt.Duplicated, topicTally.Lines, topicTally.Duplicated)
 	}
 }
