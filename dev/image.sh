@@ -131,6 +131,14 @@ build_image() {
     step "importing the base as $base"
     podman import -q "$CACHE/base-$key/base.tar" "$base" >/dev/null || die "podman import failed"
   fi
+  # Bases of other keys (older package lists or recipes) are not kept.
+  local d tag
+  for d in "$CACHE"/base-*; do
+    [[ $d == "$CACHE/base-$key" ]] || rm -rf "$d"
+  done
+  for tag in $(podman images --format '{{.Repository}}:{{.Tag}}' localhost/reader-base); do
+    [[ $tag == "$base" ]] || podman rmi "$tag" >/dev/null 2>&1 || true
+  done
 
   # The context is kept between runs: go build leaves an up-to-date binary alone, and podman then reuses
   # its layers.
