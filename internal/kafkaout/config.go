@@ -9,13 +9,15 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
-// Config configures the producer. Zero values mean the defaults in the field comments.
+// Config configures the producer. Zero values mean the defaults in the field comments, except LingerMs,
+// whose zero is a setting of its own.
 type Config struct {
 	// Connection says which brokers to reach and how to authenticate (default protocol sasl_ssl).
 	Connection
 	// Compression is the codec (default "lz4"; "zstd", "snappy", "gzip" and "none" also work).
 	Compression string
-	// LingerMs is how long librdkafka waits to fill a batch (default 5).
+	// LingerMs is how long librdkafka waits to fill a batch; 0 sends each message at once. RegisterFlags
+	// sets DefaultLingerMs (5).
 	LingerMs int
 	// BatchBytes caps one produce request's batch (default 1 MiB).
 	BatchBytes int
@@ -48,8 +50,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Compression == "" {
 		c.Compression = DefaultCompression
 	}
-	if c.LingerMs <= 0 {
-		c.LingerMs = DefaultLingerMs
+	if c.LingerMs < 0 {
+		return c, fmt.Errorf("%w: --linger-ms %d is negative", ErrInvalidConfig, c.LingerMs)
 	}
 	if c.BatchBytes <= 0 {
 		c.BatchBytes = 1 << 20
@@ -67,6 +69,19 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.Default()
 	}
 	return c, nil
+}
+
+// Validate reports a value of RegisterFlags's flags that cannot work, naming the flag. The flags carry the
+// real defaults, so a zero there was given on purpose: --linger-ms 0 is kept, a zero queue is refused
+// (it is not taken as the default).
+func (c Config) Validate() error {
+	switch {
+	case c.LingerMs < 0:
+		return fmt.Errorf("%w: --linger-ms %d is negative", ErrInvalidConfig, c.LingerMs)
+	case c.QueueMaxKBytes < 1:
+		return fmt.Errorf("%w: --queue-max-kbytes must be at least 1 (KiB), not %d", ErrInvalidConfig, c.QueueMaxKBytes)
+	}
+	return nil
 }
 
 // configMap turns c into librdkafka properties. Reliability settings come first: acks=all with idempotence,

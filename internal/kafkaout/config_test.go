@@ -112,3 +112,24 @@ func TestConnectionProperties(t *testing.T) {
 		t.Errorf("Properties() without a password: error = %v, want ErrInvalidConfig", err)
 	}
 }
+
+// TestLingerZeroMeansZero: --linger-ms 0 (send each message at once) reaches librdkafka as 0; it used to
+// become the flag's default of 5 ms without a word.
+func TestLingerZeroMeansZero(t *testing.T) {
+	for _, tt := range []struct {
+		linger int
+		want   int
+	}{{0, 0}, {1, 1}, {DefaultLingerMs, DefaultLingerMs}, {250, 250}} {
+		c, err := Config{Connection: Connection{Brokers: "b:9092", SecurityProtocol: Plaintext}, LingerMs: tt.linger}.withDefaults()
+		if err != nil {
+			t.Fatalf("withDefaults(LingerMs %d): %v", tt.linger, err)
+		}
+		if got := c.configMap()["linger.ms"]; got != tt.want {
+			t.Errorf("LingerMs %d: linger.ms = %v, want %d", tt.linger, got, tt.want)
+		}
+	}
+	if _, err := (Config{Connection: Connection{Brokers: "b:9092", SecurityProtocol: Plaintext}, LingerMs: -1}).withDefaults(); err == nil ||
+		!strings.Contains(err.Error(), "--linger-ms") {
+		t.Errorf("withDefaults(LingerMs -1) error = %v, want one naming --linger-ms", err)
+	}
+}

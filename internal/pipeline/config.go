@@ -154,6 +154,12 @@ func (c Config) Validate() error {
 	if c.Source.Addr == "" {
 		return bad("--source-addr is empty")
 	}
+	if err := c.Source.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	if err := c.Source.TLSConfig.Validate(c.Source.Mode); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}

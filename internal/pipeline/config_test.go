@@ -128,3 +128,83 @@ func TestSummaryBalance(t *testing.T) {
 		t.Fatalf("snapshot = %+v, want balanced", s)
 	}
 }
+
+// TestParseConfigZeroMeansZeroOrIsRejected: every flag already carries its real default, so a zero (or a
+// negative) given on the command line or in READER_* is what the operator asked for: it is kept where it
+// means something (--linger-ms 0: send at once), otherwise refused with the flag's name, never turned back
+// into the default without a word.
+func TestParseConfigZeroMeansZeroOrIsRejected(t *testing.T) {
+	tests := []struct {
+		flag, value string
+		wantErr     string // empty: accepted
+		check       func(Config) bool
+	}{
+		{flag: "linger-ms", value: "0", check: func(c Config) bool { return c.Kafka.LingerMs == 0 }},
+		{flag: "linger-ms", value: "-1", wantErr: "--linger-ms"},
+		{flag: "queue-max-kbytes", value: "0", wantErr: "--queue-max-kbytes"},
+		{flag: "max-line-bytes", value: "0", wantErr: "--max-line-bytes"},
+		{flag: "max-conns", value: "0", wantErr: "--max-conns"},
+		{flag: "max-conns-per-addr", value: "0", wantErr: "--max-conns-per-addr"},
+		{flag: "min-progress-bytes", value: "0", wantErr: "--min-progress-bytes"},
+		{flag: "progress-interval", value: "0s", wantErr: "--progress-interval"},
+		{flag: "partial-line-budget", value: "0", wantErr: "--partial-line-budget"},
+		{flag: "stop-read-timeout", value: "0s", wantErr: "--stop-read-timeout"},
+		{flag: "idle-timeout", value: "0s", wantErr: "--idle-timeout"},
+		{flag: "idle-timeout", value: "-1s", wantErr: "--idle-timeout"},
+		{flag: "source-tls-handshake-timeout", value: "0s", wantErr: "--source-tls-handshake-timeout"},
+		{flag: "source-tls-reload-interval", value: "0s", wantErr: "--source-tls-reload-interval"},
+		{flag: "events-per-message", value: "0", wantErr: "--events-per-message"},
+		{flag: "drain-timeout", value: "0s", wantErr: "--drain-timeout"},
+		{flag: "stall-after", value: "0s", wantErr: "--stall-after"},
+		{flag: "log-interval", value: "0s", wantErr: "--log-interval"},
+		{flag: "emf-interval", value: "0s", check: func(c Config) bool { return c.Ops.EMFInterval == 0 }},
+		{flag: "max-events", value: "0", check: func(c Config) bool { return c.MaxEvents == 0 && !c.Bounded() }},
+		{flag: "duration", value: "0s", check: func(c Config) bool { return c.Duration == 0 && !c.Bounded() }},
+	}
+	for _, tt := range tests {
+		for _, from := range []string{"flag", "env"} {
+			t.Run(tt.flag+"="+tt.value+"/"+from, func(t *testing.T) {
+				args, env := []string{"--" + tt.flag, tt.value}, map[string]string{}
+				if from == "env" {
+					args = nil
+					env["READER_"+strings.ToUpper(strings.ReplaceAll(tt.flag, "-", "_"))] = tt.value
+				}
+				c, err := ParseConfig(args, func(k string) string { return env[k] }, io.Discard, io.Discard)
+				if tt.wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalidConfig) {
+						t.Fatalf("ParseConfig(%q, %v) error = %v, want ErrInvalidConfig naming %s", args, env, err, tt.wantErr)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("ParseConfig(%q, %v) error = %v", args, env, err)
+				}
+				if !tt.check(c) {
+					t.Errorf("ParseConfig(%q, %v): --%s %s was not kept", args, env, tt.flag, tt.value)
+				}
+			})
+		}
+	}
+}
+
+// TestParseReplayConfigZero: replay takes the producer's flags too, with the same rule.
+func TestParseReplayConfigZero(t *testing.T) {
+	for _, tt := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{args: []string{"--linger-ms", "0"}},
+		{args: []string{"--linger-ms", "-5"}, wantErr: "--linger-ms"},
+		{args: []string{"--queue-max-kbytes", "0"}, wantErr: "--queue-max-kbytes"},
+	} {
+		c, err := ParseReplayConfig(tt.args, func(string) string { return "" }, io.Discard, io.Discard)
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("ParseReplayConfig(%q) error = %v", tt.args, err)
+		case tt.wantErr == "" && c.Kafka.LingerMs != 0:
+			t.Errorf("ParseReplayConfig(%q): LingerMs = %d, want 0", tt.args, c.Kafka.LingerMs)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalidConfig)):
+			t.Errorf("ParseReplayConfig(%q) error = %v, want ErrInvalidConfig naming %s", tt.args, err, tt.wantErr)
+		}
+	}
+}

@@ -100,6 +100,9 @@ func ParseReplayConfig(args []string, getenv func(string) string, stdout, stderr
 	case !c.Kafka.SecurityProtocol.UsesSASL() && c.Kafka.Brokers == "":
 		return bad("--security-protocol %s needs --bootstrap", c.Kafka.SecurityProtocol)
 	}
+	if err := c.Kafka.Validate(); err != nil {
+		return c, fmt.Errorf("%w: %w: %w", flagenv.ErrUsage, ErrInvalidConfig, err)
+	}
 	return c, nil
 }
 

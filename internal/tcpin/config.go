@@ -154,6 +154,33 @@ type Config struct {
 	shared   *shared     // what the connections of one reader share
 }
 
+// Validate reports a value of RegisterFlags's flags that cannot work, naming the flag. The flags carry the
+// real defaults, so a zero there was given on purpose and is refused, not taken as the default (the zero
+// value of a Config built in code still means the defaults).
+func (c Config) Validate() error {
+	for _, f := range []struct {
+		name string
+		ok   bool
+		want string
+	}{
+		{"max-line-bytes", c.MaxLineBytes > 0, "at least 1"},
+		{"max-conns", c.MaxConns > 0, "at least 1"},
+		{"max-conns-per-addr", c.MaxConnsPerAddr > 0, "at least 1"},
+		{"min-progress-bytes", c.MinProgressBytes > 0, "at least 1"},
+		{"progress-interval", c.ProgressInterval > 0, "positive"},
+		{"partial-line-budget", c.PartialLineBudget > 0, "positive"},
+		{"stop-read-timeout", c.StopReadTimeout > 0, "positive"},
+		{"idle-timeout", c.IdleTimeout > 0, "positive"},
+		{"source-tls-handshake-timeout", c.TLSConfig.HandshakeTimeout > 0, "positive"},
+		{"source-tls-reload-interval", c.TLSConfig.ReloadInterval > 0, "positive"},
+	} {
+		if !f.ok {
+			return fmt.Errorf("%w: --%s must be %s", ErrInvalidConfig, f.name, f.want)
+		}
+	}
+	return nil
+}
+
 func (c Config) withDefaults() (Config, error) {
 	if c.Addr == "" {
 		return c, fmt.Errorf("%w: source address is empty", ErrInvalidConfig)
