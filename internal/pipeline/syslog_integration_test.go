@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/internal/certtest"
+	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
 	"github.com/mwaa-kafka/pipeline/internal/event"
 	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
 	"github.com/mwaa-kafka/pipeline/internal/stacktest"
@@ -53,55 +54,135 @@ func TestIntegrationSyslogClients(t *testing.T) {
 	}
 	for i, cl := range clients {
 		t.Run(cl.name, func(t *testing.T) {
-			dir := t.TempDir()
-			topic, dlq := kafkatest.TopicPair(t, bootstrap, "it_syslog", 1)
-			addr := freeAddr(t)
-			args := []string{"--source-mode", "listen", "--source-format", "syslog", "--max-events", strconv.FormatUint(n, 10),
-				"--drain-timeout", "60s"}
-			var ca *certtest.CA
-			if cl.tls {
-				var err error
-				if ca, err = certtest.NewCA(dir, "syslog-test"); err != nil {
-					t.Fatal(err)
-				}
-				srv, err := ca.Issue("reader", certtest.Options{CommonName: "localhost", Server: true})
-				if err != nil {
-					t.Fatal(err)
-				}
-				args = append(args, "--source-tls", "--source-tls-cert", srv.CertFile, "--source-tls-key", srv.KeyFile)
-			}
-			cfg := readerConfig(t, bootstrap, addr, topic, dlq, args...)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			done := make(chan Summary, 1)
-			go func() {
-				s, err := Run(ctx, cfg, &bytes.Buffer{}, quietLogger())
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-				done <- s
-			}()
-			waitListening(t, addr)
 			firstID := uint32(1_000_000 * (i + 1))
-			c := syslogClient{dir: dir, readerAddr: addr, events: eventLines(firstID, n), peers: peers}
-			if ca != nil {
-				c.caFile = ca.CertFile
-			}
-			stop := cl.run(t, c)
-			var s Summary
-			select {
-			case s = <-done:
-			case <-ctx.Done():
-				stop()
-				t.Fatalf("the reader did not receive %d events within 5 minutes", n)
-			}
-			stop()
+			topic, s := runSyslogClient(t, bootstrap, peers, cl.tls, cl.run, eventLines(firstID, n), n)
 			t.Logf("%s: sent %d, received %d, delivered %d, dead-lettered %d %v", cl.name, n, s.Received, s.Delivered, s.DeadLettered, s.DeadLetterReasons)
-			if s.Received != n || s.Delivered != n || s.DeadLettered != 0 {
-				t.Fatalf("summary %+v, want %d received and delivered, none dead-lettered", s, n)
-			}
 			checkEvents(t, kafkatest.ReadAll(t, bootstrap, topic, int(n), time.Minute), 7, firstID, n)
 		})
+	}
+}
+
+// runSyslogClient runs a reader in listen mode with --source-format syslog (TLS when tls is set) and the
+// extra flags, makes the client send events (one per line), and returns the topic and the reader's summary
+// once it received n lines, each delivered and none dead-lettered.
+func runSyslogClient(t *testing.T, bootstrap string, peers map[string]string, tls bool, run func(*testing.T, syslogClient) func(),
+	events []byte, n uint64, extra ...string) (string, Summary) {
+	t.Helper()
+	dir := t.TempDir()
+	topic, dlq := kafkatest.TopicPair(t, bootstrap, "it_syslog", 1)
+	addr := freeAddr(t)
+	args := append([]string{"--source-mode", "listen", "--source-format", "syslog", "--max-events", strconv.FormatUint(n, 10),
+		"--drain-timeout", "60s"}, extra...)
+	c := syslogClient{dir: dir, readerAddr: addr, events: events, peers: peers}
+	if tls {
+		ca, err := certtest.NewCA(dir, "syslog-test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := ca.Issue("reader", certtest.Options{CommonName: "localhost", Server: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--source-tls", "--source-tls-cert", srv.CertFile, "--source-tls-key", srv.KeyFile)
+		c.caFile = ca.CertFile
+	}
+	cfg := readerConfig(t, bootstrap, addr, topic, dlq, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	done := make(chan Summary, 1)
+	go func() {
+		s, err := Run(ctx, cfg, &bytes.Buffer{}, quietLogger())
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		done <- s
+	}()
+	waitListening(t, addr)
+	stop := run(t, c)
+	defer stop()
+	var s Summary
+	select {
+	case s = <-done:
+	case <-ctx.Done():
+		t.Fatalf("the reader did not receive %d events within 5 minutes", n)
+	}
+	if s.Received != n || s.Delivered != n || s.DeadLettered != 0 {
+		t.Fatalf("summary %+v, want %d received and delivered, none dead-lettered", s, n)
+	}
+	return topic, s
+}
+
+// TestIntegrationSyslogFillIntoClickHouse: rsyslog sends, in its stock RFC 5424 format over TLS, events
+// that carry only eventId, user and message; with --syslog-fill the reader fills timestamp, computer,
+// source and level from the header, and the ClickHouse table (the pipeline's schema on the local engine)
+// holds exactly one row per event with those values.
+func TestIntegrationSyslogFillIntoClickHouse(t *testing.T) {
+	st := stacktest.Load(t)
+	bootstrap := st.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP")
+	n := syslogClientEvents(t)
+	peers := syslogPeers(t)
+	var events []byte
+	for i := uint64(0); i < n; i++ {
+		events = fmt.Appendf(events, `{"eventId":%d,"user":"u%d","message":"syslog event %d"}`+"\n", 5_000_000+i, i, i)
+	}
+	topic, s := runSyslogClient(t, bootstrap, peers, true, rsyslogRunner("rsyslog-rfc5424-tls.conf"), events, n, "--syslog-fill")
+	t.Logf("rsyslog with --syslog-fill: sent %d, received %d, delivered %d, dead-lettered %d", n, s.Received, s.Delivered, s.DeadLettered)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pem, err := os.ReadFile(st.Get(t, "KAFKA_CA_FILE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := clickhouse.NewClient(st.Get(t, "CLICKHOUSE_URL"), clickhouse.WithCredentials(st.Get(t, "CLICKHOUSE_USER"), st.Get(t, "CLICKHOUSE_PASSWORD")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := fmt.Sprintf("it_syslog_%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c.Exec(ctx, "DROP DATABASE IF EXISTS "+clickhouse.QuoteIdent(db)+" SYNC")
+		c.Exec(ctx, "DROP NAMED COLLECTION IF EXISTS "+clickhouse.QuoteIdent(db+"_kafka"))
+	})
+	schema := clickhouse.NewSchema(st.Get(t, "CLICKHOUSE_KAFKA_BROKERS"))
+	schema.Database, schema.Topic, schema.Group, schema.NumConsumers = db, topic, topic, 1
+	schema.Auth = clickhouse.KafkaAuth{Username: st.Get(t, "KAFKA_SASL_USERNAME"), Password: st.Get(t, "KAFKA_SASL_PASSWORD"),
+		CAPEM: string(pem), Source: "test " + t.Name()}
+	if _, err := clickhouse.Apply(ctx, c, schema); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	dc, err := clickhouse.NewClient(st.Get(t, "CLICKHOUSE_URL"), clickhouse.WithCredentials(st.Get(t, "CLICKHOUSE_USER"), st.Get(t, "CLICKHOUSE_PASSWORD")),
+		clickhouse.WithDatabase(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type counts struct {
+		Rows     uint64 `json:"rows"`
+		Distinct uint64 `json:"distinct"`
+		Filled   uint64 `json:"filled"`
+		Recent   uint64 `json:"recent"`
+		Errors   uint64 `json:"errors"`
+	}
+	var got counts
+	for {
+		rows, err := clickhouse.QueryRows[counts](ctx, dc, clickhouse.Query{SQL: `SELECT count() AS rows, uniqExact(eventId) AS distinct,
+			countIf(computer = 'src-01' AND source = 'app' AND level = 'Info') AS filled,
+			countIf(abs(dateDiff('hour', timestamp, now64(6))) <= 36) AS recent,
+			(SELECT count() FROM logs_errors) AS errors FROM logs`})
+		if err != nil {
+			t.Fatalf("counting rows: %v", err)
+		}
+		got = rows[0]
+		if got.Rows >= n || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("ClickHouse: %d rows, %d distinct eventIds, %d with the header's computer, source and level, %d with the header's time, %d errors",
+		got.Rows, got.Distinct, got.Filled, got.Recent, got.Errors)
+	if got != (counts{Rows: n, Distinct: n, Filled: n, Recent: n}) {
+		t.Fatalf("ClickHouse holds %+v, want %d rows, each distinct and filled, no errors", got, n)
 	}
 }
 
