@@ -12,7 +12,9 @@
 // Framing is the same in both: a line ends at '\n' (a preceding '\r' is dropped); a line longer than
 // MaxLineBytes is rejected with a bounded sample (SampleBytes) and skipped up to the next newline, and a
 // line cut off by a disconnect is rejected as truncated. Rejections go to Handler.HandleReject with an
-// event.Reason, so every byte read is accounted for.
+// event.Reason, so every byte read is accounted for. With Config.Format Syslog both readers frame in place
+// (octet-counted frames need not end in LF) with package syslog, and hand on the JSON event of each frame
+// instead of a line; a completed frame counts as progress as a completed line does.
 //
 // Memory is bounded whatever the input. Backpressure bounds the lines: a reader does not read its socket
 // again until the Handler returns (HighPerfTCPReader: one read per connection, three in connect mode where
