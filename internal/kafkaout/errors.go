@@ -34,11 +34,21 @@ func isAuth(e kafka.Error) bool {
 		strings.Contains(e.Error(), "Authentication failed")
 }
 
-// isTLS reports whether a client-level error is a failed TLS handshake (certificate or host name).
+// isTLS reports whether a client-level error is a failed TLS handshake (certificate or host name). A
+// handshake the peer cut ("SSL handshake failed: Disconnected: connection reset by peer", which librdkafka
+// follows with "connecting to a PLAINTEXT broker listener?") is not: a broker that dies or restarts
+// mid-handshake causes it, and it is then the transport failing, not the brokers refusing the client. A
+// client pointed at a plaintext listener gets the same message on every try; it is reported as unreachable,
+// and librdkafka's log lines (which the reader logs) carry the hint.
 func isTLS(e kafka.Error) bool {
 	msg := e.Error()
-	return e.Code() == kafka.ErrSsl || strings.Contains(msg, "SSL handshake failed") ||
-		strings.Contains(msg, "certificate verify failed")
+	if strings.Contains(msg, "certificate verify failed") {
+		return true
+	}
+	if strings.Contains(msg, "SSL handshake failed: Disconnected") {
+		return false
+	}
+	return e.Code() == kafka.ErrSsl || strings.Contains(msg, "SSL handshake failed")
 }
 
 // clientErrors keeps the client-level errors librdkafka reports on its event channel: authentication and

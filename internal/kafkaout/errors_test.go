@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,4 +96,67 @@ func TestPossiblyPersistedDeliveryReports(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHandshakeCutByThePeerIsNoTLSRefusal: a broker that dies (or restarts) while the client's TLS handshake
+// is under way cuts the connection, and librdkafka reports "SSL handshake failed: Disconnected: connection
+// reset by peer" (adding "connecting to a PLAINTEXT broker listener?"). That is the broker going away, not a
+// refused certificate: the check must say unreachable and keep waiting, not report a TLS failure (which
+// /readyz kept for a whole outage once the broker was SIGKILLed mid-handshake, until a probe passed) or stop
+// waiting as if the brokers had refused the client. Here every connection is reset the moment it is
+// accepted, which is what the client saw then.
+func TestHandshakeCutByThePeerIsNoTLSRefusal(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.(*net.TCPConn).SetLinger(0) // close with a reset
+			c.Close()
+		}
+	}()
+	var logs lockedBuffer
+	p, err := New(Config{Connection: Connection{Brokers: ln.Addr().String(), SecurityProtocol: SASLSSL, Username: "u", Password: "p"},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}, func(string, []byte, error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = p.CheckTopic(ctx, "events")
+	t.Logf("CheckTopic: %v", err)
+	if !strings.Contains(logs.String(), "SSL handshake failed: Disconnected") {
+		t.Fatalf("the client did not report a cut handshake: the fault did not take hold; its log:\n%s", logs.String())
+	}
+	if !errors.Is(err, ErrUnreachable) || errors.Is(err, ErrTLS) {
+		t.Errorf("CheckTopic = %v, want ErrUnreachable, not ErrTLS", err)
+	}
+	if p.errs.refused() {
+		t.Error("a handshake cut by the peer counts as the brokers refusing the client")
+	}
+}
+
+// lockedBuffer is a log destination safe for the client's goroutines and the test's reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
