@@ -20,7 +20,7 @@ demo: ## Run the pipeline on the local stack: log source -> reader -> Kafka -> C
 	dev/demo.sh
 
 .PHONY: test
-test: ## Every check, fastest first: large files + shellcheck, build + vet, Go unit and integration tests (real Kafka/moto/ClickHouse), golangci-lint + govulncheck, DAG under real Airflow, CDK synth, the Lambda artifacts under the runtime interface emulator, cfn-lint on every variant, quick fault-injection/abuse suites, quick benchmark harness. Starts and stops a local stack if none runs.
+test: ## Every check, fastest first: large files + shellcheck, build + vet, Go unit and integration tests (real Kafka/moto/ClickHouse), golangci-lint + govulncheck, DAG under real Airflow, CDK synth, the Lambda artifacts under the runtime interface emulator, cfn-lint on every variant, a create/update/delete rehearsal in the AWS emulator's CloudFormation, quick fault-injection/abuse suites, quick benchmark harness. Starts and stops a local stack if none runs.
 	dev/test.sh
 
 .PHONY: prereqs
@@ -51,6 +51,10 @@ synth: ## Synthesize the CDK app offline (installs the pinned CDK CLI; cdk-nag r
 .PHONY: image
 image: ## Build the reader's image without a registry (podman, a base of Debian packages made by mmdebstrap; needs root) and run it as the synthesized task definition says against the local stack: health check, events delivered, SIGTERM drain.
 	dev/image.sh
+
+.PHONY: rehearse
+rehearse: ## Create, update and delete the synthesized default, scheduled and production listen stacks in the AWS emulator's CloudFormation (moto server of its own).
+	dev/rehearse.sh
 
 .PHONY: lint
 lint: ## go vet, no tracked file over 1 MiB unless dev/large-files.txt says why, shellcheck on every shell script, golangci-lint (pinned) and govulncheck (database built locally from golang.org/x/vulndb).

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of the project: Go unit and integration tests (against the real local stack), the linters,
-# the DAG's tests under real Airflow, the CDK synth and its assertions, the fault-injection and abuse suites
-# and the benchmark harness in quick mode. It checks the machine's prerequisites first, installs what it
-# needs, starts the stack if it is not running (and stops it again at the end), and fails on the first broken
-# phase, saying which. The fastest checks come first, so a broken build or unit test shows within a minute or
-# two; a stack it has to start comes up in the background meanwhile.
+# the DAG's tests under real Airflow, the CDK synth and its assertions, a deploy rehearsal in the AWS
+# emulator, the fault-injection and abuse suites and the benchmark harness in quick mode. It checks the
+# machine's prerequisites first, installs what it needs, starts the stack if it is not running (and stops it
+# again at the end), and fails on the first broken phase, saying which. The fastest checks come first, so a
+# broken build or unit test shows within a minute or two; a stack it has to start comes up in the background
+# meanwhile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CGO_ENABLED=1
@@ -155,6 +156,10 @@ dev/image.sh
 
 phase "cfn-lint on every synthesized variant (cdk-nag on each)"
 dev/cfnlint.sh
+
+# The templates cdk synth and cfn-lint just wrote: created, updated and deleted in a moto server of its own.
+phase "deploy rehearsal in the AWS emulator's CloudFormation (default, scheduled, production listen)"
+dev/rehearse.sh --reuse
 
 phase "fault injection and abuse, quick mode (a second stack of their own)"
 dev/chaos.sh --quick
