@@ -1,8 +1,10 @@
 package syslog
 
 import (
+	"bytes"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mwaa-kafka/pipeline/internal/event"
 )
@@ -82,15 +84,28 @@ func appendField(dst []byte, key string, value []byte) []byte {
 	dst = append(dst, key...)
 	dst = append(dst, `":"`...)
 	const hex = "0123456789abcdef"
-	for _, c := range value {
+	for i := 0; i < len(value); {
+		c := value[i]
+		if c >= utf8.RuneSelf {
+			// Bytes that are not UTF-8 (an RFC 3164 TAG may hold any) become U+FFFD: the event stays UTF-8.
+			r, n := utf8.DecodeRune(value[i:])
+			if r == utf8.RuneError && n == 1 {
+				dst = append(dst, "\ufffd"...)
+			} else {
+				dst = append(dst, value[i:i+n]...)
+			}
+			i += n
+			continue
+		}
 		switch {
 		case c == '"' || c == '\\':
 			dst = append(dst, '\\', c)
-		case c < 0x20:
+		case c < 0x20 || c == 0x7f:
 			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
 		default:
 			dst = append(dst, c)
 		}
+		i++
 	}
 	return append(dst, `",`...)
 }
@@ -181,14 +196,27 @@ func skipWS(b []byte, i int) int {
 // skipString returns the index after the string starting at b[i] ('"'), or -1, and whether it has escapes.
 func skipString(b []byte, i int) (int, bool) {
 	esc := false
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			esc = true
-			j++
-		case '"':
-			return j + 1, esc
+	for j := i + 1; j < len(b); {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return -1, esc
 		}
+		q := j + k
+		// The quote ends the string unless an odd number of backslashes precede it.
+		n := 0
+		for n < q-i-1 && b[q-1-n] == '\\' {
+			n++
+		}
+		if n > 0 {
+			esc = true
+		}
+		if n%2 == 0 {
+			if !esc && bytes.IndexByte(b[i+1:q], '\\') >= 0 {
+				esc = true
+			}
+			return q + 1, esc
+		}
+		j = q + 1
 	}
 	return -1, esc
 }
