@@ -7,13 +7,20 @@
 //
 // Exit status: 0 on success and for --help (printed to stdout), 2 for a command-line or configuration
 // mistake (printed to stderr), 1 for a run that failed.
+//
+// The run's summary is one JSON line on stdout and its log JSON on stderr, for ECS, Airflow and log
+// collectors. A person running it at a terminal (stdout and stderr both one) gets a failure once, as one
+// plain line on stderr ("reader: ..."), instead of an ERROR record, and no summary when nothing was read
+// (a start that failed: no AWS credentials, the secret unreachable).
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -68,8 +75,22 @@ func run() int {
 	defer stop()
 	stopHangups := pipeline.LogHangups(hup, cfg, log)
 	defer stopHangups()
-	if _, err := pipeline.Run(ctx, cfg, os.Stdout, log); err != nil {
-		log.Error("reader failed", "err", err)
+	person := isTerminal(os.Stdout) && isTerminal(os.Stderr)
+	var held bytes.Buffer
+	out := io.Writer(os.Stdout)
+	if person {
+		out = &held // Run writes the summary once, at its end
+	}
+	sum, err := pipeline.Run(ctx, cfg, out, log)
+	if person && (err == nil || sum.Received > 0) {
+		_, _ = os.Stdout.Write(held.Bytes())
+	}
+	if err != nil {
+		if person {
+			fmt.Fprintln(os.Stderr, "reader:", err)
+		} else {
+			log.Error("reader failed", "err", err)
+		}
 		return 1
 	}
 	return 0
