@@ -1,7 +1,8 @@
 // Command chctl reaches the ClickHouse side of the pipeline from a shell: it runs the bootstrap (the same
 // handler the bootstrap Lambda runs, Kafka credentials read from the MWAA_Secrets secret into a named
 // collection), runs a query, prints the three example queries, reports the Kafka table's consumers, and
-// counts the copies of events in logs that re-consumed messages left.
+// counts the copies of events in logs that re-consumed messages left, and checks that a range of eventIds is in
+// logs exactly once (make demo's reconciliation of its own run).
 //
 //	chctl bootstrap  [--url U] [--user U] [--database D] [--secret-name N] [--brokers B] [--topic T]
 //	                 [--group G] [--num-consumers N] [--ca-file F | --ca-location P] [--cluster C] [--dry-run]
@@ -9,6 +10,7 @@
 //	chctl queries    [--url U] [--user U] [--database D]
 //	chctl consumers  [--url U] [--user U] [--database D] [--stale-after D]
 //	chctl duplicates [--url U] [--user U] [--database D] [--since T] [--until T] [--top N] [--json]
+//	chctl reconcile  [--url U] [--user U] [--database D] --first ID --last ID
 //
 // The ClickHouse password comes from CLICKHOUSE_PASSWORD only (never a flag, so it stays out of ps); the
 // Kafka credentials only from the secret (Secrets Manager, or the emulator AWS_ENDPOINT_URL_SECRETSMANAGER
@@ -49,7 +51,7 @@ func main() {
 	os.Exit(flagenv.ExitCode(err))
 }
 
-const usage = "usage: chctl bootstrap|query|queries|consumers|duplicates [flags] (chctl CMD -h for the flags)"
+const usage = "usage: chctl bootstrap|query|queries|consumers|duplicates|reconcile [flags] (chctl CMD -h for the flags)"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return consumers(ctx, args[1:], stdout, parse)
 	case "duplicates":
 		return duplicates(ctx, args[1:], stdout, parse)
+	case "reconcile":
+		return reconcile(ctx, args[1:], stdout, parse)
 	default:
 		return fmt.Errorf("%w: unknown command %q; %s", flagenv.ErrUsage, args[0], usage)
 	}
@@ -354,6 +358,42 @@ func duplicates(ctx context.Context, args []string, stdout io.Writer, parse pars
 		return nil
 	}
 	return clickhouse.WriteDuplicates(stdout, c.database, rep)
+}
+
+// reconcile checks that logs FINAL holds every eventId from --first to --last exactly once: no gap, no
+// duplicate. It prints the figures and then "exact", or fails saying what is missing or extra.
+func reconcile(ctx context.Context, args []string, stdout io.Writer, parse parseFunc) error {
+	fs := flag.NewFlagSet("chctl reconcile", flag.ContinueOnError)
+	c := connFlags(fs)
+	first := fs.Uint64("first", 0, "the run's first eventId (required)")
+	last := fs.Uint64("last", 0, "the run's last eventId (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["first"] || !set["last"] {
+		return fmt.Errorf("%w: chctl reconcile needs --first and --last", flagenv.ErrUsage)
+	}
+	if *first > *last || *last > 1<<32-1 {
+		return fmt.Errorf("%w: --first %d --last %d: want 0 <= first <= last <= 4294967295 (eventId is a UInt32)", flagenv.ErrUsage, *first, *last)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	cl, err := c.client(c.database)
+	if err != nil {
+		return err
+	}
+	r, err := clickhouse.CheckRange(ctx, cl, uint32(*first), uint32(*last))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s.logs FINAL, %s\n", c.database, r)
+	if err := r.Err(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "exact: every eventId %d..%d once, no gaps, no duplicates\n", r.First, r.Last)
+	return nil
 }
 
 // parseTime reads a time in UTC as "2006-01-02 15:04:05" (fractions allowed), "2006-01-02", or RFC 3339.

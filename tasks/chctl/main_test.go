@@ -150,3 +150,21 @@ func TestIntegrationChctl(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcileUsage: chctl reconcile needs both ends of a range that fits eventId (a UInt32) and is in order;
+// a mistake is a usage error (exit 2) before any connection.
+func TestReconcileUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"reconcile"},
+		{"reconcile", "--first", "1"},
+		{"reconcile", "--last", "1"},
+		{"reconcile", "--first", "5", "--last", "4"},
+		{"reconcile", "--first", "1", "--last", "4294967296"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), append(args, "--url", "http://127.0.0.1:1"), &stdout, &stderr)
+		if !errors.Is(err, flagenv.ErrUsage) {
+			t.Errorf("chctl %v: %v, want a usage error", args, err)
+		}
+	}
+}
