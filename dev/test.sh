@@ -13,9 +13,10 @@ export GOTOOLCHAIN=${GOTOOLCHAIN_OVERRIDE:-auto} # honour go.mod's toolchain lin
 
 t0=$(date +%s)
 phase_name="" phase_t0=$t0 timings=()
+phase_counts=""
 end_phase() { # [note]
-  [[ -n $phase_name ]] && timings+=("$(printf '%5ss  %s%s' "$(($(date +%s) - phase_t0))" "$phase_name" "${1:-}")")
-  phase_name=""
+  [[ -n $phase_name ]] && timings+=("$(printf '%5ss  %s%s%s' "$(($(date +%s) - phase_t0))" "$phase_name" "$phase_counts" "${1:-}")")
+  phase_name="" phase_counts=""
 }
 phase() {
   end_phase
@@ -107,26 +108,39 @@ wait_for_prebuild() {
 # they run on their own below, not beside the packages that share the main stack.
 mapfile -t pkgs < <(go list ./... | grep -v '/test/')
 
+# gotest ARGS...: go test -json ARGS, printed as go test prints without -v by dev/gotestjson, which counts
+# the tests that passed, failed and skipped (the counts go into the phase's line at the end) and fails the
+# phase on a skip that dev/test-skips.txt does not name and explain: a skip is never a silent pass.
+GOTESTJSON=.cache/bin/gotestjson
+gotest() {
+  local counts=.cache/test-counts.txt
+  go test -json "$@" | "$GOTESTJSON" --phase "$phase_name" --allow dev/test-skips.txt | tee "$counts"
+  phase_counts="  ($(tail -n 1 "$counts" | sed 's/^.*: //'))"
+}
+
 # Seconds, and no Go build: no tracked file over 1 MiB unless dev/large-files.txt says why; shellcheck
 # (Debian's, unpacked under .cache/shellcheck when not on PATH) on every shell script.
 phase "large files and shellcheck"
 dev/lint.sh size shell
 
 phase "build and go vet"
-mkdir -p bin
+mkdir -p bin .cache/bin
 go build ./...
 go build -o bin/ ./tasks/... ./functions/...
+go build -o "$GOTESTJSON" ./dev/gotestjson
 dev/lint.sh vet
 
 phase "go unit tests (no stack needed)"
-go test -count=1 -skip Integration -timeout 10m "${pkgs[@]}"
+gotest -count=1 -skip Integration -timeout 10m "${pkgs[@]}"
 
 phase "go integration tests (real Kafka / moto / ClickHouse)"
 wait_for_stack
-go test -count=1 -run Integration -timeout 25m "${pkgs[@]}"
+gotest -count=1 -run Integration -timeout 25m "${pkgs[@]}"
 
+# internal/pipeline's unit tests under -race: the handler, accounting, shutdown and delivery paths that run
+# on several goroutines at once. Its integration tests already ran above, without -race.
 phase "go test -race (readers and pipeline)"
-go test -count=1 -race -short -timeout 10m ./internal/tcpin/... ./internal/event/...
+gotest -count=1 -race -short -timeout 15m -skip Integration ./internal/tcpin/... ./internal/event/... ./internal/pipeline/...
 
 # The tools and the vulnerability database are cached under .cache/ by version, so only a cold cache pays
 # for building them.
