@@ -6,6 +6,8 @@
 #   dev/stack.sh up                    start what is not running, reuse what is; write the env file
 #   dev/stack.sh down                  stop everything (TERM, then KILL after a timeout); no process is left
 #   dev/stack.sh status [--quiet]      one line per component; exit 0 only when all of it runs
+#   dev/stack.sh memory [--total]      the resident memory (RSS) of each running component and the total
+#                                      (--total: only the total, as "830 MB")
 #   dev/stack.sh kafka-start [--broker N] [DIR]   start the brokers (or broker N) again (after kafka-stop or a
 #                                      SIGKILL), wait until ready
 #   dev/stack.sh kafka-stop [--kill] [--broker N] [DIR]  stop only the brokers (or broker N; --kill: SIGKILL
@@ -63,6 +65,8 @@ die() {
 }
 # shellcheck source=dev/lib/proc.sh
 source "$ROOT/dev/lib/proc.sh"
+# shellcheck source=dev/lib/heartbeat.sh
+source "$ROOT/dev/lib/heartbeat.sh"
 
 set_stack_dir() {
   STACK_DIR=${1:-${STACK_DIR:-$CACHE/stack}}
@@ -502,17 +506,21 @@ cmd_up() {
   ((moto_running)) || require_port_free "$MOTO_PORT" MOTO_PORT
   save_ports
 
-  # Both downloads at once on a cold cache.
+  # Both downloads at once on a cold cache (a warm one returns at once and prints nothing).
+  heartbeat_start "fetching the Kafka jars and installing the Secrets Manager emulator" "about 5 min"
   ensure_kafka_jars &
   local jars=$!
   ensure_venv
   wait "$jars" || exit 1
+  heartbeat_stop
 
+  heartbeat_start "starting Kafka" "about 1 min"
   for ((i = 1; i <= KAFKA_BROKERS_COUNT; i++)); do
     broker "$i"
     ((kafka_running[i])) || kafka_prepare
   done
   kafka_start
+  heartbeat_stop
   kafka_env | write_private "$STACK_DIR/kafka.env"
   moto_start
   kafka_topics &
@@ -564,6 +572,33 @@ cmd_status() {
   return "$rc"
 }
 
+# session_rss_kb PID: the resident memory of the process and everything in its session (each component is
+# started with setsid, so its session is all of it), in KiB.
+session_rss_kb() { ps -o rss= --sid "$1" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+
+cmd_memory() {
+  local total=0 kb pid i
+  local -a lines=()
+  add() { # name pid
+    kb=$(session_rss_kb "$2")
+    total=$((total + kb))
+    lines+=("$(printf '%-11s %6d MB  (pid %s)' "$1" $((kb / 1024)) "$2")")
+  }
+  for ((i = 1; i <= KAFKA_BROKERS_COUNT; i++)); do
+    broker "$i"
+    if pid=$(running_pid "$B_PID" "$B_CONFIG"); then add "$(kafka_name)" "$pid"; fi
+  done
+  broker 1
+  if pid=$(running_pid "$MOTO_PID" "$(moto_marker)"); then add moto "$pid"; fi
+  if pid=$(running_pid "$STACK_DIR/clickhouse.pid" "server.py --data $STACK_DIR/clickhouse/data "); then add clickhouse "$pid"; fi
+  if [[ ${1:-} == --total ]]; then
+    echo "$((total / 1024)) MB"
+    return
+  fi
+  ((${#lines[@]})) && printf '%s\n' "${lines[@]}"
+  printf '%-11s %6d MB\n' total $((total / 1024))
+}
+
 main() {
   local cmd=${1:-}
   shift || true
@@ -571,6 +606,7 @@ main() {
   up) set_stack_dir && cmd_up ;;
   down) set_stack_dir && cmd_down ;;
   status) set_stack_dir && cmd_status "$@" ;;
+  memory) set_stack_dir && cmd_memory "$@" ;;
   kafka-start | kafka-stop)
     local kill="" only=""
     while (($#)); do
