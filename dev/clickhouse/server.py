@@ -1,6 +1,6 @@
 """ClickHouse's HTTP interface over the chdb engine, for the local stack.
 
-The engine is chdb-core: ClickHouse 26.9 built as an in-process library. It runs the real SQL, the MergeTree
+The engine is ClickHouse 26.9.2.1 (chdb-core 26.9.0), built as an in-process library. It runs the real SQL, the MergeTree
 storage, the Kafka table engine with its background consumers, and materialized views, but it opens no
 network port of its own (its embedded server has no listener setup: `SYSTEM START LISTEN HTTP` answers
 "start_servers_callback is not set"). This process holds the engine for its whole life and carries
@@ -31,6 +31,7 @@ import base64
 import ctypes
 import hmac
 import importlib.machinery
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -336,8 +337,8 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    LOG.info("ClickHouse %s (chdb), timezone %s, data %s: serving HTTP on %s:%d",
-             engine.version, engine.timezone, args.data, args.host, args.port)
+    LOG.info("ClickHouse %s (chdb-core %s), timezone %s, data %s: serving HTTP on %s:%d",
+             engine.version, importlib.metadata.version("chdb-core"), engine.timezone, args.data, args.host, args.port)
     try:
         httpd.serve_forever(poll_interval=0.2)
     finally:

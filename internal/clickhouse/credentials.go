@@ -22,7 +22,7 @@ import (
 // from the server's configuration: the path a managed ClickHouse (ClickHouse Cloud) allows.
 //
 // Why a named collection and not the table's kafka_sasl_* settings: the CA that verifies the brokers has no
-// Kafka table setting (kafka_ssl_ca_location is UNKNOWN_SETTING in ClickHouse 26.9), while a named
+// Kafka table setting (kafka_ssl_ca_location is UNKNOWN_SETTING in ClickHouse 26.9.2.1 (chdb-core 26.9.0)), while a named
 // collection passes any librdkafka property under its kafka. prefix, ssl_ca_pem included; and the
 // credentials then live in one object that can be altered in place when they rotate.
 type KafkaAuth struct {
@@ -149,7 +149,7 @@ func (a KafkaAuth) collectionValues() map[string]string {
 }
 
 // The named collection holds the whole connection, the broker list included, so that a table using it
-// cannot send its credentials elsewhere. What ClickHouse 26.9 does, found by the tests
+// cannot send its credentials elsewhere. What ClickHouse 26.9.2.1 (chdb-core 26.9.0) does, found by the tests
 // (TestIntegrationCollectionPinsBrokers):
 //   - A Kafka table's SETTINGS override the collection's engine settings (kafka_broker_list and the
 //     kafka_security_protocol and kafka_sasl_* settings), NOT OVERRIDABLE or not: a collection holding

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// The stored definition of logs as the local engine (ClickHouse 26.9) holds it in system.tables
+// The stored definition of logs as the local engine (ClickHouse 26.9.2.1 (chdb-core 26.9.0)) holds it in system.tables
 // create_table_query, and the forms ClickHouse gives the same table elsewhere: ClickHouse Cloud's
 // SharedReplacingMergeTree (with and without the arguments it fills in), a Replicated database's automatic
 // ReplicatedReplacingMergeTree, and a self-managed cluster's explicit ReplicatedReplacingMergeTree path.
