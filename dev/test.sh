@@ -115,7 +115,7 @@ GOTESTJSON=.cache/bin/gotestjson
 gotest() {
   local counts=.cache/test-counts.txt
   go test -json "$@" | "$GOTESTJSON" --phase "$phase_name" --allow dev/test-skips.txt | tee "$counts"
-  phase_counts="  ($(tail -n 1 "$counts" | sed 's/^.*: //'))"
+  phase_counts+="  ($(tail -n 1 "$counts" | sed 's/^.*: //'))"
 }
 
 # Seconds, and no Go build: no tracked file over 1 MiB unless dev/large-files.txt says why; shellcheck
@@ -137,10 +137,11 @@ phase "go integration tests (real Kafka / moto / ClickHouse)"
 wait_for_stack
 gotest -count=1 -run Integration -timeout 25m "${pkgs[@]}"
 
-# internal/pipeline's unit tests under -race: the handler, accounting, shutdown and delivery paths that run
-# on several goroutines at once. Its integration tests already ran above, without -race.
+# internal/pipeline's unit tests under -race too: the handler, accounting, shutdown and delivery paths that
+# run on several goroutines at once. Its integration tests already ran above, without -race.
 phase "go test -race (readers and pipeline)"
-gotest -count=1 -race -short -timeout 15m -skip Integration ./internal/tcpin/... ./internal/event/... ./internal/pipeline/...
+gotest -count=1 -race -short -timeout 10m ./internal/tcpin/... ./internal/event/...
+gotest -count=1 -race -short -timeout 10m -skip Integration ./internal/pipeline/...
 
 # The tools and the vulnerability database are cached under .cache/ by version, so only a cold cache pays
 # for building them.
