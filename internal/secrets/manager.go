@@ -230,3 +230,31 @@ func configuredEndpoint(explicit string, getenv func(string) string) string {
 	}
 	return ""
 }
+
+// CheckCredentials resolves AWS credentials through the SDK's default chain, as FromSecretsManager does
+// before it reads the secret, for a command that reads secretName with a client of its own (chctl
+// bootstrap): when none can be found and nothing in the environment names a source, the error is the same
+// *NoCredentialsError, one message that says what is missing and how to point at the local stack, instead
+// of the SDK's instance-metadata errors. The SDK's own log lines go to slog at debug level.
+func CheckCredentials(ctx context.Context, secretName string) error {
+	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
+	defer cancel()
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		slog.Debug("aws sdk: "+fmt.Sprintf(format, v...), "classification", string(c))
+	})))
+	if err != nil {
+		return fmt.Errorf("loading AWS config: %w", err)
+	}
+	regionDefaulted := cfg.Region == ""
+	if regionDefaulted {
+		cfg.Region = DefaultRegion
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		if len(credentialSources(os.Getenv)) == 0 {
+			return fmt.Errorf("reading secret %s: %w", secretName, &NoCredentialsError{Region: cfg.Region,
+				RegionDefaulted: regionDefaulted, Endpoint: configuredEndpoint(os.Getenv(EndpointEnv), os.Getenv), Err: err})
+		}
+		return fmt.Errorf("reading secret %s: %w", secretName, classifyCredentials(ctx, err))
+	}
+	return nil
+}

@@ -199,6 +199,13 @@ func bootstrap(ctx context.Context, args []string, stdout io.Writer, parse parse
 	}
 	s.Database = c.database
 	cfg.URL, cfg.User, cfg.Password, cfg.Timeout = c.url, c.user, c.password(), c.timeout
+	// No credentials at all (a first run without the stack's env file) is one plain error, as the reader's.
+	if err := secrets.CheckCredentials(ctx, cfg.KafkaSecret); err != nil {
+		if errors.Is(err, secrets.ErrNoCredentials) {
+			return fmt.Errorf("%w; to use the local stack, run `source .cache/stack/stack.env` first (it sets the emulator's endpoint, region and keys)", err)
+		}
+		return err
+	}
 	sm, err := clickhouse.NewSecretsManagerClient(ctx)
 	if err != nil {
 		return err

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
 	"github.com/mwaa-kafka/pipeline/internal/flagenv"
 	"github.com/mwaa-kafka/pipeline/internal/kafkatest"
+	"github.com/mwaa-kafka/pipeline/internal/secrets"
 	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
 
@@ -166,5 +169,41 @@ func TestReconcileUsage(t *testing.T) {
 		if !errors.Is(err, flagenv.ErrUsage) {
 			t.Errorf("chctl %v: %v, want a usage error", args, err)
 		}
+	}
+}
+
+// TestBootstrapWithoutAWSConfig: chctl bootstrap in an environment with no AWS configuration fails at once
+// with one plain error that says what is missing and how to use the local stack, without the SDK's
+// instance-metadata noise (the metadata service is a loopback server answering 403, as off EC2).
+func TestBootstrapWithoutAWSConfig(t *testing.T) {
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "Forbidden", http.StatusForbidden)
+	}))
+	defer imds.Close()
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY", "AWS_PROFILE",
+		"AWS_DEFAULT_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_REGION",
+		"AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_SECRETSMANAGER", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL",
+		"KAFKA_CA_FILE"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	err := run(context.Background(), []string{"bootstrap", "--dry-run", "--url", "http://127.0.0.1:1"}, &stdout, &stderr)
+	if !errors.Is(err, secrets.ErrNoCredentials) {
+		t.Fatalf("chctl bootstrap with no AWS configuration: %v, want ErrNoCredentials", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("it took %v to fail, want at once", took)
+	}
+	for _, want := range []string{"reading secret MWAA_Secrets: no AWS credentials configured", "source .cache/stack/stack.env"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "IMDS") || stdout.Len()+stderr.Len() > 0 {
+		t.Errorf("error %q, stdout %q, stderr %q: want one plain error and nothing printed", err, &stdout, &stderr)
 	}
 }
