@@ -83,8 +83,16 @@ func TestReaderSIGTERM(t *testing.T) {
 	if len(r.LogLines("draining")) != 1 {
 		t.Errorf("no 'draining' log line after SIGTERM")
 	}
-	if len(unread) != 0 {
-		t.Errorf("the reader closed its source with bytes the kernel had acknowledged still unread: %v", unread)
+	// The source keeps writing: once the read-out has found the socket quiet for 50 ms (on a loaded machine
+	// the source may simply not have run), the clamped window can still let a few KiB in before the close
+	// (2,048 bytes in one run at load average 40). What the kernel held at the stop (674 KiB in the run that
+	// left it unread) must have been read.
+	const clampTail = 8 << 10
+	for _, u := range unread {
+		if num(u, "unread_bytes") > clampTail {
+			t.Errorf("the reader closed its source with %v bytes the kernel had acknowledged still unread, more than the clamped window lets in after the read-out (%d): %v",
+				num(u, "unread_bytes"), clampTail, u)
+		}
 	}
 }
 
