@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 
 	"github.com/mwaa-kafka/pipeline/infra/lambdabuild"
+
+	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 )
 
 // ErrInvalidProps reports a context value that cannot work; the message names the context key.
@@ -90,7 +92,7 @@ type Props struct {
 	SourceTLSAllowedClients string
 	// LoadBalancerCertificateArn is the ACM certificate of a TLS listener (loadBalancerCertificateArn).
 	LoadBalancerCertificateArn string
-	// Topic and DLQTopic are the Kafka topics (topic, dlqTopic; defaults logs_4 and logs_4_dlq).
+	// Topic and DLQTopic are the Kafka topics (topic, dlqTopic; defaults readerspec.Topic and readerspec.DLQTopic).
 	Topic, DLQTopic string
 	// SecretName is the existing Secrets Manager secret with the Kafka credentials (secretName; default
 	// MWAA_Secrets). The stack only references it by name; it never creates or reads it.
@@ -265,13 +267,13 @@ func (p Props) WithDefaults() Props {
 		p.SourceTLS = SourceTLSOff
 	}
 	if p.Topic == "" {
-		p.Topic = "logs_4"
+		p.Topic = readerspec.Topic
 	}
 	if p.DLQTopic == "" {
-		p.DLQTopic = "logs_4_dlq"
+		p.DLQTopic = readerspec.DLQTopic
 	}
 	if p.SecretName == "" {
-		p.SecretName = "MWAA_Secrets"
+		p.SecretName = readerspec.SecretName
 	}
 	if p.ReaderDesiredCount < 0 {
 		p.ReaderDesiredCount = 1

@@ -15,12 +15,14 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+
+	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 )
 
 // Defaults of Schema: the names the deployment uses (the reader produces to DefaultTopic).
 const (
 	DefaultDatabase     = "KafkaEngine"
-	DefaultTopic        = "logs_4"
+	DefaultTopic        = readerspec.Topic
 	DefaultGroup        = "logs_consumer"
 	DefaultNumConsumers = 1
 )
@@ -35,7 +37,7 @@ type Schema struct {
 	// Brokers is the Kafka engine's broker list (host:port, comma separated). Required: it is the
 	// deployment's bootstrap server, which the secret also holds.
 	Brokers string
-	// Topic is the topic logs_queue consumes. Default logs_4.
+	// Topic is the topic logs_queue consumes. Default readerspec.Topic.
 	Topic string
 	// Group is the consumer group of logs_queue. Default (empty): DefaultGroupFor(Database), a group of the
 	// database's own; see ConsumerGroup.

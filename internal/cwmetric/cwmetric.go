@@ -1,7 +1,7 @@
 // Package cwmetric is the CloudWatch metric contract between the reader, which writes its counters as
 // Embedded Metric Format records, and what reads them: the stack's alarms and dashboard (infra/) and the
 // health Lambda's reader check. Names live here once so that the writer and the readers cannot drift apart.
-// The package has no dependencies, so the CDK app can import it without the Kafka client.
+// The package depends only on readerspec (no Kafka client), so the CDK app can import it.
 package cwmetric
 
 import (
@@ -11,15 +11,17 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 )
 
 // Namespace and the Service dimension every reader metric carries (the health Lambda uses the same).
 // ServiceName is the Service of a deployment without an environment; ServiceFor names the others.
 const (
-	DefaultNamespace = "LogPipeline"
+	DefaultNamespace = readerspec.MetricNamespace
 	DimService       = "Service"
 	DimReason        = "Reason"
-	ServiceName      = "log-pipeline"
+	ServiceName      = readerspec.MetricService
 )
 
 // ServiceFor is the Service dimension of the deployment of environment env ("" is the one without an

@@ -14,15 +14,17 @@ import (
 	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
 	"github.com/mwaa-kafka/pipeline/internal/cwmetric"
 	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
+
+	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 )
 
-// Defaults of the Config fields, shared with the reader's own defaults so that both look at the same things.
+// Defaults of the Config fields: the reader's own (readerspec), so that both look at the same things.
 const (
-	DefaultSecretName = "MWAA_Secrets"
-	DefaultRegion     = "us-east-1"
-	DefaultTopic      = "logs_4"
-	DefaultDLQTopic   = "logs_4_dlq"
-	DefaultNamespace  = "LogPipeline"
+	DefaultSecretName = readerspec.SecretName
+	DefaultRegion     = readerspec.Region
+	DefaultTopic      = readerspec.Topic
+	DefaultDLQTopic   = readerspec.DLQTopic
+	DefaultNamespace  = readerspec.MetricNamespace
 	DefaultTimeout    = 10 * time.Second
 	// DefaultClickHouseStaleAfter is how long the Kafka table may go without a poll, or keep an exception
 	// with no commit after it, before the clickhouse check fails.
@@ -56,10 +58,10 @@ type Config struct {
 	// SecretsEndpoint overrides the Secrets Manager endpoint, for an emulator
 	// (AWS_ENDPOINT_URL_SECRETSMANAGER; empty means the AWS default).
 	SecretsEndpoint string
-	// Topic must exist (HEALTH_TOPIC, default logs_4).
+	// Topic must exist (HEALTH_TOPIC, default readerspec.Topic).
 	Topic string
 	// DLQTopic must exist too, and its size is reported as the DeadLetterMessages metric
-	// (HEALTH_DLQ_TOPIC, default logs_4_dlq; "-" turns the check off).
+	// (HEALTH_DLQ_TOPIC, default readerspec.DLQTopic; "-" turns the check off).
 	DLQTopic string
 	// SecurityProtocol is sasl_ssl (default, PLAIN mechanism), ssl or plaintext (HEALTH_SECURITY_PROTOCOL), as
 	// for the reader.

@@ -89,8 +89,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Reader, "reader", "highperf (HighPerfTCPReader) or basic (TCPLogReader)")
 	c.Validation = event.Strict
 	fs.Var(&c.Validation, "validation", "strict (the full event schema) or lenient (any JSON object)")
-	fs.StringVar(&c.Topic, "topic", "logs_4", "Kafka topic for events")
-	fs.StringVar(&c.DLQTopic, "dlq-topic", "logs_4_dlq", "Kafka topic for dead letters (ignored when --dlq-file is set)")
+	fs.StringVar(&c.Topic, "topic", readerspec.Topic, "Kafka topic for events")
+	fs.StringVar(&c.DLQTopic, "dlq-topic", readerspec.DLQTopic, "Kafka topic for dead letters (ignored when --dlq-file is set)")
 	fs.StringVar(&c.DLQFile, "dlq-file", "", "write dead letters as JSON lines to this file instead of a topic")
 	c.Credentials.RegisterFlags(fs)
 	c.Kafka.RegisterFlags(fs)

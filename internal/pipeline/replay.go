@@ -48,8 +48,8 @@ type ReplayConfig struct {
 // RegisterFlags registers replay's flags. They read the reader's READER_* variables, so a one-off task with
 // the reader's environment finds the same topics and credentials.
 func (c *ReplayConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Topic, "topic", "logs_4", "Kafka topic the lines are sent to again")
-	fs.StringVar(&c.DLQTopic, "dlq-topic", "logs_4_dlq", "Kafka topic to read dead letters from (ignored when --dlq-file is set)")
+	fs.StringVar(&c.Topic, "topic", readerspec.Topic, "Kafka topic the lines are sent to again")
+	fs.StringVar(&c.DLQTopic, "dlq-topic", readerspec.DLQTopic, "Kafka topic to read dead letters from (ignored when --dlq-file is set)")
 	fs.StringVar(&c.DLQFile, "dlq-file", "", "dead-letter file (JSON lines) to read instead of the topic")
 	fs.Func("since", "replay only dead letters at or after this time (RFC 3339; default: all)", func(s string) error {
 		t, err := time.Parse(time.RFC3339, s)

@@ -18,12 +18,14 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 )
 
 // Defaults of Options.
 const (
-	DefaultSecretName = "MWAA_Secrets"
-	DefaultRegion     = "us-east-1"
+	DefaultSecretName = readerspec.SecretName
+	DefaultRegion     = readerspec.Region
 	DefaultTimeout    = 15 * time.Second
 
 	// EndpointEnv names the variable the local stack sets to the emulator's URL. The SDK itself reads

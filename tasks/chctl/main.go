@@ -37,7 +37,7 @@ import (
 
 	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
 	"github.com/mwaa-kafka/pipeline/internal/flagenv"
-	"github.com/mwaa-kafka/pipeline/internal/secrets"
+	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
 
@@ -178,7 +178,7 @@ func bootstrap(ctx context.Context, args []string, stdout io.Writer, parse parse
 	c := connFlags(fs)
 	cfg := clickhouse.BootstrapConfig{Schema: clickhouse.NewSchema("")}
 	s := &cfg.Schema
-	fs.StringVar(&cfg.KafkaSecret, "secret-name", envOr("SECRET_NAME", secrets.DefaultSecretName), "secret with the Kafka credentials and bootstrap servers (SECRET_NAME)")
+	fs.StringVar(&cfg.KafkaSecret, "secret-name", envOr("SECRET_NAME", readerspec.SecretName), "secret with the Kafka credentials and bootstrap servers (SECRET_NAME)")
 	fs.StringVar(&s.Brokers, "brokers", "", "Kafka broker list for logs_queue (default: the secret's KAFKA_BOOTSTRAP_SERVER)")
 	fs.StringVar(&s.Topic, "topic", s.Topic, "topic logs_queue consumes")
 	fs.StringVar(&s.Group, "group", "", "consumer group of logs_queue (default: "+clickhouse.DefaultGroup+" for the database "+clickhouse.DefaultDatabase+", "+clickhouse.DefaultGroup+"_<database> for any other)")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mwaa-kafka/pipeline/bench/internal/report"
+	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 )
 
 // AllContenders lists every contender in run order. Their names are the report's, which its targets compare.
@@ -27,7 +28,7 @@ type Config struct {
 	// Seed and Start fix the generated stream, so every contender gets the same bytes.
 	Seed  int64
 	Start time.Time
-	// Partitions of each benchmark topic (default 3, as the pipeline's logs_4).
+	// Partitions of each benchmark topic (default readerspec.TopicPartitions, as the pipeline's topic).
 	Partitions int
 	// Contenders run in the throughput phase; StallContenders (ours only) in the stalled-broker phase;
 	// LatencyContenders in the fixed-rate latency phase.
@@ -82,7 +83,7 @@ func ParseConfig(args []string, usage io.Writer) (Config, error) {
 	fs.IntVar(&c.Rounds, "rounds", 0, "throughput rounds, contenders interleaved; each row is the median round (default 3; quick 1)")
 	fs.Int64Var(&c.Seed, "seed", 42, "seed of the generated events")
 	fs.StringVar(&start, "start", "2026-11-25T00:00:00Z", "timestamp of the first generated event (RFC 3339)")
-	fs.IntVar(&c.Partitions, "partitions", 3, "partitions of each benchmark topic")
+	fs.IntVar(&c.Partitions, "partitions", readerspec.TopicPartitions, "partitions of each benchmark topic")
 	fs.StringVar(&contenders, "contenders", strings.Join(AllContenders, ","), "throughput contenders, comma-separated")
 	fs.StringVar(&stallContenders, "stall-contenders", report.HighPerfOne+","+report.Basic, "readers to run under a stalled broker (ours only)")
 	fs.StringVar(&latContenders, "latency-contenders", strings.Join(AllContenders, ","), "contenders measured at a fixed rate")
