@@ -38,6 +38,7 @@ import (
 	"github.com/mwaa-kafka/pipeline/internal/clickhouse"
 	"github.com/mwaa-kafka/pipeline/internal/flagenv"
 	"github.com/mwaa-kafka/pipeline/internal/readerspec"
+	"github.com/mwaa-kafka/pipeline/internal/secrets"
 	"github.com/mwaa-kafka/pipeline/internal/stacktest"
 )
 
