@@ -187,8 +187,17 @@ type readerProc struct {
 func startReader(t *testing.T, bin string, args ...string) *readerProc {
 	t.Helper()
 	r := &readerProc{metrics: freeAddr(t), done: make(chan struct{})}
-	r.cmd = exec.Command(bin, append(args, "--metrics-addr", r.metrics)...)
+	r.cmd = newReaderCmd(bin, append(args, "--metrics-addr", r.metrics)...)
 	r.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	r.start(t)
+	return r
+}
+
+func newReaderCmd(bin string, args ...string) *exec.Cmd { return exec.Command(bin, args...) }
+
+// start starts r.cmd with its output captured, and kills it when the test ends if it still runs.
+func (r *readerProc) start(t *testing.T) {
+	t.Helper()
 	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -208,7 +217,6 @@ func startReader(t *testing.T, bin string, args ...string) *readerProc {
 			t.Logf("reader stderr:\n%s", r.stderr.String())
 		}
 	})
-	return r
 }
 
 // alive fails the test if the reader is no longer running.
