@@ -53,6 +53,9 @@ const (
 	KafkaQueueBytes = "KafkaQueueBytes"
 	// DeliveryStalled is 1 while lines wait and Kafka acknowledges nothing for --stall-after, else 0.
 	DeliveryStalled = "DeliveryStalled"
+	// CredentialsUnavailable is 1 while a reader running as a service cannot get its Kafka credentials (the
+	// secret missing, unreadable, malformed or in another region) and retries, else 0.
+	CredentialsUnavailable = "CredentialsUnavailable"
 )
 
 // Metric is one value of an EMF record.

@@ -63,6 +63,10 @@ type Config struct {
 
 	// Credentials says where the Kafka credentials come from.
 	Credentials secrets.Config
+	// SecretRetryMax caps the jittered exponential backoff between reads of a secret that cannot be used yet
+	// (missing, unreadable, malformed), which a reader running as a service retries until it can
+	// (--secret-retry-max, default 1m). A bounded run fails at once instead.
+	SecretRetryMax time.Duration
 	// Kafka is the producer's connection and tuning; its credentials are filled in from Credentials at run
 	// time, and its message cap from MaxMessageBytes and the line limit.
 	Kafka kafkaout.Config
@@ -93,6 +97,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DLQTopic, "dlq-topic", readerspec.DLQTopic, "Kafka topic for dead letters (ignored when --dlq-file is set)")
 	fs.StringVar(&c.DLQFile, "dlq-file", "", "write dead letters as JSON lines to this file instead of a topic")
 	c.Credentials.RegisterFlags(fs)
+	fs.DurationVar(&c.SecretRetryMax, "secret-retry-max", time.Minute, "service mode: longest wait between reads of a secret that cannot be used yet (missing, unreadable, malformed); the reader stays up, not ready, until it can")
 	c.Kafka.RegisterFlags(fs)
 	fs.IntVar(&c.EventsPerMessage, "events-per-message", 1, "events newline-joined into one Kafka message (highperf reader batches per read)")
 	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", 900000, "byte cap of a many-events Kafka message (a longer single line is sent alone)")
@@ -183,6 +188,9 @@ func (c Config) Validate() error {
 	}
 	if c.DrainTimeout <= 0 {
 		return bad("--drain-timeout must be positive")
+	}
+	if c.SecretRetryMax < 100*time.Millisecond {
+		return bad("--secret-retry-max must be at least 100ms")
 	}
 	return c.Ops.Validate()
 }

@@ -24,8 +24,10 @@ type emfEmitter struct {
 	reasons   func() map[string]uint64
 	kafka     kafkaStatus
 	stalled   func() bool
-	log       *slog.Logger
-	task      string // a property naming this process, for Logs Insights
+	// credentialsUnavailable, when set, gives the CredentialsUnavailable gauge.
+	credentialsUnavailable func() bool
+	log                    *slog.Logger
+	task                   string // a property naming this process, for Logs Insights
 
 	last        Summary
 	lastReasons map[string]uint64
@@ -73,6 +75,10 @@ func (e *emfEmitter) emit(now time.Time) {
 			{Name: cwmetric.DeliveryStalled, Unit: "None", Value: stalled},
 		},
 		Properties: map[string]any{"task": e.task, "record": "reader_metrics"},
+	}
+	if e.credentialsUnavailable != nil {
+		rec.Metrics = append(rec.Metrics, cwmetric.Metric{Name: cwmetric.CredentialsUnavailable, Unit: "None",
+			Value: boolGauge(e.credentialsUnavailable())})
 	}
 	if err := cwmetric.Write(e.w, rec); err != nil {
 		e.log.Warn("writing EMF metrics", "err", err)

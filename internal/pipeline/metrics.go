@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mwaa-kafka/pipeline/internal/readerspec"
 	"github.com/mwaa-kafka/pipeline/internal/tcpin"
 )
 
@@ -108,13 +109,15 @@ func (o observer) ConnRefused(remote string, reason error) {
 }
 
 // serveHTTP serves /metrics, /healthz (this process can still deliver: its Kafka client is not failed, its
-// goroutines run, deliveries progress while lines wait) and /readyz (credentials accepted, topics present,
-// reading) on addr until ctx is done. Both probes answer 200 or 503 with a small JSON body saying why.
+// goroutines run, deliveries progress while lines wait), /readyz (credentials accepted, topics present,
+// reading) and /acceptingz (sources are taken: see watcher.accepting) on addr until ctx is done. The probes
+// answer 200 or 503 with a small JSON body saying why.
 func serveHTTP(ctx context.Context, addr string, m *metrics, w *watcher, log *slog.Logger) (stop func(), err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", w.healthz)
-	mux.HandleFunc("/readyz", w.readyz)
+	mux.HandleFunc(readerspec.HealthPath, w.healthz)
+	mux.HandleFunc(readerspec.ReadyPath, w.readyz)
+	mux.HandleFunc(readerspec.AcceptingPath, w.acceptingz)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for metrics on %s: %w", addr, err)

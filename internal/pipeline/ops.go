@@ -21,6 +21,7 @@ func startOps(ctx context.Context, cfg Config, w *watcher, counts *Counts, k kaf
 	}()
 	if cfg.Ops.EMFInterval > 0 {
 		e := newEMFEmitter(stdout, cfg.Ops.EMFNamespace, cfg.Ops.EMFService, counts, counts.Reasons, k, w.stalled, log)
+		e.credentialsUnavailable = w.credentialsUnavailable
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -44,6 +45,9 @@ func registerWatchMetrics(m *metrics, w *watcher, k kafkaStatus) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "kafka_queue_bytes",
 			Help: "Message bytes held by the Kafka client (queued or awaiting acknowledgement)."},
 			func() float64 { return float64(k.QueuedBytes()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "credentials_unavailable",
+			Help: "1 while the reader, running as a service, cannot get its Kafka credentials (the secret missing, unreadable or malformed) and retries."},
+			func() float64 { return boolGauge(w.credentialsUnavailable()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "healthy",
 			Help: "1 while /healthz answers 200."},
 			func() float64 { return boolGauge(w.health().Status == "ok") }),

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -66,7 +68,38 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 		startCtx, cancel = context.WithTimeout(ctx, cfg.StartupTimeout)
 		defer cancel()
 	}
-	creds, err := loadCredentials(startCtx, cfg, log)
+
+	// The watcher, the metrics and the HTTP endpoints come first: a service waiting for its credentials or
+	// its brokers is alive and says on /readyz why it is not ready. The producer, made once the credentials
+	// are known, is handed to them then. Their stop functions are deferred first, so they run last: after
+	// the drain, the producer's close and the dead-letter sink's, with the final counts.
+	kafka := &producerStatus{}
+	m := newMetrics(counts, func() float64 { return float64(kafka.InFlight()) })
+	topics := []string{cfg.Topic}
+	if cfg.DLQFile == "" {
+		topics = append(topics, cfg.DLQTopic)
+	}
+	refused := &refusals{}
+	watch := newWatcher(cfg.Ops, counts, kafka, counts.Reasons, refused, topics, log)
+	stopWatch := startOps(ctx, cfg, watch, counts, kafka, stdout, log)
+	defer stopWatch()
+	registerWatchMetrics(m, watch, kafka)
+	if cfg.MetricsAddr != "" {
+		stopHTTP, err := serveHTTP(ctx, cfg.MetricsAddr, m, watch, log)
+		if err != nil {
+			return counts.Snapshot(), err
+		}
+		defer stopHTTP()
+	}
+
+	var creds secrets.Kafka
+	if cfg.Bounded() {
+		// A bounded run (the DAG's, a scheduled one) has an end and someone reading its outcome: it fails
+		// with the reason instead of waiting.
+		creds, err = loadCredentials(startCtx, cfg, log)
+	} else {
+		creds, err = awaitCredentials(ctx, cfg, watch)
+	}
 	if err != nil {
 		return counts.Snapshot(), err
 	}
@@ -83,13 +116,6 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 		perMessage: cfg.EventsPerMessage, maxMsg: cfg.MaxMessageBytes, produceCtx: sd.flushCtx,
 		maxEvents: cfg.MaxEvents, stopReading: stopReading,
 	}
-	var prod *kafkaout.Producer
-	m := newMetrics(counts, func() float64 {
-		if prod == nil {
-			return 0
-		}
-		return float64(prod.InFlight())
-	})
 
 	refresh := &credentialRefresher{cfg: cfg, log: log, current: creds.Password}
 	kcfg := cfg.Kafka
@@ -103,10 +129,11 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 			"err", err)
 		stopReading()
 	})
-	prod, err = kafkaout.New(kcfg, h.delivered, kafkaout.OnAuthFailure(func() { refresh.refresh(ctx) }), onFatal)
+	prod, err := kafkaout.New(kcfg, h.delivered, kafkaout.OnAuthFailure(func() { refresh.refresh(ctx) }), onFatal)
 	if err != nil {
 		return counts.Snapshot(), err
 	}
+	kafka.set(prod)
 	refresh.setProducer(prod)
 	h.prod = prod
 	if testHookProducer != nil {
@@ -139,23 +166,6 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 		}
 	}()
 
-	topics := []string{cfg.Topic}
-	if cfg.DLQFile == "" {
-		topics = append(topics, cfg.DLQTopic)
-	}
-	refused := &refusals{}
-	watch := newWatcher(cfg.Ops, counts, prod, counts.Reasons, refused, topics, log)
-	stopWatch := startOps(ctx, cfg, watch, counts, prod, stdout, log)
-	defer stopWatch()
-	registerWatchMetrics(m, watch, prod)
-	if cfg.MetricsAddr != "" {
-		stopHTTP, err := serveHTTP(ctx, cfg.MetricsAddr, m, watch, log)
-		if err != nil {
-			return counts.Snapshot(), err
-		}
-		defer stopHTTP()
-	}
-
 	// Nothing is read from TCP before Kafka answers and the topics exist: a line read is a line we can deliver.
 	if err := waitForTopics(startCtx, cfg, prod, topics, log); err != nil {
 		return counts.Snapshot(), err
@@ -174,11 +184,21 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 		return counts.Snapshot(), err
 	}
 	defer stopTLS()
+	// In listen mode the port is opened here, before the reader counts as ready: /readyz (which the load
+	// balancer's health check reads) must not route a source to a task whose port is not open yet.
+	var ln net.Listener
+	if cfg.Source.Mode == tcpin.Listen {
+		var lc net.ListenConfig
+		if ln, err = lc.Listen(ctx, "tcp", cfg.Source.Addr); err != nil {
+			return counts.Snapshot(), fmt.Errorf("listening on --source-addr %s: %w", cfg.Source.Addr, err)
+		}
+		defer ln.Close() // the reader closes it when it stops; this covers a failure before it runs
+	}
 	var reader tcpin.Reader
 	if cfg.Reader == Basic {
-		reader, err = tcpin.NewTCPLogReader(tcfg, nil, h)
+		reader, err = tcpin.NewTCPLogReader(tcfg, ln, h)
 	} else {
-		reader, err = tcpin.NewHighPerfTCPReader(tcfg, nil, h)
+		reader, err = tcpin.NewHighPerfTCPReader(tcfg, ln, h)
 	}
 	if err != nil {
 		return counts.Snapshot(), err
@@ -221,9 +241,10 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 	return summary, errors.Join(prod.Fatal(), rerr)
 }
 
-// loadCredentials reads the Kafka credentials. Transient failures (an unreachable endpoint) are retried with
-// backoff until ctx is done; a missing or malformed secret fails at once, naming the key, never the value.
-func loadCredentials(ctx context.Context, cfg Config, log *slog.Logger) (secrets.Kafka, error) {
+// readCredentials reads the Kafka credentials once: from the secret, or the environment with --credentials
+// env; none are needed for a plaintext or TLS-only cluster given with --bootstrap. Errors name the secret and
+// its region (the most common mistake on a first deploy is a secret in another region), never a value.
+func readCredentials(ctx context.Context, cfg Config) (secrets.Kafka, error) {
 	if !cfg.Kafka.SecurityProtocol.UsesSASL() && cfg.Kafka.Brokers != "" {
 		return secrets.Kafka{BootstrapServers: cfg.Kafka.Brokers}, nil
 	}
@@ -234,27 +255,70 @@ func loadCredentials(ctx context.Context, cfg Config, log *slog.Logger) (secrets
 		}
 		return k, nil
 	}
-	opts := cfg.Credentials.Options
+	k, err := secrets.FromSecretsManager(ctx, cfg.Credentials.Options)
+	if err != nil {
+		err = fmt.Errorf("reading kafka credentials from secret %s in %s: %w", cfg.Credentials.SecretName, cfg.Credentials.Region, err)
+		if errors.Is(err, secrets.ErrNoCredentials) {
+			return k, hintError{err, noCredentialsHint}
+		}
+	}
+	return k, err
+}
+
+// loadCredentials reads the Kafka credentials for a bounded run or a refresh. Transient failures (an
+// unreachable endpoint) are retried with backoff until ctx is done; a missing or malformed secret fails at
+// once, naming the key, never the value.
+func loadCredentials(ctx context.Context, cfg Config, log *slog.Logger) (secrets.Kafka, error) {
 	backoff := 500 * time.Millisecond
 	for {
-		k, err := secrets.FromSecretsManager(ctx, opts)
-		if err == nil {
-			return k, nil
-		}
-		if errors.Is(err, secrets.ErrNoCredentials) {
-			return k, hintError{fmt.Errorf("reading kafka credentials from secret %s: %w", cfg.Credentials.SecretName, err), noCredentialsHint}
-		}
-		if !errors.Is(err, secrets.ErrUnreachable) || ctx.Err() != nil {
-			return k, fmt.Errorf("reading kafka credentials from secret %s: %w", cfg.Credentials.SecretName, err)
+		k, err := readCredentials(ctx, cfg)
+		if err == nil || !errors.Is(err, secrets.ErrUnreachable) || ctx.Err() != nil {
+			return k, err
 		}
 		log.Warn("secrets manager unreachable; retrying", "secret", cfg.Credentials.SecretName, "err", err, "retry_in", backoff.String())
 		select {
 		case <-ctx.Done():
-			return k, fmt.Errorf("reading kafka credentials from secret %s: %w", cfg.Credentials.SecretName, err)
+			return k, err
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 15*time.Second)
 	}
+}
+
+// awaitCredentials reads the Kafka credentials for a reader running as a service. Until it can, the reader
+// stays up: alive, not ready with the reason (w), retrying with capped, jittered exponential backoff, because
+// a secret created, fixed, moved to the right region or made readable later must not need a new deployment,
+// and a reader that exits instead gets its first deployment rolled back by the ECS circuit breaker. Only what
+// no retry can fix fails at once: no AWS configuration at all (a developer machine), or --credentials env.
+func awaitCredentials(ctx context.Context, cfg Config, w *watcher) (secrets.Kafka, error) {
+	backoff := min(time.Second, cfg.SecretRetryMax)
+	for {
+		k, err := readCredentials(ctx, cfg)
+		if err == nil {
+			w.credentialsLoaded()
+			return k, nil
+		}
+		if errors.Is(err, secrets.ErrNoCredentials) || cfg.Credentials.Source == secrets.SourceEnv {
+			return k, err
+		}
+		if ctx.Err() != nil {
+			return k, fmt.Errorf("stopped while waiting for the kafka credentials: %w", err)
+		}
+		wait := jitter(backoff)
+		w.credentialsFailed(err, wait)
+		select {
+		case <-ctx.Done():
+			return k, fmt.Errorf("stopped while waiting for the kafka credentials: %w", err)
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, cfg.SecretRetryMax)
+	}
+}
+
+// jitter spreads d over [d/2, d], so that the tasks of a service started together do not call the API in
+// step.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
 }
 
 // noCredentialsHint tells a first run with no AWS configuration at all how to point the reader at the local

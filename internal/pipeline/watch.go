@@ -60,6 +60,9 @@ type watcher struct {
 	probed       bool
 	cancelProbe  context.CancelFunc // calls off the probe under way, if any
 	notReadyAt   time.Time          // when the reader last stopped being ready, while it is not
+	credErr      error              // why the Kafka credentials cannot be had, while a service waits for them
+	credSince    time.Time          // when that episode began
+	credAttempts int                // failed reads in that episode
 	deadLetters  burst
 	failures     burst
 	refusals     burst
@@ -131,6 +134,45 @@ func (w *watcher) setPhase(phase string, err error) {
 		// end of the shutdown.
 		w.cancelProbe()
 	}
+}
+
+// credentialsFailed records a failed read of the Kafka credentials by a reader that waits for them (a
+// service): the first failure of an episode is logged once (WARN) with its reason, later ones only at debug
+// level, since the reason and the attempts are on /readyz and the episode is on the CredentialsUnavailable
+// metric. err never holds a secret value (internal/secrets names keys, never what they hold).
+func (w *watcher) credentialsFailed(err error, retryIn time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.credAttempts++
+	if w.credErr == nil {
+		w.credSince = w.now()
+		w.credErr = err
+		w.log.Warn("kafka credentials unavailable", "reason", err.Error(), "retry_in", retryIn.String(),
+			"effect", "the reader stays up, not ready, and does not read its sources until it can read them")
+		return
+	}
+	w.credErr = err
+	w.log.Debug("kafka credentials still unavailable; retrying", "reason", err.Error(), "attempts", w.credAttempts,
+		"retry_in", retryIn.String())
+}
+
+// credentialsLoaded ends the episode, if any, with one INFO line.
+func (w *watcher) credentialsLoaded() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.credErr == nil {
+		return
+	}
+	w.log.Info("kafka credentials available", "unavailable_seconds", seconds(w.now().Sub(w.credSince)),
+		"failed_attempts", w.credAttempts)
+	w.credErr, w.credAttempts = nil, 0
+}
+
+// credentialsUnavailable reports whether an episode is open (the CredentialsUnavailable metric).
+func (w *watcher) credentialsUnavailable() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.credErr != nil
 }
 
 // observe is one look at the counters: stall detection and the dead-letter and refusal bursts.
@@ -212,6 +254,10 @@ func (w *watcher) finish(now time.Time) {
 	w.deadLetters.close(w.log, now)
 	w.failures.close(w.log, now)
 	w.refusals.close(w.log, now)
+	if w.credErr != nil {
+		w.log.Info("kafka credentials still unavailable at shutdown", "unavailable_seconds", seconds(now.Sub(w.credSince)),
+			"failed_attempts", w.credAttempts, "at_shutdown", true)
+	}
 }
 
 // stallAttrs says what is waiting and why: the local queue full (reading stopped), a broker the client
@@ -358,6 +404,10 @@ func (w *watcher) health() healthReport {
 		return r
 	}
 	switch {
+	case w.phase == phaseStarting && w.credErr != nil:
+		// Alive: replacing the task would not fix the secret, and on a first deploy it would roll the
+		// whole deployment back. /readyz and the CredentialsUnavailable metric carry it.
+		r.State, r.Reason = "waiting_for_credentials", w.credErr.Error()
 	case w.phase == phaseStarting:
 		r.State = phaseStarting
 	case s.InFlight > 0:
@@ -374,12 +424,15 @@ type readyReport struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// ready says whether the reader is doing its job: the brokers accepted the credentials and the topics exist
-// at the last check, and it is reading its sources.
+// ready says whether the reader is doing its job: it has its credentials, the brokers accepted them and the
+// topics exist at the last check, and it is reading its sources (in listen mode: its port is open).
 func (w *watcher) ready() readyReport {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
+	case w.phase == phaseStarting && w.credErr != nil:
+		return readyReport{Status: "not_ready", Reason: fmt.Sprintf("waiting for the kafka credentials (failed reads: %d): %v",
+			w.credAttempts, w.credErr)}
 	case w.phase == phaseStarting:
 		return readyReport{Status: "not_ready", Reason: "starting: waiting for the credentials to be accepted and the topics to exist"}
 	case w.phase == phaseStopped:
@@ -388,6 +441,35 @@ func (w *watcher) ready() readyReport {
 		return readyReport{Status: "not_ready", Reason: w.probeErr.Error()}
 	}
 	return readyReport{Status: "ready"}
+}
+
+// accepting says whether the reader takes sources: it has its credentials, found its topics and opened its
+// listen port (or dials its source), and has not begun to stop. Unlike ready, it does not follow later Kafka
+// trouble: it is what the load balancer's health check reads, and ECS replaces a task its balancer finds
+// unhealthy, so a readiness that follows Kafka would replace every reader during a Kafka outage, turning
+// lines held back by TCP into lines failed at each drain. A reader that cannot deliver for long fails
+// /healthz instead, and is replaced by its container health check.
+func (w *watcher) accepting() readyReport {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.phase == phaseStarting && w.credErr != nil:
+		return readyReport{Status: "not_accepting", Reason: "waiting for the kafka credentials"}
+	case w.phase == phaseStarting:
+		return readyReport{Status: "not_accepting", Reason: "starting: waiting for the credentials to be accepted and the topics to exist"}
+	case w.phase == phaseStopped:
+		return readyReport{Status: "not_accepting", Reason: "not reading: the source reader stopped"}
+	}
+	return readyReport{Status: "accepting"}
+}
+
+func (w *watcher) acceptingz(rw http.ResponseWriter, _ *http.Request) {
+	r := w.accepting()
+	code := http.StatusOK
+	if r.Status != "accepting" {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(rw, code, r)
 }
 
 func (w *watcher) healthz(rw http.ResponseWriter, _ *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/mwaa-kafka/pipeline/internal/cwmetric"
 	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
 	"github.com/mwaa-kafka/pipeline/internal/tcpin"
+	"github.com/mwaa-kafka/pipeline/internal/secrets"
 )
 
 // fakeKafka stands in for the producer's status in the watcher's unit tests; the integration tests and the
@@ -544,5 +546,66 @@ func TestDeliveryFailuresLoggedAsEpisodes(t *testing.T) {
 	}
 	if s := f.counts.Snapshot(); s.DeadLettered != 2510 || s.Failed != 0 || s.InFlight != 0 {
 		t.Errorf("ledger = %+v, want 2510 dead-lettered", s)
+	}
+}
+
+// TestWatcherCredentialsEpisode checks a service waiting for its secret: alive, not ready and not accepting
+// with the latest reason, one WARN for the whole episode however many reads fail and whatever their reasons,
+// one INFO when the credentials come, and the gauge following it.
+func TestWatcherCredentialsEpisode(t *testing.T) {
+	f := newWatchFixture()
+	notFound := fmt.Errorf("reading secret S: %w", secrets.ErrNotFound)
+	malformed := fmt.Errorf("parsing secret S: %w", secrets.ErrMalformed)
+	for i, err := range []error{notFound, notFound, malformed} {
+		f.now = f.now.Add(time.Duration(i+1) * time.Second)
+		f.w.credentialsFailed(err, time.Second)
+		if !f.w.credentialsUnavailable() {
+			t.Fatalf("credentialsUnavailable() = false after %d failed reads", i+1)
+		}
+		if h := f.w.health(); h.Status != "ok" || h.State != "waiting_for_credentials" || h.Reason != err.Error() {
+			t.Errorf("health = %+v, want ok waiting_for_credentials with %q", h, err)
+		}
+		if r := f.w.ready(); r.Status != "not_ready" || !strings.Contains(r.Reason, err.Error()) ||
+			!strings.Contains(r.Reason, fmt.Sprintf("failed reads: %d", i+1)) {
+			t.Errorf("ready = %+v, want not_ready with %q after %d reads", r, err, i+1)
+		}
+		if a := f.w.accepting(); a.Status != "not_accepting" {
+			t.Errorf("accepting = %+v, want not_accepting", a)
+		}
+	}
+	f.now = f.now.Add(4 * time.Second)
+	f.w.credentialsLoaded()
+	if f.w.credentialsUnavailable() {
+		t.Error("credentialsUnavailable() = true after the credentials came")
+	}
+	if r := f.w.ready(); r.Status != "not_ready" || !strings.Contains(r.Reason, "starting") {
+		t.Errorf("ready after the credentials, before the topics = %+v, want not_ready starting", r)
+	}
+	f.w.credentialsLoaded() // no episode open: no line
+	recs := logRecords(t, f.logs)
+	if got := msgs(recs); got != "WARN kafka credentials unavailable; INFO kafka credentials available" {
+		t.Fatalf("log = %s, want one WARN and one INFO", got)
+	}
+	if recs[1]["unavailable_seconds"] != 9.0 || recs[1]["failed_attempts"] != 3.0 {
+		t.Errorf("recovery record = %v, want 9 s and 3 failed attempts", recs[1])
+	}
+}
+
+// TestWatcherAcceptingIgnoresKafkaProbes checks what the load balancer reads: accepting from the start of
+// reading until it stops, through failed Kafka probes (which make /readyz not ready), so that a Kafka outage
+// does not make ECS replace every reader.
+func TestWatcherAcceptingIgnoresKafkaProbes(t *testing.T) {
+	f := newWatchFixture()
+	if a := f.w.accepting(); a.Status != "not_accepting" {
+		t.Fatalf("accepting before reading = %+v", a)
+	}
+	f.w.setPhase(phaseReading, nil)
+	f.w.recordProbe(kafkaout.ErrAuthentication)
+	if r, a := f.w.ready(), f.w.accepting(); r.Status != "not_ready" || a.Status != "accepting" {
+		t.Fatalf("after a failed probe: ready = %+v, accepting = %+v; want not_ready and accepting", r, a)
+	}
+	f.w.setPhase(phaseStopped, nil)
+	if a := f.w.accepting(); a.Status != "not_accepting" || !strings.Contains(a.Reason, "stopped") {
+		t.Fatalf("accepting after reading stopped = %+v", a)
 	}
 }

@@ -38,8 +38,15 @@ const (
 	EnvPrefix = "READER_"
 	// MetricsPort serves /metrics, /healthz and /readyz.
 	MetricsPort = 9108
-	// HealthPath answers 200 while the reader can still deliver.
+	// HealthPath answers 200 while the reader can still deliver (liveness: the container health check).
 	HealthPath = "/healthz"
+	// ReadyPath answers 200 while the reader has its credentials, the brokers accept them, the topics exist
+	// at the last check and it reads its sources.
+	ReadyPath = "/readyz"
+	// AcceptingPath answers 200 from the moment the reader has its credentials, found its topics and opened
+	// its listen port until it begins to stop: the load balancer's health check, which routes new sources
+	// only to readers that accept them without also replacing every reader while Kafka is away.
+	AcceptingPath = "/acceptingz"
 )
 
 // MetricsAddr is the metrics listen address on host (e.g. "127.0.0.1" locally, "0.0.0.0" in a container).

@@ -103,9 +103,9 @@ func (r *readerProc) waitProbe(t *testing.T, path string, d time.Duration, what 
 // its Kafka credentials in Secrets Manager, in the states a first deploy meets: the secret not created yet,
 // created but malformed and then missing a key, created in another region than the reader's. Each time the
 // reader must stay up: /healthz 200 (so its container is not replaced), /readyz 503 with the reason and no
-// secret value, the listen port closed (no source is accepted that could not be delivered), one WARN for the
+// secret value, /acceptingz 503 and the listen port closed (no source is accepted that could not be delivered), one WARN for the
 // whole episode while it retries. Once the secret is fixed in the emulator it must log one INFO, become
-// ready, accept a source and deliver every line to the real broker, and drain to exit 0 at SIGTERM.
+// ready, open its port (/acceptingz 200, the load balancer's check), accept a source and deliver every line to the real broker, and drain to exit 0 at SIGTERM.
 func TestIntegrationServiceWaitsForTheSecret(t *testing.T) {
 	st := stacktest.Load(t)
 	plaintext := st.Get(t, "KAFKA_PLAINTEXT_BOOTSTRAP")
@@ -193,6 +193,9 @@ func TestIntegrationServiceWaitsForTheSecret(t *testing.T) {
 					t.Fatalf("/healthz while the secret is unusable: %d %s (%v), want 200", health.code, health.raw, err)
 				}
 				t.Logf("/healthz: %d %s", health.code, health.raw)
+				if acc, err := getProbe("http://" + r.metrics + "/acceptingz"); err != nil || acc.code != http.StatusServiceUnavailable {
+					t.Errorf("/acceptingz (the load balancer's check) while the secret is unusable: %d %s (%v), want 503", acc.code, acc.raw, err)
+				}
 				if c, err := net.DialTimeout("tcp", source, time.Second); err == nil {
 					c.Close()
 					t.Errorf("the listen port %s accepts connections while the reader cannot deliver", source)
@@ -208,6 +211,9 @@ func TestIntegrationServiceWaitsForTheSecret(t *testing.T) {
 			tc.fix(t, name)
 			r.waitLog(t, "kafka credentials available", 1, 30*time.Second)
 			r.waitProbe(t, "/readyz", 60*time.Second, "ready", func(p readiness) bool { return p.code == http.StatusOK })
+			if acc, err := getProbe("http://" + r.metrics + "/acceptingz"); err != nil || acc.code != http.StatusOK {
+				t.Errorf("/acceptingz once ready: %d %s (%v), want 200", acc.code, acc.raw, err)
+			}
 			if m := r.metric(t, "logreader_credentials_unavailable"); m != 0 {
 				t.Errorf("logreader_credentials_unavailable = %v after the recovery, want 0", m)
 			}
