@@ -27,6 +27,8 @@ const (
 	AlarmReaderLinesFailed       = "ReaderLinesFailed"
 	AlarmHealthFunctionErrors    = "HealthFunctionErrors"
 	AlarmBootstrapFunctionErrors = "BootstrapFunctionErrors"
+	// AlarmReaderCredentialsUnavailable: a reader service cannot read its Kafka credentials from the secret.
+	AlarmReaderCredentialsUnavailable = "ReaderCredentialsUnavailable"
 )
 
 // EMFInterval is how often the reader writes its EMF record in the stack (READER_EMF_INTERVAL).
@@ -123,6 +125,21 @@ func newMonitoring(s awscdk.Stack, p *Pipeline, props Props) {
 			DatapointsToAlarm:  jsii.Number(5),
 			// Container Insights reports every minute while the service exists; ReaderNotDelivering and
 			// HealthFailing cover a reader that reports nothing.
+			TreatMissingData: cw.TreatMissingData_NOT_BREACHING,
+		})
+		// A reader service without usable credentials stays up (so a first deploy is not rolled back) and
+		// says so in this metric every EMF interval; two 5-minute periods in a row leave out a read that
+		// fails once at start and then succeeds.
+		cw.NewAlarm(s, jsii.String(AlarmReaderCredentialsUnavailable), &cw.AlarmProps{
+			AlarmDescription: jsii.String("A reader task cannot read its Kafka credentials from the secret (missing, in another region, " +
+				"not readable by its role or KMS key, malformed) in two 5-minute periods in a row: it stays up, not ready, reads no source, and retries"),
+			Metric:             p.readerMetric(cwmetric.CredentialsUnavailable, "Maximum", awscdk.Duration_Minutes(jsii.Number(5))),
+			Threshold:          jsii.Number(1),
+			ComparisonOperator: cw.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+			EvaluationPeriods:  jsii.Number(2),
+			DatapointsToAlarm:  jsii.Number(2),
+			// Only a waiting reader writes 1; scheduled runs fail with the reason instead, and a reader that
+			// reports nothing is covered by ReaderTasksBelowDesired and HealthFailing.
 			TreatMissingData: cw.TreatMissingData_NOT_BREACHING,
 		})
 	}

@@ -94,9 +94,10 @@ func TestAlarms(t *testing.T) {
 	tmpl.HasOutput(jsii.String("AlarmTopicArn"), map[string]any{})
 
 	a := alarmsByID(t, tmpl, stack.AlarmHealthFailing, stack.AlarmDeadLettersGrowing, stack.AlarmReaderTasksBelowDesired,
-		stack.AlarmReaderNotDelivering, stack.AlarmReaderLinesFailed, stack.AlarmHealthFunctionErrors, stack.AlarmBootstrapFunctionErrors)
-	if len(a) != 7 {
-		t.Fatalf("found alarms %v, want all 7", keys(a))
+		stack.AlarmReaderNotDelivering, stack.AlarmReaderLinesFailed, stack.AlarmHealthFunctionErrors, stack.AlarmBootstrapFunctionErrors,
+		stack.AlarmReaderCredentialsUnavailable)
+	if len(a) != 8 {
+		t.Fatalf("found alarms %v, want all 8", keys(a))
 	}
 	type want struct {
 		threshold  float64
@@ -105,13 +106,14 @@ func TestAlarms(t *testing.T) {
 		evals      float64
 	}
 	for id, w := range map[string]want{
-		stack.AlarmHealthFailing:           {1, "LessThanThreshold", "breaching", 3},
-		stack.AlarmDeadLettersGrowing:      {0, "GreaterThanThreshold", "notBreaching", 1},
-		stack.AlarmReaderTasksBelowDesired: {0, "GreaterThanThreshold", "notBreaching", 5},
-		stack.AlarmReaderNotDelivering:     {1, "GreaterThanOrEqualToThreshold", "notBreaching", 1},
-		stack.AlarmReaderLinesFailed:       {0, "GreaterThanThreshold", "notBreaching", 1},
-		stack.AlarmHealthFunctionErrors:    {0, "GreaterThanThreshold", "notBreaching", 1},
-		stack.AlarmBootstrapFunctionErrors: {0, "GreaterThanThreshold", "notBreaching", 1},
+		stack.AlarmHealthFailing:                {1, "LessThanThreshold", "breaching", 3},
+		stack.AlarmDeadLettersGrowing:           {0, "GreaterThanThreshold", "notBreaching", 1},
+		stack.AlarmReaderTasksBelowDesired:      {0, "GreaterThanThreshold", "notBreaching", 5},
+		stack.AlarmReaderNotDelivering:          {1, "GreaterThanOrEqualToThreshold", "notBreaching", 1},
+		stack.AlarmReaderLinesFailed:            {0, "GreaterThanThreshold", "notBreaching", 1},
+		stack.AlarmHealthFunctionErrors:         {0, "GreaterThanThreshold", "notBreaching", 1},
+		stack.AlarmBootstrapFunctionErrors:      {0, "GreaterThanThreshold", "notBreaching", 1},
+		stack.AlarmReaderCredentialsUnavailable: {1, "GreaterThanOrEqualToThreshold", "notBreaching", 2},
 	} {
 		pr := a[id]
 		if pr["Threshold"] != w.threshold || pr["ComparisonOperator"] != w.comparison || pr["TreatMissingData"] != w.missing ||
@@ -127,6 +129,13 @@ func TestAlarms(t *testing.T) {
 		failed["Period"] != 300.0 || fmt.Sprint(failed["Dimensions"]) != "[map[Name:Service Value:log-pipeline]]" {
 		t.Errorf("ReaderLinesFailed watches %v %v %v per %v %v", failed["Namespace"], failed["MetricName"], failed["Statistic"],
 			failed["Period"], failed["Dimensions"])
+	}
+	creds := a[stack.AlarmReaderCredentialsUnavailable]
+	if creds["Namespace"] != cwmetric.DefaultNamespace || creds["MetricName"] != cwmetric.CredentialsUnavailable ||
+		creds["Statistic"] != "Maximum" || creds["Period"] != 300.0 || creds["DatapointsToAlarm"] != 2.0 ||
+		fmt.Sprint(creds["Dimensions"]) != "[map[Name:Service Value:log-pipeline]]" {
+		t.Errorf("ReaderCredentialsUnavailable watches %v %v %v per %v, %v of 2, %v", creds["Namespace"], creds["MetricName"],
+			creds["Statistic"], creds["Period"], creds["DatapointsToAlarm"], creds["Dimensions"])
 	}
 	nd := a[stack.AlarmReaderNotDelivering]
 	if e := expression(nd); e != "IF(FILL(delivered, 0) == 0 AND (FILL(received, 0) > 0 OR FILL(inflight, 0) > 0), 1, 0)" {

@@ -119,20 +119,35 @@ func newReader(s awscdk.Stack, p *Pipeline, props Props, readSecret awsiam.Polic
 	}
 	minHealthy, maxHealthy := deploymentPercents(props)
 	p.Service = awsecs.NewFargateService(s, jsii.String("ReaderService"), &awsecs.FargateServiceProps{
-		Cluster:           p.Cluster,
-		TaskDefinition:    p.TaskDefinition,
-		DesiredCount:      jsii.Number(float64(props.ReaderDesiredCount)),
-		MinHealthyPercent: jsii.Number(minHealthy),
-		MaxHealthyPercent: jsii.Number(maxHealthy),
-		CircuitBreaker:    &awsecs.DeploymentCircuitBreaker{Rollback: jsii.Bool(true)},
-		VpcSubnets:        privateSubnets(),
-		SecurityGroups:    &[]awsec2.ISecurityGroup{p.TaskSecurityGroup},
-		AssignPublicIp:    jsii.Bool(false),
+		Cluster:                p.Cluster,
+		TaskDefinition:         p.TaskDefinition,
+		DesiredCount:           jsii.Number(float64(props.ReaderDesiredCount)),
+		MinHealthyPercent:      jsii.Number(minHealthy),
+		MaxHealthyPercent:      jsii.Number(maxHealthy),
+		CircuitBreaker:         &awsecs.DeploymentCircuitBreaker{Rollback: jsii.Bool(true)},
+		HealthCheckGracePeriod: healthCheckGrace(props),
+		VpcSubnets:             privateSubnets(),
+		SecurityGroups:         &[]awsec2.ISecurityGroup{p.TaskSecurityGroup},
+		AssignPublicIp:         jsii.Bool(false),
 	})
 	addReaderScaling(p, props)
 	if props.LoadBalancer {
 		newLoadBalancer(s, p, props, listenPort)
 	}
+}
+
+// ReaderAcceptGraceMinutes is how long ECS ignores a failing load balancer health check of a new reader
+// (listen mode behind the balancer): the time a reader may take to read its secret and find its topics
+// before it is replaced. A reader waiting for a missing secret stays up that long; fixing the secret within
+// it lets the deployment complete.
+const ReaderAcceptGraceMinutes = 10
+
+// healthCheckGrace is the service's grace period for load balancer health checks; nil (none) without one.
+func healthCheckGrace(props Props) awscdk.Duration {
+	if !props.LoadBalancer {
+		return nil
+	}
+	return awscdk.Duration_Minutes(jsii.Number(ReaderAcceptGraceMinutes))
 }
 
 // sourcePeers are the networks allowed to reach the listen port: allowedSourceCidr, or the VPC's CIDR.
@@ -222,10 +237,19 @@ func newLoadBalancer(s awscdk.Stack, p *Pipeline, props Props, port int) {
 		})},
 		// Off by default for ip targets: without it the readers would see the balancer's addresses.
 		PreserveClientIp: jsii.Bool(true),
+		// New sources go only to readers that accept them: credentials read, topics found, listen port
+		// open, not stopping (/acceptingz). Not /healthz, which answers while the reader waits for its
+		// secret or its brokers; not /readyz, which follows every Kafka probe, because ECS replaces a task
+		// whose target is unhealthy, so a Kafka outage would replace every reader and fail the lines TCP
+		// holds back at each drain. Not the listen port itself: with TLS at the reader each check would be
+		// a refused handshake in its logs and metrics.
 		HealthCheck: &elb.HealthCheck{
-			Protocol: elb.Protocol_HTTP,
-			Port:     itoa(MetricsPort),
-			Path:     jsii.String("/healthz"),
+			Protocol:                elb.Protocol_HTTP,
+			Port:                    itoa(MetricsPort),
+			Path:                    jsii.String(readerspec.AcceptingPath),
+			Interval:                awscdk.Duration_Seconds(jsii.Number(10)),
+			HealthyThresholdCount:   jsii.Number(2),
+			UnhealthyThresholdCount: jsii.Number(2),
 		},
 		// Readers drain on SIGTERM; give open connections that long before the target is dropped.
 		DeregistrationDelay: awscdk.Duration_Seconds(jsii.Number(60)),

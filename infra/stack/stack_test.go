@@ -300,7 +300,9 @@ func TestScheduledReader(t *testing.T) {
 }
 
 // TestListenModeWithLoadBalancer checks listen mode behind a Network Load Balancer: TCP listener on the
-// listen port, health checks on the reader's /healthz, and the port open to the VPC only.
+// listen port, the balancer's health check on the reader's /acceptingz (new sources only to readers that take
+// them) with a grace period for a reader waiting for its secret, the container's still on /healthz
+// (liveness), and the port open to the VPC only.
 func TestListenModeWithLoadBalancer(t *testing.T) {
 	p, tmpl := synth(t, map[string]any{"sourceMode": "listen", "sourceAddr": "0.0.0.0:5170", "loadBalancer": "true",
 		"readerHealthUrl": "http://reader.internal:9108/healthz"})
@@ -312,8 +314,25 @@ func TestListenModeWithLoadBalancer(t *testing.T) {
 	})
 	tmpl.HasResourceProperties(jsii.String("AWS::ElasticLoadBalancingV2::TargetGroup"), map[string]any{
 		"Port": 5170, "Protocol": "TCP", "TargetType": "ip",
-		"HealthCheckProtocol": "HTTP", "HealthCheckPath": "/healthz", "HealthCheckPort": "9108",
+		"HealthCheckProtocol": "HTTP", "HealthCheckPath": "/acceptingz", "HealthCheckPort": "9108",
+		"HealthCheckIntervalSeconds": 10, "HealthyThresholdCount": 2, "UnhealthyThresholdCount": 2,
 	})
+	tmpl.HasResourceProperties(jsii.String("AWS::ECS::Service"), map[string]any{
+		"HealthCheckGracePeriodSeconds": stack.ReaderAcceptGraceMinutes * 60,
+		"LoadBalancers":                 assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{"ContainerPort": 5170})}),
+	})
+	tmpl.HasResourceProperties(jsii.String("AWS::ECS::TaskDefinition"), map[string]any{
+		"ContainerDefinitions": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+			"HealthCheck": assertions.Match_ObjectLike(&map[string]any{
+				"Command": assertions.Match_ArrayWith(&[]any{"http://127.0.0.1:9108/healthz"}),
+			}),
+		})}),
+	})
+	for _, tg := range resources(tmpl, "AWS::ElasticLoadBalancingV2::TargetGroup") {
+		if path := props(tg)["HealthCheckPath"]; path == "/healthz" || path == "/readyz" {
+			t.Errorf("target group health check on %v: it must read /acceptingz (see newLoadBalancer)", path)
+		}
+	}
 	tmpl.HasResourceProperties(jsii.String("AWS::EC2::SecurityGroup"), map[string]any{
 		"SecurityGroupIngress": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
 			"FromPort": 5170, "ToPort": 5170, "IpProtocol": "tcp",

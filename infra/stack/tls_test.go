@@ -111,7 +111,7 @@ func TestPublicLoadBalancerWithMutualTLS(t *testing.T) {
 		"Port": 6514, "Protocol": "TCP", "Certificates": assertions.Match_Absent(),
 	})
 	tmpl.HasResourceProperties(jsii.String("AWS::ElasticLoadBalancingV2::TargetGroup"), map[string]any{
-		"Port": 6514, "Protocol": "TCP", "TargetType": "ip", "HealthCheckPort": "9108", "HealthCheckPath": "/healthz",
+		"Port": 6514, "Protocol": "TCP", "TargetType": "ip", "HealthCheckPort": "9108", "HealthCheckPath": "/acceptingz",
 		"TargetGroupAttributes": assertions.Match_ArrayWith(&[]any{map[string]any{"Key": "preserve_client_ip.enabled", "Value": "true"}}),
 	})
 
