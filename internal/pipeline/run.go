@@ -69,7 +69,20 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 		defer cancel()
 	}
 
-	// The watcher, the metrics and the HTTP endpoints come first: a service waiting for its credentials or
+	// A bounded run (the DAG's, a scheduled one) has an end and someone reading its outcome: without its
+	// credentials it fails with the reason instead of waiting. A service tries once here too, so that what no
+	// retry can fix (no AWS configuration at all) ends it before anything is served.
+	var creds secrets.Kafka
+	var credErr error
+	if cfg.Bounded() {
+		if creds, err = loadCredentials(startCtx, cfg, log); err != nil {
+			return counts.Snapshot(), err
+		}
+	} else if creds, credErr = readCredentials(ctx, cfg); credErr != nil && !worthRetrying(cfg, credErr) {
+		return counts.Snapshot(), credErr
+	}
+
+	// The watcher, the metrics and the HTTP endpoints come next: a service waiting for its credentials or
 	// its brokers is alive and says on /readyz why it is not ready. The producer, made once the credentials
 	// are known, is handed to them then. Their stop functions are deferred first, so they run last: after
 	// the drain, the producer's close and the dead-letter sink's, with the final counts.
@@ -92,16 +105,10 @@ func run(ctx context.Context, cfg Config, counts *Counts, stdout io.Writer, log 
 		defer stopHTTP()
 	}
 
-	var creds secrets.Kafka
-	if cfg.Bounded() {
-		// A bounded run (the DAG's, a scheduled one) has an end and someone reading its outcome: it fails
-		// with the reason instead of waiting.
-		creds, err = loadCredentials(startCtx, cfg, log)
-	} else {
-		creds, err = awaitCredentials(ctx, cfg, watch)
-	}
-	if err != nil {
-		return counts.Snapshot(), err
+	if credErr != nil {
+		if creds, err = awaitCredentials(ctx, cfg, watch, credErr); err != nil {
+			return counts.Snapshot(), err
+		}
 	}
 
 	// One clock bounds everything after reading stops (see shutdown); until it runs out, lines already read
@@ -285,34 +292,39 @@ func loadCredentials(ctx context.Context, cfg Config, log *slog.Logger) (secrets
 	}
 }
 
-// awaitCredentials reads the Kafka credentials for a reader running as a service. Until it can, the reader
-// stays up: alive, not ready with the reason (w), retrying with capped, jittered exponential backoff, because
-// a secret created, fixed, moved to the right region or made readable later must not need a new deployment,
-// and a reader that exits instead gets its first deployment rolled back by the ECS circuit breaker. Only what
-// no retry can fix fails at once: no AWS configuration at all (a developer machine), or --credentials env.
-func awaitCredentials(ctx context.Context, cfg Config, w *watcher) (secrets.Kafka, error) {
+// awaitCredentials reads the Kafka credentials for a reader running as a service, after a first read failed
+// with first. Until it can, the reader stays up: alive, not ready with the reason (w), retrying with capped,
+// jittered exponential backoff, because a secret created, fixed, moved to the right region or made readable
+// later must not need a new deployment, and a reader that exits instead gets its first deployment rolled
+// back by the ECS circuit breaker.
+func awaitCredentials(ctx context.Context, cfg Config, w *watcher, first error) (secrets.Kafka, error) {
 	backoff := min(time.Second, cfg.SecretRetryMax)
+	err := first
 	for {
-		k, err := readCredentials(ctx, cfg)
-		if err == nil {
-			w.credentialsLoaded()
-			return k, nil
-		}
-		if errors.Is(err, secrets.ErrNoCredentials) || cfg.Credentials.Source == secrets.SourceEnv {
-			return k, err
-		}
 		if ctx.Err() != nil {
-			return k, fmt.Errorf("stopped while waiting for the kafka credentials: %w", err)
+			return secrets.Kafka{}, fmt.Errorf("stopped while waiting for the kafka credentials: %w", err)
 		}
 		wait := jitter(backoff)
 		w.credentialsFailed(err, wait)
 		select {
 		case <-ctx.Done():
-			return k, fmt.Errorf("stopped while waiting for the kafka credentials: %w", err)
+			return secrets.Kafka{}, fmt.Errorf("stopped while waiting for the kafka credentials: %w", err)
 		case <-time.After(wait):
 		}
 		backoff = min(2*backoff, cfg.SecretRetryMax)
+		var k secrets.Kafka
+		if k, err = readCredentials(ctx, cfg); err == nil {
+			w.credentialsLoaded()
+			return k, nil
+		}
 	}
+}
+
+// worthRetrying reports whether a service should wait for credentials that failed with err: everything the
+// secret's owner can fix while the reader runs. Not a machine with no AWS configuration at all (a developer's
+// first run) nor --credentials env: the environment of a running process does not change.
+func worthRetrying(cfg Config, err error) bool {
+	return !errors.Is(err, secrets.ErrNoCredentials) && cfg.Credentials.Source != secrets.SourceEnv
 }
 
 // jitter spreads d over [d/2, d], so that the tasks of a service started together do not call the API in
