@@ -18,8 +18,8 @@ import (
 
 	"github.com/mwaa-kafka/pipeline/internal/cwmetric"
 	"github.com/mwaa-kafka/pipeline/internal/kafkaout"
-	"github.com/mwaa-kafka/pipeline/internal/tcpin"
 	"github.com/mwaa-kafka/pipeline/internal/secrets"
+	"github.com/mwaa-kafka/pipeline/internal/tcpin"
 )
 
 // fakeKafka stands in for the producer's status in the watcher's unit tests; the integration tests and the
