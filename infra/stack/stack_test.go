@@ -176,7 +176,7 @@ func TestDefaultStack(t *testing.T) {
 		"AWS::ECS::Service":                         1,
 		"AWS::Lambda::Function":                     2,
 		"AWS::Events::Rule":                         1,
-		"AWS::CloudWatch::Alarm":                    9,
+		"AWS::CloudWatch::Alarm":                    10,
 		"AWS::SecretsManager::Secret":               0,
 		"AWS::Logs::LogGroup":                       4,
 		"AWS::ElasticLoadBalancingV2::LoadBalancer": 0,
