@@ -87,13 +87,18 @@ def check_created(moto, st, t: dict[str, Any], ids) -> list[str]:
             need("DeadLetterConfig" in tg and "RetryPolicy" in tg, f"{st.label}: rule {name} target {tg['Id']} lacks its retry policy or dead-letter queue")
         out.append(f"schedule {lid} ({rule['ScheduleExpression']}, {len(targets)} target(s) with retry policy and dead-letter queue)")
 
-    # CloudWatch: every alarm the emulator's CloudFormation created (none in moto 5.2.5: see NOT_IMPLEMENTED).
+    # CloudWatch: every alarm of the template (made through the API: see skipped.py), notifying the topic.
     cw = moto.client("cloudwatch")
     alarm_names = [pid for _, pid in of_type(ids, "AWS::CloudWatch::Alarm")]
-    if alarm_names:
-        got = cw.describe_alarms(AlarmNames=alarm_names)["MetricAlarms"]
-        need(len(got) == len(alarm_names), f"{st.label}: {len(got)} of {len(alarm_names)} alarms exist")
-        out.append(f"{len(got)} alarms")
+    want_alarms = len(resources_of_type(res, "AWS::CloudWatch::Alarm"))
+    got = []
+    for i in range(0, len(alarm_names), 100):
+        got += cw.describe_alarms(AlarmNames=alarm_names[i : i + 100])["MetricAlarms"]
+    need(len(got) == want_alarms, f"{st.label}: {len(got)} of the template's {want_alarms} alarms exist")
+    topics = {pid for _, pid in of_type(ids, "AWS::SNS::Topic")}
+    silent = [a["AlarmName"] for a in got if not set(a.get("AlarmActions", [])) & topics]
+    need(not silent, f"{st.label}: alarms that notify no topic of the stack: {silent}")
+    out.append(f"{len(got)} alarms, each notifying the alarm topic")
     for lid, name in of_type(ids, "AWS::CloudWatch::Dashboard"):
         d = cw.get_dashboard(DashboardName=name)
         widgets = json.loads(d["DashboardBody"]).get("widgets", [])
@@ -107,6 +112,16 @@ def check_created(moto, st, t: dict[str, Any], ids) -> list[str]:
         if "KmsMasterKeyId" in res[lid]["Properties"]:
             need(bool(attrs.get("KmsMasterKeyId")), f"{st.label}: topic {arn} is not encrypted: {attrs}")
         out.append(f"topic {arn.rsplit(':', 1)[-1]} (KMS key {attrs.get('KmsMasterKeyId', 'none')})")
+        if resources_of_type(res, "AWS::SNS::TopicPolicy"):
+            pol = json.loads(attrs.get("Policy", "{}"))
+            stmts = pol.get("Statement", [])
+            allow = [x for x in stmts if x.get("Effect") == "Allow" and "cloudwatch.amazonaws.com" in json.dumps(x.get("Principal"))]
+            deny = [x for x in stmts if x.get("Effect") == "Deny" and "aws:SecureTransport" in json.dumps(x.get("Condition"))]
+            need(bool(allow) and bool(deny), f"{st.label}: topic {arn} policy lacks CloudWatch's publish or the TLS-only deny: {pol}")
+            arns = {a["AlarmArn"] for a in got}
+            scoped = json.dumps(allow)
+            need(all(a in scoped for a in arns), f"{st.label}: the topic policy's CloudWatch statement does not name every alarm")
+            out.append(f"topic policy: CloudWatch may publish for the stack's {len(arns)} alarms, non-TLS denied")
 
     # SQS: the schedules' dead-letter queue, encrypted.
     sqs = moto.client("sqs")
@@ -146,10 +161,13 @@ def gone(moto, ids) -> list[str]:
             pass
     need(not left, f"Lambdas left after DELETE_COMPLETE: {left}")
     out.append(f"{len(fns)} Lambdas gone")
-    cw = moto.client("cloudwatch")
-    alarm_names = [pid for _, pid in of_type(ids, "AWS::CloudWatch::Alarm")]
-    if alarm_names:
-        got = cw.describe_alarms(AlarmNames=alarm_names)["MetricAlarms"]
-        need(not got, f"alarms left after DELETE_COMPLETE: {[a['AlarmName'] for a in got]}")
-        out.append(f"{len(alarm_names)} alarms gone")
+    sqs = moto.client("sqs")
+    queues = of_type(ids, "AWS::SQS::Queue")
+    for _, url in queues:
+        try:
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            need(False, f"queue left after DELETE_COMPLETE: {url}")
+        except sqs.exceptions.QueueDoesNotExist:
+            pass
+    out.append(f"{len(queues)} queue gone")
     return out

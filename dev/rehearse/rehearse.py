@@ -43,7 +43,8 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-from checks import RehearsalError, need, check_created, check_updated, gone, update_parameters  # noqa: E402
+import skipped  # noqa: E402
+from checks import RehearsalError, check_created, check_updated, gone, need, update_parameters  # noqa: E402
 
 
 # --- the emulator ------------------------------------------------------------------------------------------
@@ -272,13 +273,14 @@ def apply_patches(t: dict[str, Any]) -> list[str]:
 
 
 # Resource types the emulator's CloudFormation does not implement: it skips them (with a warning in its log)
-# and still reaches CREATE_COMPLETE. They are counted and named in the output, never checked; a resource of any
-# other type missing from a created stack fails the rehearsal.
+# and still reaches CREATE_COMPLETE. They are counted and named in the output; a resource of any other type
+# missing from a created stack fails the rehearsal. The alarms and the two policies are then made through the
+# emulator's service APIs from the template's properties (skipped.py), and checked.
 NOT_IMPLEMENTED = {
     "AWS::CDK::Metadata": "the CDK's version report; CloudFormation on AWS accepts it and creates nothing",
-    "AWS::CloudWatch::Alarm": "the emulator's CloudFormation has no alarms (its CloudWatch API has)",
-    "AWS::SNS::TopicPolicy": "the emulator's CloudFormation has no SNS topic policies",
-    "AWS::SQS::QueuePolicy": "the emulator's CloudFormation has no SQS queue policies",
+    "AWS::CloudWatch::Alarm": "the emulator's CloudFormation has no alarms (made through CloudWatch's API)",
+    "AWS::SNS::TopicPolicy": "the emulator's CloudFormation has no SNS topic policies (made through SNS's API)",
+    "AWS::SQS::QueuePolicy": "the emulator's CloudFormation has no SQS queue policies (made through SQS's API)",
     "AWS::IAM::ServiceLinkedRole": "the emulator's CloudFormation has no service-linked roles (its IAM API has)",
     "AWS::EC2::SecurityGroupEgress": "the emulator's CloudFormation has no separate egress rules (separate ingress it has)",
     "AWS::ApplicationAutoScaling::ScalableTarget": "the emulator's CloudFormation has no Application Auto Scaling",
@@ -400,14 +402,18 @@ def rehearse(moto: Moto, st: Stack, work: Path) -> None:
     wait_status(cfn, st.name, "CREATE_COMPLETE", sid)
     ids = physical_ids(cfn, sid)
     missing = sorted(set(emu["Resources"]) - set(ids))
-    skipped = Counter(emu["Resources"][lid]["Type"] for lid in missing)
+    skipped_types = Counter(emu["Resources"][lid]["Type"] for lid in missing)
     unexpected = [lid for lid in missing if emu["Resources"][lid]["Type"] not in NOT_IMPLEMENTED]
     if unexpected:
         raise RehearsalError(f"{st.label}: CREATE_COMPLETE, but the stack lacks {unexpected}")
     log(f"  CREATE_COMPLETE: {len(ids)} of {len(emu['Resources'])} resources created "
-        f"({', '.join(f'{n} {t}' for t, n in sorted((counts - skipped).items()))})")
-    log(f"  not implemented by the emulator's CloudFormation, so not rehearsed: "
-        f"{', '.join(f'{n} {t}' for t, n in sorted(skipped.items())) or 'none'}")
+        f"({', '.join(f'{n} {t}' for t, n in sorted((counts - skipped_types).items()))})")
+    log(f"  not implemented by the emulator's CloudFormation (skipped by it): "
+        f"{', '.join(f'{n} {t}' for t, n in sorted(skipped_types.items())) or 'none'}")
+    alarms, made = skipped.create(moto, emu, ids, st.name)
+    for line in made:
+        log(f"  made through the emulator's APIs instead, from the template's properties: {line}")
+    ids.update({lid: ("AWS::CloudWatch::Alarm", name) for lid, name in alarms.items()})
     for line in check_created(moto, st, emu, ids):
         log(f"  checked: {line}")
 
@@ -417,7 +423,7 @@ def rehearse(moto: Moto, st: Stack, work: Path) -> None:
     tags = [] if params else [{"Key": "rehearsal-revision", "Value": "2"}]
     cfn.update_stack(StackName=sid, TemplateURL=url, Parameters=params, Capabilities=caps, Tags=tags)
     wait_status(cfn, st.name, "UPDATE_COMPLETE", sid)
-    ids = physical_ids(cfn, sid)
+    ids.update({lid: v for lid, v in physical_ids(cfn, sid).items()})
     for line in check_updated(moto, st, emu, ids):
         log(f"  checked after UPDATE_COMPLETE: {line}")
 
@@ -425,6 +431,7 @@ def rehearse(moto: Moto, st: Stack, work: Path) -> None:
         log(f"  before the delete, for the emulator: {line}")
     cfn.delete_stack(StackName=sid)
     wait_status(cfn, st.name, "DELETE_COMPLETE", sid)
+    skipped.delete(moto, alarms)
     for line in check_deleted(moto, ids):
         log(f"  checked after DELETE_COMPLETE: {line}")
     log(f"  {st.label}: created, updated, deleted in {time.monotonic() - t1:.1f}s")
