@@ -285,7 +285,7 @@ func parseRFC3339(b []byte) (time.Time, bool) {
 	hh, ok5 := two(b[11:13])
 	mm, ok6 := two(b[14:16])
 	ss, ok7 := two(b[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) || mo < 1 || mo > 12 || d < 1 || hh > 23 || mm > 59 || ss > 60 {
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 || !ok7 || mo < 1 || mo > 12 || d < 1 || hh > 23 || mm > 59 || ss > 60 {
 		return time.Time{}, false
 	}
 	i, ns := 19, 0
