@@ -1,13 +1,15 @@
 package kafkaout
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"sync"
 )
 
 // pending holds a copy of every message librdkafka has not yet reported on, in one byte arena, keyed by
-// a sequence number that travels as the message's 8-byte key. A delivery report then needs only the key
+// a sequence number that travels in the message's key (see keyBytes). A delivery report then needs only the key
 // back (go.delivery.report.fields=key) to find its message's bytes, instead of confluent-kafka-go
 // copying every value back into a fresh Go slice per report: an allocation of the whole line per message
 // that the garbage collector then has to account for, used only by the rare report of a failure.
@@ -36,6 +38,8 @@ type pending struct {
 	held, live uint64
 	// moved holds the values of unsettled entries older than head, moved out of the ring.
 	moved map[uint64][]byte
+	// instance is the first half of every key: random, drawn once per producer (see keyBytes).
+	instance [8]byte
 }
 
 type pendingSlot struct {
@@ -57,13 +61,16 @@ func newPending(arenaBytes, maxMessages int) *pending {
 	for n < uint64(maxMessages) {
 		n <<= 1
 	}
-	return &pending{arena: make([]byte, arenaBytes), slots: make([]pendingSlot, n), mask: n - 1, moved: make(map[uint64][]byte)}
+	r := &pending{arena: make([]byte, arenaBytes), slots: make([]pendingSlot, n), mask: n - 1, moved: make(map[uint64][]byte)}
+	// crypto/rand.Read never fails (Go 1.24): a producer's keys differ from every other producer's.
+	_, _ = rand.Read(r.instance[:])
+	return r
 }
 
 // footprint is what an entry of n value bytes takes of the ring: its key and value, aligned to 8 bytes.
 func footprint(n int) uint64 { return (keyBytes + uint64(n) + 7) &^ 7 }
 
-// reserve copies value into the ring behind its key, the 8-byte big-endian sequence, and returns the
+// reserve copies value into the ring behind its key (the instance and the sequence), and returns the
 // sequence and the key (in the ring too: the message's key bytes need no allocation of their own;
 // librdkafka copies them on Produce). ok is false while the unsettled entries hold the whole arena or every
 // slot; err is errTooLarge for a value that could never fit.
@@ -96,7 +103,8 @@ func (r *pending) reserve(value []byte) (seq uint64, key []byte, ok bool, err er
 	seq = r.tail
 	off := pos % size
 	key = r.arena[off : off+keyBytes : off+keyBytes]
-	binary.BigEndian.PutUint64(key, seq)
+	copy(key, r.instance[:])
+	binary.BigEndian.PutUint64(key[len(r.instance):], seq)
 	copy(r.arena[off+keyBytes:], value)
 	r.slots[seq&r.mask] = pendingSlot{pos: pos, n: len(value)}
 	r.tail++
@@ -186,13 +194,17 @@ func (r *pending) advance() {
 	r.headPos = r.slots[r.head&r.mask].pos
 }
 
-// keyBytes is the length of a message's key: its sequence number, big-endian.
-const keyBytes = 8
+// keyBytes is the length of a message's key: the producer's random 8-byte instance id, then the message's
+// sequence number, big-endian. The key is unique to the message (no other producer, no restart of this one,
+// draws the same instance id but with odds of 2^-64) and stays with it: librdkafka's own retries resend it,
+// a dead letter keeps it and `reader replay` sends it again. ClickHouse's logs collapses rows on it, so a
+// copy of a message at another offset is not a second event.
+const keyBytes = 16
 
-// seqOf reads the sequence number back from a message's key.
-func seqOf(key []byte) (uint64, bool) {
-	if len(key) != keyBytes {
+// seqOf reads the sequence number back from a key this ring handed out; ok is false for any other key.
+func (r *pending) seqOf(key []byte) (uint64, bool) {
+	if len(key) != keyBytes || !bytes.Equal(key[:len(r.instance)], r.instance[:]) {
 		return 0, false
 	}
-	return binary.BigEndian.Uint64(key), true
+	return binary.BigEndian.Uint64(key[len(r.instance):]), true
 }

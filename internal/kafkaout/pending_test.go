@@ -16,7 +16,7 @@ func TestPendingHoldsEveryValueUntilSettled(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("reserve %d: ok %t, err %v", i, ok, err)
 		}
-		if got, ok := seqOf(key); !ok || got != seq {
+		if got, ok := r.seqOf(key); !ok || got != seq {
 			t.Fatalf("key %x reads back as %d, %t; want %d", key, got, ok, seq)
 		}
 		seqs = append(seqs, seq)
@@ -57,7 +57,7 @@ func TestPendingFullAndWrap(t *testing.T) {
 		wantFullAt  int   // index of the first reserve that finds the ring full; -1 for none
 	}{
 		{"slots run out first", 1 << 10, 4, []int{10, 10, 10, 10, 10}, 4},
-		{"bytes run out first", 64, 64, []int{20, 20, 20}, 2}, // 8-byte key + 20, aligned: 32 bytes each
+		{"bytes run out first", 80, 64, []int{20, 20, 20}, 2}, // 16-byte key + 20, aligned: 40 bytes each
 		{"everything fits", 1 << 10, 8, []int{100, 100, 100}, -1},
 	}
 	for _, tt := range tests {
@@ -82,16 +82,16 @@ func TestPendingFullAndWrap(t *testing.T) {
 
 	// A value that does not fit before the arena's end starts the next lap, whole, once the oldest entry
 	// leaves room there.
-	r := newPending(96, 8)
-	a, _, _, _ := r.reserve(bytes.Repeat([]byte("a"), 40)) // 48 bytes at 0
-	b, _, _, _ := r.reserve(bytes.Repeat([]byte("b"), 20)) // 32 bytes at 48: 80 used
+	r := newPending(112, 8)
+	a, _, _, _ := r.reserve(bytes.Repeat([]byte("a"), 40)) // 56 bytes at 0
+	b, _, _, _ := r.reserve(bytes.Repeat([]byte("b"), 20)) // 40 bytes at 56: 96 used
 	if _, _, ok, _ := r.reserve(bytes.Repeat([]byte("c"), 30)); ok {
-		t.Fatal("38 bytes fitted into the 16 left before the end while the start is taken")
+		t.Fatal("46 bytes fitted into the 16 left before the end while the start is taken")
 	}
 	r.settle(a)
 	c, _, ok, _ := r.reserve(bytes.Repeat([]byte("c"), 30))
 	if !ok {
-		t.Fatal("38 bytes did not fit at the start of the next lap once the oldest entry was settled")
+		t.Fatal("46 bytes did not fit at the start of the next lap once the oldest entry was settled")
 	}
 	for seq, want := range map[uint64]string{b: string(bytes.Repeat([]byte("b"), 20)), c: string(bytes.Repeat([]byte("c"), 30))} {
 		if v, ok := r.value(seq); !ok || string(v) != want {
@@ -105,16 +105,32 @@ func TestPendingFullAndWrap(t *testing.T) {
 	// Emptied, the ring takes a value as large as it is (less its key).
 	r.settle(b)
 	r.settle(c)
-	if _, _, ok, err := r.reserve(make([]byte, 96-keyBytes)); !ok || err != nil {
+	if _, _, ok, err := r.reserve(make([]byte, 112-keyBytes)); !ok || err != nil {
 		t.Errorf("a whole-arena value into the empty ring: ok %t, err %v", ok, err)
 	}
 }
 
 func TestSeqOfRejectsForeignKeys(t *testing.T) {
-	for _, k := range [][]byte{nil, []byte("short"), make([]byte, 9)} {
-		if _, ok := seqOf(k); ok {
-			t.Errorf("seqOf(%x) accepted a key that is not a sequence", k)
+	r, other := newPending(1024, 16), newPending(1024, 16)
+	_, theirs, _, _ := other.reserve([]byte("line"))
+	for _, k := range [][]byte{nil, []byte("short"), make([]byte, 9), make([]byte, keyBytes), theirs} {
+		if _, ok := r.seqOf(k); ok {
+			t.Errorf("seqOf(%x) accepted a key that is not one of its own", k)
 		}
+	}
+}
+
+// Keys are unique across producers: two rings (two reader processes, or one restarted) never hand out the
+// same key, although both count their sequences from 0. ClickHouse collapses rows with equal keys.
+func TestPendingKeysAreUniqueAcrossProducers(t *testing.T) {
+	a, b := newPending(1024, 16), newPending(1024, 16)
+	sa, ka, _, _ := a.reserve([]byte("line"))
+	sb, kb, _, _ := b.reserve([]byte("line"))
+	if sa != sb {
+		t.Fatalf("sequences %d and %d: both rings should start at the same sequence", sa, sb)
+	}
+	if len(ka) != keyBytes || bytes.Equal(ka, kb) {
+		t.Errorf("keys %x and %x: want %d bytes each, different", ka, kb, keyBytes)
 	}
 }
 
@@ -160,7 +176,7 @@ func TestPendingBoundsWhatUnsettledMessagesHold(t *testing.T) {
 		value       int
 		wantFull    int // unsettled messages held when reserve first says full
 	}{
-		{"bytes", 1024, 64, 56, 16}, // 8-byte key + 56: 64 bytes each
+		{"bytes", 1024, 64, 48, 16}, // 16-byte key + 48: 64 bytes each
 		{"count", 1 << 16, 8, 10, 8},
 	}
 	for _, tt := range tests {

@@ -129,7 +129,7 @@ func (pr *Producer) delivered(e *kafka.Message) {
 	if e.TopicPartition.Topic != nil {
 		topic = *e.TopicPartition.Topic
 	}
-	seq, ok := seqOf(e.Key)
+	seq, ok := pr.pending.seqOf(e.Key)
 	var value []byte
 	if ok {
 		value, ok = pr.pending.value(seq)
@@ -196,7 +196,8 @@ func (pr *Producer) logs() {
 
 // Produce enqueues value for topic. While the local queue is full it waits for deliveries to make room,
 // until ctx is done. The value is copied; the caller may reuse it when Produce returns. The message's key
-// is the producer's own 8-byte sequence number (see pending): consumers of the topic should ignore keys.
+// is the producer's instance id and sequence number (see keyBytes): unique to the message, the identity
+// ClickHouse's logs deduplicates on.
 // After Close it returns ErrClosed, and after a fatal error an error wrapping ErrFatal, at once.
 func (pr *Producer) Produce(ctx context.Context, topic string, value []byte, headers ...Header) error {
 	msg := kafka.Message{

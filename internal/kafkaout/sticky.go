@@ -9,8 +9,8 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
-// Every message carries its 8-byte sequence as its key (see pending), and librdkafka's partitioner hashes a
-// keyed message to a partition of its own: consecutive messages scatter over every partition, each
+// Every message carries its producer's instance id and sequence as its key (see pending), and librdkafka's
+// partitioner hashes a keyed message to a partition of its own: consecutive messages scatter over every partition, each
 // partition's batches stay a fraction of what they could be, and the producer sends and settles that many
 // more of them. Measured with BenchmarkProduceFloor, the scatter cost about 1 CPU second per million
 // messages, a fifth of the producer's cost. The keys mean nothing to consumers, so the producer picks the
