@@ -10,8 +10,8 @@ import (
 )
 
 // DuplicateReport compares the raw rows of logs in a time range with the events they hold. A row is a copy
-// when another row has the same eventId, Kafka coordinates and content (the sorting key): the Kafka engine
-// consumed its message twice. Copies are harmless to a query that reads FROM logs FINAL, and background
+// when another row has the same eventId, Kafka key and content (the sorting key): the Kafka engine consumed
+// its message twice, or the producer wrote its message twice (a retry after a timeout, a replay). Copies are harmless to a query that reads FROM logs FINAL, and background
 // merges remove them in time; the report says how many are there now.
 type DuplicateReport struct {
 	// Since and Until bound the events' timestamp: Since <= timestamp < Until.
@@ -43,7 +43,7 @@ type DuplicatedEvent struct {
 }
 
 // eventKey is what tells events apart in logs: its sorting key without eventId, which the queries group by.
-const eventKey = "kafka_partition, kafka_offset, row_hash, timestamp"
+const eventKey = "kafka_key, row_hash, timestamp"
 
 // duplicatesSQL counts, per eventId in the range, the rows and the distinct events (sorting keys), then sums.
 const duplicatesSQL = `SELECT

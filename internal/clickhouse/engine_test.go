@@ -10,8 +10,8 @@ import (
 // SharedReplacingMergeTree (with and without the arguments it fills in), a Replicated database's automatic
 // ReplicatedReplacingMergeTree, and a self-managed cluster's explicit ReplicatedReplacingMergeTree path.
 const (
-	logsColumns = "CREATE TABLE db.logs (`eventId` UInt32, `level` LowCardinality(String), `source` LowCardinality(String), `timestamp` DateTime64(6), `computer` LowCardinality(String), `user` LowCardinality(String), `message` String, `kafka_partition` UInt32, `kafka_offset` UInt64, `row_hash` UInt64 MATERIALIZED cityHash64(eventId, level, source, timestamp, computer, user, message))"
-	logsKeys    = " PARTITION BY toYYYYMM(timestamp) ORDER BY (eventId, kafka_partition, kafka_offset, row_hash, timestamp) SETTINGS index_granularity = 8192"
+	logsColumns = "CREATE TABLE db.logs (`eventId` UInt32, `level` LowCardinality(String), `source` LowCardinality(String), `timestamp` DateTime64(6), `computer` LowCardinality(String), `user` LowCardinality(String), `message` String, `kafka_partition` UInt32, `kafka_offset` UInt64, `kafka_key` String, `row_hash` UInt64 MATERIALIZED cityHash64(eventId, level, source, timestamp, computer, user, message))"
+	logsKeys    = " PARTITION BY toYYYYMM(timestamp) ORDER BY (eventId, kafka_key, row_hash, timestamp) SETTINGS index_granularity = 8192"
 
 	capturedLocal          = logsColumns + " ENGINE = ReplacingMergeTree" + logsKeys
 	capturedCloud          = logsColumns + " ENGINE = SharedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')" + logsKeys
@@ -71,7 +71,7 @@ func TestCanonicalEngine(t *testing.T) {
 func TestCanonicalEngineKeepsRealDifferences(t *testing.T) {
 	for _, stored := range []string{capturedCloud, capturedReplicatedDB, capturedCluster} {
 		for _, change := range []struct{ from, to string }{
-			{"ORDER BY (eventId, kafka_partition, kafka_offset, row_hash, timestamp)", "ORDER BY (eventId, kafka_partition, kafka_offset, row_hash)"},
+			{"ORDER BY (eventId, kafka_key, row_hash, timestamp)", "ORDER BY (eventId, kafka_key, row_hash)"},
 			{"ReplacingMergeTree", "MergeTree"},
 			{"`message` String,", "`message` String, `extra` String,"},
 			{"index_granularity = 8192", "index_granularity = 1024"},

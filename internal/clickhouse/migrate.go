@@ -161,7 +161,8 @@ func migrate(ctx context.Context, c *Client, s Schema, logs Statement, m *Migrat
 }
 
 // copyLogs (re)creates logs_migration with the DDL of logs and copies every row of logs into it, each with
-// kafka_partition MigratedPartition and its number in the copy as kafka_offset. The copy is one statement
+// kafka_partition MigratedPartition, its number in the copy as kafka_offset, and the key logs_mv gives a
+// message without one, built from those two. The copy is one statement
 // under the query id migrationQueryID.
 func copyLogs(ctx context.Context, c *Client, s Schema, logs Statement) error {
 	db := QuoteIdent(s.Database)
@@ -176,8 +177,10 @@ func copyLogs(ctx context.Context, c *Client, s Schema, logs Statement) error {
 	if err := c.Exec(ctx, "CREATE TABLE "+into+strings.TrimPrefix(logs.SQL, prefix)); err != nil {
 		return fmt.Errorf("creating %s: %w", into, err)
 	}
-	copySQL := "INSERT INTO " + into + " (eventId, level, source, timestamp, computer, user, message, kafka_partition, kafka_offset) " +
-		"SELECT eventId, level, source, timestamp, computer, user, message, " + strconv.FormatUint(MigratedPartition, 10) + ", rowNumberInAllBlocks() FROM " + from
+	part := strconv.FormatUint(MigratedPartition, 10)
+	copySQL := "INSERT INTO " + into + " (eventId, level, source, timestamp, computer, user, message, kafka_partition, kafka_offset, kafka_key) " +
+		"SELECT eventId, level, source, timestamp, computer, user, message, " + part + ", n, concat('@" + part + ":', toString(n)) " +
+		"FROM (SELECT *, rowNumberInAllBlocks() AS n FROM " + from + ")"
 	if err := execWithID(ctx, c, copySQL, migrationQueryID(s)); err != nil {
 		return fmt.Errorf("copying %s into %s (logs is unchanged and nothing consumes until the bootstrap runs again; a large table needs a longer timeout): %w", from, into, err)
 	}

@@ -44,16 +44,17 @@ func TestStatementsOrderAndNames(t *testing.T) {
 	if !strings.Contains(sts[4].SQL, "WHERE length(_error) = 0") || !strings.Contains(sts[5].SQL, "WHERE length(_error) > 0") {
 		t.Errorf("the views must split rows on _error:\n%s\n%s", sts[4].SQL, sts[5].SQL)
 	}
-	// logs collapses a re-consumed message (same coordinates, same row) and keeps distinct events that share
-	// an eventId apart: eventId first, then where the row came from.
+	// logs collapses a re-consumed or re-sent message (same Kafka key, same row) and keeps distinct events
+	// that share an eventId apart: eventId first, then the message's key.
 	for _, frag := range []string{"ENGINE = ReplacingMergeTree\n", "PARTITION BY toYYYYMM(timestamp)",
-		"ORDER BY (eventId, kafka_partition, kafka_offset, row_hash, timestamp)", "`row_hash` UInt64 MATERIALIZED cityHash64(eventId, level, source, timestamp, computer, user, message)"} {
+		"ORDER BY (eventId, kafka_key, row_hash, timestamp)", "`kafka_key` String", "`row_hash` UInt64 MATERIALIZED cityHash64(eventId, level, source, timestamp, computer, user, message)"} {
 		if !strings.Contains(sts[1].SQL, frag) {
 			t.Errorf("logs DDL lacks %q:\n%s", frag, sts[1].SQL)
 		}
 	}
-	if !strings.Contains(sts[4].SQL, "toUInt32(_partition) AS kafka_partition") || !strings.Contains(sts[4].SQL, "_offset AS kafka_offset") {
-		t.Errorf("logs_mv must carry the Kafka coordinates:\n%s", sts[4].SQL)
+	if !strings.Contains(sts[4].SQL, "toUInt32(_partition) AS kafka_partition") || !strings.Contains(sts[4].SQL, "_offset AS kafka_offset") ||
+		!strings.Contains(sts[4].SQL, "if(empty(_key), concat('@', toString(_partition), ':', toString(_offset)), _key) AS kafka_key") {
+		t.Errorf("logs_mv must carry the Kafka coordinates and key:\n%s", sts[4].SQL)
 	}
 }
 

@@ -13,7 +13,8 @@ import (
 // partitioner hashes a keyed message to a partition of its own: consecutive messages scatter over every partition, each
 // partition's batches stay a fraction of what they could be, and the producer sends and settles that many
 // more of them. Measured with BenchmarkProduceFloor, the scatter cost about 1 CPU second per million
-// messages, a fifth of the producer's cost. The keys mean nothing to consumers, so the producer picks the
+// messages, a fifth of the producer's cost. The keys say nothing about placement (consumers use them only to
+// recognise a message's copies), so the producer picks the
 // partition itself, as librdkafka does for messages without a key: one partition at a time, moving on to
 // the next after stickyWindow or stickyBytes, whichever comes first, and only among the partitions that
 // have a leader (librdkafka's own partitioner skips unavailable partitions too): a message sent to a

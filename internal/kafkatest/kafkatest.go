@@ -183,14 +183,23 @@ func ReadAll(tb testing.TB, bootstrap, topic string, want int, timeout time.Dura
 // one within 30 s.
 func Produce(tb testing.TB, bootstrap, topic string, values [][]byte) {
 	tb.Helper()
+	ProduceKeyed(tb, bootstrap, topic, nil, values)
+}
+
+// ProduceKeyed is Produce with keys[i] as the key of values[i] (none where keys is shorter or keys[i] is nil).
+func ProduceKeyed(tb testing.TB, bootstrap, topic string, keys, values [][]byte) {
+	tb.Helper()
 	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
 	if err != nil {
 		tb.Fatalf("creating a producer for %s: %v", bootstrap, err)
 	}
 	defer p.Close()
 	done := make(chan kafka.Event, len(values))
-	for _, v := range values {
+	for i, v := range values {
 		msg := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Value: v}
+		if i < len(keys) {
+			msg.Key = keys[i]
+		}
 		if err := p.Produce(msg, done); err != nil {
 			tb.Fatalf("producing to %s: %v", topic, err)
 		}

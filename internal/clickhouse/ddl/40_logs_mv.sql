@@ -8,7 +8,8 @@ CREATE MATERIALIZED VIEW {{ident .Database}}.logs_mv{{.OnCluster}} TO {{ident .D
     `user` LowCardinality(String),
     `message` String,
     `kafka_partition` UInt32,
-    `kafka_offset` UInt64
+    `kafka_offset` UInt64,
+    `kafka_key` String
 )
 AS SELECT
     eventId,
@@ -19,6 +20,7 @@ AS SELECT
     user,
     message,
     toUInt32(_partition) AS kafka_partition,
-    _offset AS kafka_offset
+    _offset AS kafka_offset,
+    if(empty(_key), concat('@', toString(_partition), ':', toString(_offset)), _key) AS kafka_key
 FROM {{ident .Database}}.logs_queue
 WHERE length(_error) = 0
