@@ -119,8 +119,8 @@ func TestIntegrationChctl(t *testing.T) {
 		n = rows[0].N
 	}
 	for _, q := range []string{"SYSTEM STOP MERGES " + db + ".logs",
-		"INSERT INTO " + db + ".logs (eventId, level, source, timestamp, computer, user, message, kafka_partition, kafka_offset) " +
-			"SELECT eventId, level, source, timestamp, computer, user, message, kafka_partition, kafka_offset FROM " + db + ".logs WHERE eventId % 2 = 0"} {
+		"INSERT INTO " + db + ".logs (eventId, level, source, timestamp, computer, user, message, kafka_partition, kafka_offset, kafka_key) " +
+			"SELECT eventId, level, source, timestamp, computer, user, message, kafka_partition, kafka_offset, kafka_key FROM " + db + ".logs WHERE eventId % 2 = 0"} {
 		if err := c.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
