@@ -80,7 +80,7 @@ func TestFirstRunAtATerminal(t *testing.T) {
 	if n := strings.Count(text, "no AWS credentials configured"); n != 1 {
 		t.Errorf("the error appears %d times, want once:\n%s", n, text)
 	}
-	if !strings.Contains(text, "reader: reading kafka credentials from secret MWAA_Secrets: ") {
+	if !strings.Contains(text, "reader: reading kafka credentials from secret MWAA_Secrets in us-east-1: ") {
 		t.Errorf("no plain 'reader: ...' line:\n%s", text)
 	}
 	if strings.Contains(text, `"level":"ERROR"`) || strings.Contains(text, `{"received":`) {
