@@ -396,7 +396,7 @@ func checkExampleQueries(t *testing.T, ctx context.Context, dc *clickhouse.Clien
 
 func TestIntegrationBrokenMessage(t *testing.T) {
 	e := loadEnv(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	c := e.client(t, "")
 	s := freshSchema(t, e, c, "it_broken", 1)
